@@ -1,0 +1,1 @@
+//! Sandbox lifecycle and the on-disk state store (being built).

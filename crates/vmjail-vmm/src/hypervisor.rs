@@ -1,0 +1,114 @@
+//! The seam between sandboxes and VMMs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use vmjail_config::HypervisorKind;
+use vmjail_jail::JailRecord;
+
+/// What the VM is doing, as its VMM reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VmState {
+    /// The VMM is up and configured; the guest has not started.
+    Created,
+    Running,
+    Paused,
+    /// The VMM process is gone.
+    Stopped,
+}
+
+/// What a backend can do while the VM runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    pub block_hotplug: bool,
+    pub network_hotplug: bool,
+    pub vsock: bool,
+    pub pause: bool,
+}
+
+/// A block device to attach while the VM runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockDevice {
+    /// Drive id: `[A-Za-z0-9_-]{1,64}`.
+    pub id: String,
+    pub host_path: PathBuf,
+    pub read_only: bool,
+}
+
+/// A network interface backed by a tap device in the sandbox netns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetInterface {
+    pub id: String,
+    /// Tap name (≤ 15 bytes), created by the backend inside the netns.
+    pub tap_name: String,
+    pub guest_mac: Option<String>,
+}
+
+/// The hybrid-vsock device (a host Unix socket in the jail).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VsockDevice {
+    /// Guest CID; 3 unless configured.
+    pub guest_cid: u32,
+}
+
+/// Everything a backend created, serialisable, so another process can find
+/// the VMM and undo it all. Saved by the caller before each resource is
+/// created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmmRecord {
+    pub kind: HypervisorKind,
+    pub id: String,
+    pub netns: PathBuf,
+    pub jail: JailRecord,
+    /// The VMM's control socket (Firecracker API / QMP), host path.
+    pub api_socket: PathBuf,
+    /// The guest console log, host path (empty when none).
+    pub console_log: PathBuf,
+    /// Tap devices created inside the netns.
+    pub taps: Vec<String>,
+    /// Attached block devices, by id, with their in-jail path.
+    pub drives: Vec<(String, PathBuf)>,
+}
+
+/// Persists the backend's record; called before each resource is created.
+pub trait VmmRecorder {
+    fn record(&mut self, record: &VmmRecord) -> std::io::Result<()>;
+}
+
+impl<F: FnMut(&VmmRecord) -> std::io::Result<()>> VmmRecorder for F {
+    fn record(&mut self, record: &VmmRecord) -> std::io::Result<()> {
+        self(record)
+    }
+}
+
+/// What a sandbox talks to, whatever the VMM.
+pub trait Hypervisor {
+    fn kind(&self) -> HypervisorKind;
+    fn capabilities(&self) -> Capabilities;
+
+    /// Launch the jailed VMM for sandbox `id` inside network namespace
+    /// `netns` and configure it, leaving the guest not yet started.
+    fn create(
+        &mut self,
+        id: &str,
+        netns: &Path,
+        recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), crate::VmmError>;
+    /// Start the guest; fail if the VMM does not confirm within `timeout`.
+    fn start(&mut self, timeout: Duration) -> Result<(), crate::VmmError>;
+    fn state(&mut self) -> Result<VmState, crate::VmmError>;
+    fn pause(&mut self) -> Result<(), crate::VmmError>;
+    fn resume(&mut self) -> Result<(), crate::VmmError>;
+    /// Graceful shutdown, then forced, each bounded by `timeout`; then the
+    /// jail's teardown. Idempotent.
+    fn stop(&mut self, timeout: Duration) -> Result<(), crate::VmmError>;
+    fn attach_block(&mut self, device: &BlockDevice) -> Result<(), crate::VmmError>;
+    fn detach_block(&mut self, id: &str) -> Result<(), crate::VmmError>;
+    fn add_network_interface(&mut self, iface: &NetInterface) -> Result<(), crate::VmmError>;
+    fn add_vsock(&mut self, vsock: &VsockDevice) -> Result<(), crate::VmmError>;
+    /// The VMM's real host pid (never the jailer's).
+    fn pid(&self) -> Option<i32>;
+    fn record(&self) -> &VmmRecord;
+}

@@ -1,0 +1,13 @@
+//! The [`Hypervisor`] trait and its backends.
+//!
+//! A backend is handed the sandbox id and its network namespace and decides
+//! itself how and where its VMM process starts (always jailed).
+
+mod error;
+pub mod firecracker;
+pub mod hypervisor;
+pub mod qemu;
+
+pub use error::VmmError;
+
+pub use hypervisor::*;

@@ -1,0 +1,115 @@
+//! The command line grammar.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vmjail",
+    version,
+    about = "A secure sandbox runtime: reads a Kata configuration.toml and runs each sandbox's VMM in a jail"
+)]
+pub struct Cli {
+    /// Configuration file (else $VMJAIL_CONFIG, $KATA_CONF_FILE, then the default paths).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// List the configuration files looked for, in order, and exit.
+    #[arg(long)]
+    pub show_default_config_paths: bool,
+
+    /// Log at debug level to stderr.
+    #[arg(long, global = true)]
+    pub debug: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the resolved configuration and host facts (TOML, or JSON with --json).
+    Env(JsonArgs),
+    /// Validate the configuration and probe the host; exit 0 only if a sandbox can be created.
+    Check(JsonArgs),
+    /// Create a sandbox: launch its jailed VMM, configured but not started.
+    Create(CreateArgs),
+    /// Start the guest of a created sandbox.
+    Start(IdArgs),
+    /// Print a sandbox's state as JSON.
+    State(IdArgs),
+    /// List sandboxes (table, or JSON with --json).
+    List(JsonArgs),
+    /// Pause a running sandbox's VM.
+    Pause(IdArgs),
+    /// Resume a paused sandbox's VM.
+    Resume(IdArgs),
+    /// Stop a sandbox's VM (graceful, then forced).
+    Stop(StopArgs),
+    /// Delete a stopped sandbox and everything it created.
+    Delete(DeleteArgs),
+    /// Create and start a sandbox, stream its console, then stop and delete it.
+    Run(RunArgs),
+    /// Remove every sandbox whose VMM is gone or whose creation never finished.
+    Gc,
+    /// Firecracker-jailer-compatible built-in jailer (used internally).
+    #[command(hide = true)]
+    Jailer {
+        /// Firecracker `jailer` arguments, `--` and the VMM's arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// Sandbox id: [A-Za-z0-9-]{1,64}.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Sandbox id: [A-Za-z0-9-]{1,64}.
+    #[arg(long)]
+    pub id: String,
+    /// Network namespace to run the VMM in (created and removed by vmjail when absent).
+    #[arg(long, value_name = "PATH")]
+    pub netns: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    pub id: String,
+    /// Seconds each shutdown step may take before the next, harsher one.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    pub id: String,
+    /// Stop the VMM first if it still runs, and clean up half-made sandboxes.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Sandbox id (generated when absent).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Seconds to wait for the guest to finish before stopping it.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Network namespace to run the VMM in (created and removed by vmjail when absent).
+    #[arg(long, value_name = "PATH")]
+    pub netns: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// Print JSON instead of the default format.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,27 @@
+//! One module per subcommand; each returns the process exit code.
+
+mod check;
+mod env;
+mod jailer;
+mod lifecycle;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    if cli.show_default_config_paths {
+        return env::show_default_config_paths();
+    }
+    match cli.command {
+        Some(Command::Env(args)) => env::run(cli.config.as_deref(), &args),
+        Some(Command::Check(args)) => check::run(cli.config.as_deref(), &args),
+        Some(Command::Jailer { args }) => jailer::run(args),
+        Some(command) => lifecycle::run(cli.config.as_deref(), command),
+        None => {
+            use clap::CommandFactory;
+            crate::cli::Cli::command().print_help()?;
+            Ok(ExitCode::from(2))
+        }
+    }
+}
