@@ -3,6 +3,7 @@
 
 mod cli;
 mod cmd;
+mod probe;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,125 @@
+//! The full cycle create → start → state → pause → resume → stop → delete
+//! with the real `vmjail` binary and QEMU, checking `state` at each step and
+//! that the VMM is jailed: jail uid, sandbox netns, only the chroot visible.
+
+mod lifecycle_support;
+
+use std::path::Path;
+
+use lifecycle_support::*;
+use serde_json::Value;
+
+fn assert_status(w: &World, id: &str, status: &str) -> Value {
+    let state = w.state(id);
+    assert_eq!(state["status"], status, "{state:#}");
+    state
+}
+
+#[test]
+fn full_cycle_with_state_at_each_step_and_a_jailed_vmm() {
+    if !require_root() {
+        return;
+    }
+    let w = World::new("cycle");
+    let id = unique_id("cycle");
+    assert_eq!(w.ok(&["create", "--id", &id]), "");
+    let state = assert_status(&w, &id, "created");
+    assert_eq!(state["id"], id.as_str());
+    assert_eq!(state["hypervisor"], "qemu");
+    let created = state["created"].as_str().unwrap();
+    assert!(created.len() == 20 && created.ends_with('Z'), "{created}");
+    let pid = state["vmm_pid"].as_i64().expect("a VMM pid");
+    let jail_root = Path::new(state["jail_root"].as_str().unwrap()).to_owned();
+    assert!(
+        jail_root.starts_with(&w.chroot_base),
+        "{}",
+        jail_root.display()
+    );
+    assert!(state["console_log"].as_str().is_some(), "{state:#}");
+    let netns = Path::new("/run/netns").join(format!("vmjail-{id}"));
+    assert_eq!(state["netns"], netns.to_str().unwrap());
+
+    // The VMM: jail uid, the sandbox's own netns, only the chroot visible.
+    assert_eq!(uid_of(pid), JAIL_UID);
+    let vmm_ns = ns_inode(Path::new(&format!("/proc/{pid}/ns/net")));
+    assert_eq!(vmm_ns, ns_inode(&netns), "VMM not in the sandbox netns");
+    assert_ne!(vmm_ns, ns_inode(Path::new("/proc/self/ns/net")));
+    let root = Path::new("/proc").join(pid.to_string()).join("root");
+    for host_only in [
+        "etc/shadow",
+        "root",
+        "home",
+        &w.dir.path().display().to_string()[1..],
+    ] {
+        assert!(
+            !root.join(host_only).exists(),
+            "the VMM sees host path /{host_only}"
+        );
+    }
+    let visible: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let host: Vec<_> = std::fs::read_dir(&jail_root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let (mut visible, mut host) = (visible, host);
+    visible.sort();
+    host.sort();
+    assert_eq!(visible, host, "the VMM's / is not the jail root");
+
+    w.ok(&["start", &id]);
+    assert_status(&w, &id, "running");
+    w.ok(&["pause", &id]);
+    assert_status(&w, &id, "paused");
+    w.ok(&["resume", &id]);
+    assert_status(&w, &id, "running");
+    let list: Value = serde_json::from_str(&w.ok(&["list", "--json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], id.as_str());
+    let table = w.ok(&["list"]);
+    assert!(table.starts_with("ID "), "{table}");
+    assert!(table.contains(&id) && table.contains("running"), "{table}");
+    let recorded = w.stored(&id);
+
+    w.ok(&["stop", &id, "--timeout", "20"]);
+    let state = assert_status(&w, &id, "stopped");
+    assert!(state["vmm_pid"].is_null());
+    w.ok(&["delete", &id]);
+    let out = w.vmjail(&["state", &id]);
+    assert_eq!(out.status.code(), Some(3));
+    w.assert_no_leaks(&id, recorded.as_ref());
+}
+
+#[test]
+fn a_given_netns_is_used_and_left_in_place() {
+    if !require_root() {
+        return;
+    }
+    let w = World::new("ownns");
+    let id = unique_id("ownns");
+    let name = format!("vmjail-lt-given-{}", std::process::id());
+    let ns = Path::new("/run/netns").join(&name);
+    let ok = std::process::Command::new("ip")
+        .args(["netns", "add", &name])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    w.ok(&["create", "--id", &id, "--netns", ns.to_str().unwrap()]);
+    let state = w.state(&id);
+    assert_eq!(state["netns"], ns.to_str().unwrap());
+    let pid = state["vmm_pid"].as_i64().unwrap();
+    assert_eq!(
+        ns_inode(Path::new(&format!("/proc/{pid}/ns/net"))),
+        ns_inode(&ns)
+    );
+    let recorded = w.stored(&id);
+    w.ok(&["delete", "--force", &id]);
+    w.assert_no_leaks(&id, recorded.as_ref());
+    assert!(ns.exists(), "vmjail removed a netns it did not create");
+    std::process::Command::new("ip")
+        .args(["netns", "delete", &name])
+        .status()
+        .unwrap();
+}

@@ -1,0 +1,99 @@
+//! Bad input gets a clear error, a documented exit code, and changes
+//! nothing: unknown ids, invalid ids, wrong transitions, a missing kernel.
+
+mod lifecycle_support;
+
+use std::path::Path;
+
+use lifecycle_support::*;
+
+fn stderr_of(w: &World, args: &[&str], code: i32) -> String {
+    let out = w.vmjail(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "vmjail {args:?}: {stderr}");
+    assert!(stderr.starts_with("vmjail: error: "), "{stderr}");
+    assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+    stderr
+}
+
+#[test]
+fn unknown_and_invalid_ids() {
+    if !require_root() {
+        return;
+    }
+    let w = World::new("unknown");
+    for args in [
+        &["state", "nosuch"][..],
+        &["start", "nosuch"],
+        &["pause", "nosuch"],
+        &["resume", "nosuch"],
+        &["stop", "nosuch"],
+        &["delete", "nosuch"],
+        &["delete", "--force", "nosuch"],
+    ] {
+        let err = stderr_of(&w, args, 3);
+        assert!(err.contains("no sandbox \"nosuch\""), "{err}");
+    }
+    for bad in ["../x", "a_b", "", &"x".repeat(65)] {
+        let err = stderr_of(&w, &["create", "--id", bad], 2);
+        assert!(err.contains("[A-Za-z0-9-]{1,64}"), "{err}");
+        stderr_of(&w, &["state", bad], 2);
+    }
+    assert_eq!(w.ok(&["list", "--json"]).trim(), "[]");
+    let left: Vec<_> = std::fs::read_dir(&w.state_dir)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn wrong_transitions_fail_and_change_nothing() {
+    if !require_root() {
+        return;
+    }
+    let w = World::new("wrong");
+    let id = unique_id("wrong");
+    w.ok(&["create", "--id", &id]);
+    let created = w.state(&id);
+    let err = stderr_of(&w, &["pause", &id], 4);
+    assert!(err.contains("it is created"), "{err}");
+    stderr_of(&w, &["resume", &id], 4);
+    stderr_of(&w, &["delete", &id], 4);
+    let err = stderr_of(&w, &["create", "--id", &id], 5);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(w.state(&id), created);
+
+    w.ok(&["start", &id]);
+    let running = w.state(&id);
+    let err = stderr_of(&w, &["start", &id], 4);
+    assert!(err.contains("it is running"), "{err}");
+    let err = stderr_of(&w, &["delete", &id], 4);
+    assert!(err.contains("--force"), "{err}");
+    stderr_of(&w, &["resume", &id], 4);
+    assert_eq!(w.state(&id), running);
+    let pid = running["vmm_pid"].as_i64().unwrap();
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+
+    let recorded = w.stored(&id);
+    w.ok(&["stop", &id]);
+    stderr_of(&w, &["stop", &id], 4);
+    stderr_of(&w, &["start", &id], 4);
+    w.ok(&["delete", &id]);
+    w.assert_no_leaks(&id, recorded.as_ref());
+}
+
+#[test]
+fn a_config_whose_kernel_is_missing_creates_nothing() {
+    if !require_root() {
+        return;
+    }
+    let missing = Path::new("/nonexistent/vmjail-lt/vmlinux");
+    let w = World::with_kernel("nokernel", missing);
+    let id = unique_id("nokernel");
+    for args in [&["create", "--id", &id][..], &["run", "--id", &id]] {
+        let err = stderr_of(&w, args, 1);
+        assert!(err.contains(missing.to_str().unwrap()), "{err}");
+    }
+    assert!(!w.state_dir.join(&id).exists());
+    w.assert_no_leaks(&id, None);
+}

@@ -1,0 +1,71 @@
+//! `vmjail run` boots the real guest (QEMU in the built-in jail) and always
+//! cleans up: on guest exit, at `--timeout`, and on SIGTERM.
+
+mod lifecycle_support;
+
+use std::time::Duration;
+
+use lifecycle_support::*;
+
+const MARKER: &str = "VMJAIL-GUEST-READY";
+
+#[test]
+fn run_boots_the_real_guest_and_streams_its_marker() {
+    if !require_root() {
+        return;
+    }
+    let w = World::new("run");
+    let id = unique_id("run");
+    let stdout = w.ok(&["run", "--id", &id, "--timeout", "600"]);
+    assert!(stdout.contains(MARKER), "no guest marker in:\n{stdout}");
+    w.assert_no_leaks(&id, None);
+}
+
+#[test]
+fn run_without_an_id_generates_one_and_leaves_an_empty_state_dir() {
+    if !require_root() {
+        return;
+    }
+    let w = World::new("runnoid");
+    let stdout = w.ok(&["run", "--timeout", "600"]);
+    assert!(stdout.contains(MARKER), "no guest marker in:\n{stdout}");
+    let left: Vec<_> = std::fs::read_dir(&w.state_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "state dir not empty: {left:?}");
+    assert!(mounts_under(w.dir.path()).is_empty());
+    assert!(processes_mentioning(&[w.dir.path().to_str().unwrap()]).is_empty());
+}
+
+#[test]
+fn run_stops_and_deletes_at_its_timeout() {
+    if !require_root() {
+        return;
+    }
+    let w = World::new("runtmo");
+    let id = unique_id("runtmo");
+    let out = w.vmjail(&["run", "--id", &id, "--timeout", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(124), "stderr: {stderr}");
+    assert!(stderr.contains("still runs after 0s"), "{stderr}");
+    w.assert_no_leaks(&id, None);
+}
+
+#[test]
+fn sigterm_stops_and_deletes_a_running_sandbox() {
+    if !require_root() {
+        return;
+    }
+    let w = World::new("runterm");
+    let id = unique_id("runterm");
+    let child = w.spawn(&["run", "--id", &id, "--timeout", "600"]);
+    w.wait_status(&id, "running", Duration::from_secs(120));
+    let recorded = w.stored(&id);
+    signal(child.id(), "TERM");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "stderr: {stderr}");
+    assert!(stderr.contains("SIGTERM received"), "{stderr}");
+    w.assert_no_leaks(&id, recorded.as_ref());
+}
