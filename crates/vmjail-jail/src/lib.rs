@@ -5,6 +5,30 @@
 //! and Firecracker's own `jailer` binary. Everything created is recorded in a
 //! [`JailRecord`] before it is created, so [`teardown`] can undo it from disk.
 
+pub mod args;
+mod builtin;
+pub mod cgroup;
+mod chroot;
+mod devices;
+mod error;
+mod fsat;
+mod jail;
+mod launch;
+pub mod libs;
+mod mounts;
+mod privileges;
+pub mod process;
+mod rlimits;
 pub mod spec;
+mod sys;
+mod teardown;
+mod validate;
 
+pub use builtin::builtin_jailer_main;
+pub use cgroup::detect_cgroup_version;
+pub use error::JailError;
+pub use jail::Jail;
+pub use launch::LaunchStdio;
 pub use spec::*;
+pub use teardown::teardown;
+pub use validate::{validate_id, MAX_SOCKET_PATH};

@@ -42,6 +42,10 @@ pub struct JailSpec {
     pub devices: Vec<PathBuf>,
     /// Arguments handed to the VMM after `--`.
     pub vmm_args: Vec<OsString>,
+    /// The VMM's API socket inside the jail, when it has one: its host path
+    /// must fit a Unix socket address (checked by `Jail::prepare`).
+    #[serde(default)]
+    pub api_socket_in_jail: Option<PathBuf>,
 }
 
 /// How an asset reaches the jail.

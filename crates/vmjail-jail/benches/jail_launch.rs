@@ -1,0 +1,330 @@
+//! Exec → probe-ready time: bare exec against the jails, as ratios, in one
+//! run; then 20 jails launched in parallel; then bind-mount vs copy of the
+//! exec file. A bench binary (`harness = false`): `cargo bench -p vmjail-jail`.
+//! Needs root and release builds of `vmjail` and `vmjail-probe`
+//! (`cargo build --release -p vmjail -p vmjail-probe`).
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vmjail_jail::{teardown, CgroupVersion, Jail, JailRecord, JailSpec, Jailer, LaunchStdio};
+
+/// Rounds per case (`VMJAIL_BENCH_ROUNDS` overrides).
+fn rounds() -> usize {
+    std::env::var("VMJAIL_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(40)
+}
+const PARALLEL: usize = 20;
+
+fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("<target>/<profile>/deps");
+    let target = profile_dir.parent().expect("<target>");
+    for dir in [
+        profile_dir.to_path_buf(),
+        target.join("release"),
+        target.join("debug"),
+    ] {
+        let path = dir.join(name);
+        if path.is_file() {
+            return path;
+        }
+    }
+    panic!("{name} not found next to the bench: cargo build --release -p vmjail -p vmjail-probe");
+}
+
+fn pipe() -> (std::fs::File, OwnedFd) {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+    (std::fs::File::from(read), write)
+}
+
+fn wait_ready(read: std::fs::File) {
+    let mut line = String::new();
+    BufReader::new(read)
+        .read_line(&mut line)
+        .expect("read ready");
+    assert_eq!(line, "ready\n", "probe did not get ready");
+}
+
+fn bare(probe: &Path) -> Duration {
+    let start = Instant::now();
+    let mut child = Command::new(probe)
+        .arg("--ready-stdout")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn probe");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let took = start.elapsed();
+    assert_eq!(line, "ready\n");
+    child.wait().unwrap();
+    took
+}
+
+#[derive(Clone)]
+struct Setup {
+    jailer: Jailer,
+    probe: PathBuf,
+    base: PathBuf,
+    netns: Option<PathBuf>,
+    cgroups: bool,
+    new_pid_ns: bool,
+    copy_exec: bool,
+}
+
+fn spec(setup: &Setup, id: &str) -> JailSpec {
+    JailSpec {
+        id: id.to_owned(),
+        exec_file: setup.probe.clone(),
+        uid: 43_210,
+        gid: 43_210,
+        chroot_base_dir: setup.base.clone(),
+        netns: setup.netns.clone(),
+        cgroup_version: CgroupVersion::V1,
+        cgroups: if setup.cgroups {
+            vec![
+                ("cpu.shares".into(), "512".into()),
+                ("pids.max".into(), "64".into()),
+                ("memory.limit_in_bytes".into(), "268435456".into()),
+            ]
+        } else {
+            Vec::new()
+        },
+        parent_cgroup: Some("vmjail-bench".into()),
+        rlimit_fsize: None,
+        rlimit_no_file: 2048,
+        new_pid_ns: setup.new_pid_ns,
+        daemonize: false,
+        devices: Vec::new(),
+        vmm_args: vec!["--ready-stdout".into()],
+        api_socket_in_jail: None,
+    }
+}
+
+/// (launch → ready, whole cycle prepare → teardown).
+fn jailed(setup: &Setup, id: &str) -> (Duration, Duration) {
+    let cycle = Instant::now();
+    let mut record = JailRecord::default();
+    let mut recorder = |r: &JailRecord| {
+        record = r.clone();
+        Ok(())
+    };
+    let mut jail =
+        Jail::prepare(spec(setup, id), setup.jailer.clone(), &mut recorder).expect("prepare");
+    jail.set_copy_exec_file(setup.copy_exec);
+    jail.place_shared_libraries(&mut recorder)
+        .expect("libraries");
+    let (read, write) = pipe();
+    let start = Instant::now();
+    let stdio = LaunchStdio {
+        stdin: Stdio::null(),
+        stdout: Stdio::from(write),
+        stderr: Stdio::inherit(),
+    };
+    jail.launch_with(&mut recorder, stdio).expect("launch");
+    let exec_at = start.elapsed();
+    wait_ready(read);
+    if std::env::var_os("VMJAIL_BENCH_SPLIT").is_some() {
+        eprintln!(
+            "launch() returned (VMM exec'd) at {}, ready at {}",
+            ms(exec_at),
+            ms(start.elapsed())
+        );
+    }
+    let took = start.elapsed();
+    teardown(jail.record(), Duration::from_secs(1)).expect("teardown");
+    (took, cycle.elapsed())
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn min(v: &[Duration]) -> Duration {
+    v.iter().copied().min().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped: the jail benchmark needs root");
+        return;
+    }
+    let probe = binary("vmjail-probe");
+    let vmjail = binary("vmjail");
+    let base = tempfile::Builder::new()
+        .prefix("vmjail-bench")
+        .tempdir()
+        .unwrap();
+    let netns_name = format!("vmjail-bench-{}", std::process::id());
+    let ok = Command::new("ip")
+        .args(["netns", "add", &netns_name])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let netns = PathBuf::from(format!("/var/run/netns/{netns_name}"));
+
+    let builtin = Setup {
+        jailer: Jailer::BuiltIn {
+            vmjail_exe: vmjail.clone(),
+        },
+        probe: probe.clone(),
+        base: base.path().to_path_buf(),
+        netns: None,
+        cgroups: false,
+        new_pid_ns: false,
+        copy_exec: false,
+    };
+    let mut cases: Vec<(&str, Setup)> = vec![
+        ("built-in jail", builtin.clone()),
+        (
+            "built-in jail, exec file copied",
+            Setup {
+                copy_exec: true,
+                ..builtin.clone()
+            },
+        ),
+        (
+            "+ netns",
+            Setup {
+                netns: Some(netns.clone()),
+                ..builtin.clone()
+            },
+        ),
+        (
+            "+ cgroup v1 limits (3 hierarchies)",
+            Setup {
+                cgroups: true,
+                ..builtin.clone()
+            },
+        ),
+        (
+            "+ netns + cgroup v1 limits",
+            Setup {
+                netns: Some(netns.clone()),
+                cgroups: true,
+                ..builtin.clone()
+            },
+        ),
+        (
+            "+ netns + cgroup v1 + new pid ns",
+            Setup {
+                netns: Some(netns.clone()),
+                cgroups: true,
+                new_pid_ns: true,
+                ..builtin.clone()
+            },
+        ),
+    ];
+    // Firecracker's jailer wants "firecracker" in the exec file name.
+    let fc_probe_dir = tempfile::tempdir().unwrap();
+    match std::env::var_os("VMJAIL_JAILER") {
+        Some(jailer) => {
+            let fc_probe = fc_probe_dir.path().join("probe-firecracker");
+            std::fs::copy(&probe, &fc_probe).unwrap();
+            cases.push((
+                "Firecracker's jailer",
+                Setup {
+                    jailer: Jailer::Firecracker {
+                        jailer_path: jailer.into(),
+                    },
+                    probe: fc_probe,
+                    ..builtin.clone()
+                },
+            ));
+        }
+        None => println!("skipped: Firecracker's jailer: VMJAIL_JAILER not set"),
+    }
+
+    // Warm the page cache and the binaries.
+    for _ in 0..3 {
+        bare(&probe);
+        jailed(&builtin, &format!("warm-{}", std::process::id()));
+    }
+
+    // Rounds interleave the cases so that machine noise hits all alike.
+    let mut bare_times = Vec::new();
+    let mut times: Vec<(Vec<Duration>, Vec<Duration>)> =
+        vec![(Vec::new(), Vec::new()); cases.len()];
+    for round in 0..rounds() {
+        bare_times.push(bare(&probe));
+        for (i, (_, setup)) in cases.iter().enumerate() {
+            let (launch, cycle) = jailed(setup, &format!("b{i}-{round}-{}", std::process::id()));
+            times[i].0.push(launch);
+            times[i].1.push(cycle);
+        }
+    }
+    let bare_min = min(&bare_times);
+    let bare_median = median(bare_times);
+    println!("exec → probe ready over {} rounds: median (ratio to bare) | min (ratio to bare) | full cycle median = prepare + libraries + launch + teardown", rounds());
+    println!(
+        "  {:<36} {:>11}  1.00x | {:>11}  1.00x",
+        "bare exec",
+        ms(bare_median),
+        ms(bare_min)
+    );
+    for ((name, _), (launch, cycle)) in cases.iter().zip(times) {
+        let fastest = min(&launch);
+        let launch = median(launch);
+        println!(
+            "  {:<36} {:>11}  {:.2}x | {:>11}  {:.2}x | full cycle {}",
+            name,
+            ms(launch),
+            launch.as_secs_f64() / bare_median.as_secs_f64(),
+            ms(fastest),
+            fastest.as_secs_f64() / bare_min.as_secs_f64(),
+            ms(median(cycle)),
+        );
+    }
+
+    // 20 in parallel: wall time until all are ready.
+    let parallel = |jail: bool| {
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for n in 0..PARALLEL {
+                let builtin = &builtin;
+                let probe = &probe;
+                s.spawn(move || {
+                    if jail {
+                        jailed(builtin, &format!("par-{n}-{}", std::process::id()));
+                    } else {
+                        bare(probe);
+                    }
+                });
+            }
+        });
+        start.elapsed()
+    };
+    let bare_par = median((0..5).map(|_| parallel(false)).collect());
+    let jail_par = median((0..5).map(|_| parallel(true)).collect());
+    println!(
+        "{PARALLEL} in parallel (wall, median of 5): bare {} | built-in jails (full cycle) {} ({:.2}x)",
+        ms(bare_par),
+        ms(jail_par),
+        jail_par.as_secs_f64() / bare_par.as_secs_f64()
+    );
+
+    let _ = Command::new("ip")
+        .args(["netns", "del", &netns_name])
+        .status();
+    for controller in ["cpu", "pids", "memory"] {
+        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{controller}/vmjail-bench"));
+    }
+}

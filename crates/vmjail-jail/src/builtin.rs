@@ -1,0 +1,322 @@
+//! The built-in jailer: `vmjail jailer <Firecracker jailer args> [vmjail
+//! additions] -- <vmm args>`. A fresh single-threaded process that does every
+//! step in order, then execs the VMM; nothing runs between fork and exec but
+//! the steps below in this process of our own.
+
+use std::convert::Infallible;
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::stat::Mode;
+use nix::unistd::{dup2, execve, fork, setsid, ForkResult};
+
+use crate::args::{JailerArgs, DEFAULT_DEVICES};
+use crate::cgroup::{self, CgroupMounts, CgroupPlan};
+use crate::error::JailError;
+use crate::fsat::{self, Owner};
+use crate::{chroot, devices, mounts, privileges, rlimits, sys, validate};
+
+/// For the `vmjail jailer` subcommand: parse Firecracker's jailer CLI (+
+/// vmjail additions), run the jail, exec the VMM. Never returns on success;
+/// on failure prints the error, writes it to `--status-fd`, returns 1.
+pub fn builtin_jailer_main(args: Vec<OsString>) -> i32 {
+    let parsed = JailerArgs::parse(&args);
+    let status_fd = parsed.as_ref().ok().and_then(|a| a.status_fd);
+    let error = match parsed.and_then(run) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let message = format!("vmjail jailer: {error}");
+    eprintln!("{message}");
+    if let Some(fd) = status_fd {
+        // SAFETY: the status fd was handed to us for exactly this; we are
+        // about to exit and nothing else owns it.
+        let mut status = unsafe { File::from_raw_fd(fd) };
+        let _ = status.write_all(message.as_bytes());
+    }
+    1
+}
+
+fn run(args: JailerArgs) -> Result<Infallible, JailError> {
+    // 1. Nothing inherited but stdio (and the status fd), no environment.
+    close_inherited_fds(args.status_fd)?;
+    for (key, _) in std::env::vars_os() {
+        std::env::remove_var(key);
+    }
+
+    // 2. Validate, each check with its own error.
+    validate::validate_id(&args.id)?;
+    let (exec_file, exec_name) = validate::validate_exec_file(&args.exec_file)?;
+    let base = validate::validate_chroot_base(&args.chroot_base_dir)?;
+    let root = base.join(&exec_name).join(&args.id).join("root");
+    if let Some(sock) = &args.api_sock {
+        validate::validate_socket_path(&root, sock)?;
+    }
+    let parent_cgroup = args
+        .parent_cgroup
+        .clone()
+        .unwrap_or_else(|| exec_name.clone());
+    let cgroup_mounts = CgroupMounts::discover();
+    let plan = CgroupPlan::new(
+        &cgroup_mounts,
+        args.cgroup_version,
+        &args.cgroups,
+        &parent_cgroup,
+        &args.id,
+    )?;
+    let owner = Owner {
+        uid: args.uid,
+        gid: args.gid,
+    };
+
+    // 3. Layout (kept as is when `Jail::prepare` made it).
+    make_layout(&base, &exec_name, &args.id, owner)?;
+
+    // 4. Network namespace, rlimits, cgroups — all need the host's view.
+    if let Some(netns) = &args.netns {
+        join_netns(netns)?;
+    }
+    rlimits::install(args.rlimit_fsize, args.rlimit_no_file)?;
+    let me = std::process::id();
+    if plan.leaves.is_empty() && args.cgroup_version == crate::CgroupVersion::V2 {
+        if let Some(parent) = &args.parent_cgroup {
+            cgroup::join_existing_v2_parent(&cgroup_mounts, parent, me)?;
+        }
+    }
+    plan.apply(me)?;
+    let dev_null = if args.daemonize {
+        Some(open_dev_null()?)
+    } else {
+        None
+    };
+
+    // 5. Mount namespace: the exec file and device nodes go in while the host
+    //    is still visible; then pivot_root and the host is gone.
+    chroot::enter_mount_namespace(&root)?;
+    place_exec_file(&exec_file, &root, &exec_name, owner, args.copy_exec_file)?;
+    let wanted: Vec<PathBuf> = if args.devices.is_empty() {
+        DEFAULT_DEVICES.iter().map(PathBuf::from).collect()
+    } else {
+        args.devices.clone()
+    };
+    for dir in ["/dev", "/dev/net", "/run"] {
+        let root_fd = fsat::open_dir(&root)?;
+        let parts: Vec<&OsStr> = Path::new(dir).iter().skip(1).collect();
+        fsat::walk_create(&root_fd, &root, &parts, Some(owner))?;
+    }
+    let wanted: Vec<&Path> = wanted.iter().map(PathBuf::as_path).collect();
+    devices::create(&root, &wanted, owner)?;
+    chroot::pivot_into(&root)?;
+
+    // 6. Daemonize, pid namespace, pid file. setsid comes after the fork so
+    //    that in a new pid namespace the VMM itself leads its session.
+    if let Some(null) = &dev_null {
+        for fd in 0..=2 {
+            dup2(null.as_raw_fd(), fd)
+                .map_err(|e| JailError::sys("redirecting stdio to /dev/null", e))?;
+        }
+    }
+    drop(dev_null);
+    let pid_file = PathBuf::from(format!("/{exec_name}.pid"));
+    if args.new_pid_ns {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)
+            .map_err(|e| JailError::sys("unshare(CLONE_NEWPID)", e))?;
+        // SAFETY: this process is single-threaded; the child continues with
+        // the same sequential code and ends in exec.
+        match unsafe { fork() }.map_err(|e| JailError::sys("fork into the new pid namespace", e))? {
+            ForkResult::Parent { child } => {
+                write_pid_file(&pid_file, child.as_raw())?;
+                std::process::exit(0);
+            }
+            ForkResult::Child => {}
+        }
+    } else {
+        write_pid_file(&pid_file, me as i32)?;
+    }
+    if args.daemonize {
+        setsid().map_err(|e| JailError::sys("setsid", e))?;
+    }
+
+    // 7. Privileges, signals, exec.
+    privileges::drop_all(args.uid, args.gid)?;
+    reset_signals()?;
+    exec(&exec_name, &args.vmm_args)
+}
+
+fn close_inherited_fds(keep: Option<RawFd>) -> Result<(), JailError> {
+    let close = |first: u32, last: u32| {
+        sys::close_range(first, last).map_err(|e| JailError::sys("close_range", e))
+    };
+    match keep.and_then(|fd| u32::try_from(fd).ok()) {
+        Some(fd) => {
+            // Keep the status fd until exec (or until we exit on error).
+            fcntl(fd as RawFd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+                .map_err(|e| JailError::sys("marking --status-fd close-on-exec", e))?;
+            if fd > 3 {
+                close(3, fd - 1)?;
+            }
+            close(fd + 1, u32::MAX)
+        }
+        None => close(3, u32::MAX),
+    }
+}
+
+fn make_layout(base: &Path, exec_name: &str, id: &str, owner: Owner) -> Result<(), JailError> {
+    let base_fd = fsat::open_dir(base)?;
+    let exec_dir_path = base.join(exec_name);
+    let exec_dir =
+        fsat::ensure_subdir(&base_fd, OsStr::new(exec_name), &exec_dir_path, 0o755, None)?;
+    fsat::check_root_only(&exec_dir, &exec_dir_path)?;
+    let id_path = exec_dir_path.join(id);
+    let id_dir = fsat::ensure_subdir(&exec_dir, OsStr::new(id), &id_path, 0o700, Some(owner))?;
+    fsat::ensure_subdir(
+        &id_dir,
+        OsStr::new("root"),
+        &id_path.join("root"),
+        0o700,
+        Some(owner),
+    )?;
+    Ok(())
+}
+
+fn join_netns(path: &Path) -> Result<(), JailError> {
+    let ns = File::open(path).map_err(|e| JailError::JoinNetns {
+        path: path.to_path_buf(),
+        source: fsat::errno_of(&e),
+    })?;
+    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|source| {
+        JailError::JoinNetns {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+fn open_dev_null() -> Result<OwnedFd, JailError> {
+    let fd = nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| JailError::fs("opening", "/dev/null", e))?;
+    // SAFETY: freshly opened, owned here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Put the exec file at `/<exec_name>` in the jail: never through a symlink
+/// at the destination, never onto a file with other hard links.
+fn place_exec_file(
+    exec_file: &Path,
+    root: &Path,
+    exec_name: &str,
+    owner: Owner,
+    copy: bool,
+) -> Result<(), JailError> {
+    let root_fd = fsat::open_dir(root)?;
+    let name = OsStr::new(exec_name);
+    let shown = root.join(exec_name);
+    let dest = nix::fcntl::openat(
+        Some(root_fd.as_raw_fd()),
+        name,
+        OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_WRONLY,
+        Mode::from_bits_truncate(0o700),
+    )
+    .map_err(|e| match e {
+        nix::Error::ELOOP => JailError::UnexpectedFileType {
+            path: shown.clone(),
+            expected: "regular file",
+        },
+        e => JailError::fs("creating the exec file", &shown, e),
+    })?;
+    // SAFETY: freshly opened, owned here.
+    let dest = unsafe { OwnedFd::from_raw_fd(dest) };
+    let st = fsat::stat_fd(&dest, &shown)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(JailError::UnexpectedFileType {
+            path: shown,
+            expected: "regular file",
+        });
+    }
+    if st.st_nlink > 1 {
+        return Err(JailError::HardLinkedDestination {
+            path: shown,
+            links: st.st_nlink,
+        });
+    }
+    if copy {
+        nix::unistd::ftruncate(&dest, 0).map_err(|e| JailError::fs("truncating", &shown, e))?;
+        let mut to = File::from(dest);
+        let mut from = File::open(exec_file).map_err(|e| JailError::ExecFileAccess {
+            path: exec_file.to_path_buf(),
+            source: e,
+        })?;
+        std::io::copy(&mut from, &mut to).map_err(|e| JailError::Copy {
+            source_path: exec_file.to_path_buf(),
+            target: shown.clone(),
+            source: e,
+        })?;
+        nix::sys::stat::fchmod(to.as_raw_fd(), Mode::from_bits_truncate(0o700))
+            .map_err(|e| JailError::fs("chmod", &shown, e))?;
+        owner.chown(to.as_raw_fd(), &shown)
+    } else {
+        // A read-only bind in our private mount namespace: it vanishes with
+        // the namespace, so there is nothing to record or undo.
+        drop(dest);
+        let target = fsat::open_path_nofollow(&root_fd, name, &shown)?;
+        let source =
+            File::options()
+                .read(true)
+                .open(exec_file)
+                .map_err(|e| JailError::ExecFileAccess {
+                    path: exec_file.to_path_buf(),
+                    source: e,
+                })?;
+        let source: OwnedFd = source.into();
+        mounts::bind(&source, &target, exec_file, &shown)?;
+        let mounted = fsat::open_path_nofollow(&root_fd, name, &shown)?;
+        mounts::remount_read_only(&mounted, &shown)
+    }
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<(), JailError> {
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    )
+    .map_err(|e| JailError::fs("creating pid file", path, e))?;
+    // SAFETY: freshly opened, owned here.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    file.write_all(pid.to_string().as_bytes())
+        .map_err(|e| JailError::fs("writing pid file", path, fsat::errno_of(&e)))
+}
+
+/// Rust ignores SIGPIPE; an ignored signal stays ignored across exec. Give
+/// the VMM default dispositions and an empty signal mask.
+fn reset_signals() -> Result<(), JailError> {
+    for sig in [Signal::SIGPIPE, Signal::SIGXFSZ] {
+        // SAFETY: installing SIG_DFL, no handler code runs.
+        unsafe { signal(sig, SigHandler::SigDfl) }
+            .map_err(|e| JailError::sys("resetting a signal", e))?;
+    }
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(|e| JailError::sys("clearing the signal mask", e))
+}
+
+fn exec(exec_name: &str, vmm_args: &[OsString]) -> Result<Infallible, JailError> {
+    let nul = |s: &OsStr| {
+        CString::new(s.as_bytes()).map_err(|_| JailError::Argument {
+            arg: s.to_string_lossy().into_owned(),
+            reason: "contains a NUL byte".into(),
+        })
+    };
+    let path = nul(OsStr::new(&format!("/{exec_name}")))?;
+    let mut argv = vec![path.clone()];
+    for arg in vmm_args {
+        argv.push(nul(arg)?);
+    }
+    let env: [CString; 0] = [];
+    execve(&path, &argv, &env).map_err(|e| JailError::fs("exec", format!("/{exec_name}"), e))
+}

@@ -1,0 +1,367 @@
+//! `Jail`: the caller-side handle of one jail — its layout on the host, the
+//! assets placed into it, and the record of everything created.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::sys::stat::{Mode, SFlag};
+use nix::unistd::{linkat, unlinkat, Gid, Uid, UnlinkatFlags};
+
+use crate::error::JailError;
+use crate::fsat::{self, Owner};
+use crate::mounts;
+use crate::spec::{host_path, JailRecord, JailSpec, Jailer, Placement, Recorder};
+use crate::validate;
+
+/// One jail on the host. Cheap to re-create from its [`JailRecord`].
+#[derive(Debug, Clone)]
+pub struct Jail {
+    pub(crate) spec: JailSpec,
+    pub(crate) jailer: Jailer,
+    pub(crate) record: JailRecord,
+    /// The exec file's name: the jail's directory below the base, and the
+    /// VMM's path (`/<exec_name>`) inside the jail.
+    pub(crate) exec_name: String,
+    /// Copy the exec file instead of bind-mounting it read-only (built-in only).
+    pub(crate) copy_exec_file: bool,
+}
+
+impl Jail {
+    /// Validate the spec, then create `<base>/<exec_name>/<id>/root` (0700,
+    /// owned uid:gid), recording first. Errors if the jail dir exists.
+    pub fn prepare(
+        spec: JailSpec,
+        jailer: Jailer,
+        recorder: &mut dyn Recorder,
+    ) -> Result<Jail, JailError> {
+        validate::validate_id(&spec.id)?;
+        let (_, exec_name) = validate::validate_exec_file(&spec.exec_file)?;
+        let base = validate::validate_chroot_base(&spec.chroot_base_dir)?;
+        let jail_dir = base.join(&exec_name).join(&spec.id);
+        let root = jail_dir.join("root");
+        if let Some(socket) = &spec.api_socket_in_jail {
+            validate::validate_socket_path(&root, socket)?;
+        }
+        if let Some(parent) = &spec.parent_cgroup {
+            validate::validate_parent_cgroup(parent)?;
+        }
+        for (file, value) in &spec.cgroups {
+            validate::validate_cgroup_setting(file, value)?;
+        }
+        if jail_dir.symlink_metadata().is_ok() {
+            return Err(JailError::JailDirExists { path: jail_dir });
+        }
+
+        let mut jail = Jail {
+            record: JailRecord {
+                id: spec.id.clone(),
+                jail_dir: jail_dir.clone(),
+                ..JailRecord::default()
+            },
+            spec,
+            jailer,
+            exec_name,
+            copy_exec_file: false,
+        };
+        jail.save(recorder, "creating the jail dir")?;
+        let owner = jail.owner();
+
+        let base_fd = fsat::open_dir(&base)?;
+        let exec_dir_path = base.join(&jail.exec_name);
+        // Shared by every jail of this VMM: root-owned, traversable.
+        let exec_dir = fsat::ensure_subdir(
+            &base_fd,
+            OsStr::new(&jail.exec_name),
+            &exec_dir_path,
+            0o755,
+            None,
+        )?;
+        fsat::check_root_only(&exec_dir, &exec_dir_path)?;
+        let id_name = OsStr::new(&jail.spec.id);
+        match nix::sys::stat::mkdirat(
+            Some(exec_dir.as_raw_fd()),
+            id_name,
+            Mode::from_bits_truncate(0o700),
+        ) {
+            Ok(()) => {}
+            Err(nix::Error::EEXIST) => {
+                // Someone else created it since our check: it is not ours to remove.
+                jail.record.jail_dir = PathBuf::new();
+                jail.save(recorder, "giving up the jail dir")?;
+                return Err(JailError::JailDirExists { path: jail_dir });
+            }
+            Err(e) => return Err(JailError::fs("creating directory", &jail_dir, e)),
+        }
+        let id_dir = fsat::open_subdir(&exec_dir, id_name, &jail_dir)?;
+        owner.chown(id_dir.as_raw_fd(), &jail_dir)?;
+        let root_name = OsStr::new("root");
+        fsat::ensure_subdir(&id_dir, root_name, &root, 0o700, Some(owner))?;
+
+        Ok(jail)
+    }
+
+    /// Re-open a jail from its record (for teardown/attach from another process).
+    pub fn from_record(spec: JailSpec, jailer: Jailer, record: JailRecord) -> Jail {
+        // `<base>/<exec_name>/<id>`: the name prepare derived from the
+        // canonical exec file, even if `exec_file` is a symlink.
+        let exec_name = record
+            .jail_dir
+            .parent()
+            .and_then(Path::file_name)
+            .or_else(|| spec.exec_file.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Jail {
+            spec,
+            jailer,
+            record,
+            exec_name,
+            copy_exec_file: false,
+        }
+    }
+
+    /// Host path of the jail root.
+    pub fn root(&self) -> PathBuf {
+        self.record.root()
+    }
+
+    pub fn record(&self) -> &JailRecord {
+        &self.record
+    }
+
+    pub fn spec(&self) -> &JailSpec {
+        &self.spec
+    }
+
+    /// The exec file's name (`/<exec_name>` is the VMM inside the jail).
+    pub fn exec_name(&self) -> &str {
+        &self.exec_name
+    }
+
+    /// Host path of `<jail root>/<exec_name>.pid`.
+    pub fn pid_file(&self) -> PathBuf {
+        self.root().join(format!("{}.pid", self.exec_name))
+    }
+
+    /// Copy the exec file into the jail instead of bind-mounting it read-only
+    /// (the built-in jailer's default). Firecracker's jailer always copies.
+    pub fn set_copy_exec_file(&mut self, copy: bool) {
+        self.copy_exec_file = copy;
+    }
+
+    pub(crate) fn owner(&self) -> Owner {
+        Owner {
+            uid: self.spec.uid,
+            gid: self.spec.gid,
+        }
+    }
+
+    pub(crate) fn save(
+        &self,
+        recorder: &mut dyn Recorder,
+        step: &'static str,
+    ) -> Result<(), JailError> {
+        recorder
+            .record(&self.record)
+            .map_err(|source| JailError::Record { step, source })
+    }
+
+    /// Make the jail root a shared mount (bound on itself), recorded first, so
+    /// that assets placed on the host after launch propagate into the jail's
+    /// slave mount namespace. Done at launch, not at prepare: a hard link
+    /// cannot cross into a mount, so `Placement::HardLink` works before launch.
+    pub(crate) fn share_root(&mut self, recorder: &mut dyn Recorder) -> Result<(), JailError> {
+        let root = self.root();
+        // Not prepared (a jail re-opened from a record): the jailer makes
+        // the layout itself, without the shared root.
+        if self.record.mounts.contains(&root) || !root.is_dir() {
+            return Ok(());
+        }
+        self.record.mounts.push(root.clone());
+        self.save(recorder, "bind-mounting the jail root")?;
+        mounts::bind_self(&root)?;
+        mounts::make_shared(&root)
+    }
+
+    /// Open the jail root and the (created) parent directory of `path_in_jail`.
+    fn parent_of(&self, path_in_jail: &Path) -> Result<(OwnedFd, PathBuf, PathBuf), JailError> {
+        validate::validate_path_in_jail(path_in_jail)?;
+        let root = self.root();
+        let root_fd = fsat::open_dir(&root)?;
+        let (parents, _) = fsat::split(path_in_jail);
+        let (dir, dir_shown) = fsat::walk_create(&root_fd, &root, &parents, Some(self.owner()))?;
+        Ok((dir, dir_shown, host_path(&root, path_in_jail)))
+    }
+
+    /// Make `source` visible at absolute `path_in_jail`. Parents are created
+    /// (owned uid:gid); no symlink inside the jail is ever followed; a mount
+    /// is recorded before it is made. Returns `path_in_jail`, the path to
+    /// hand the VMM.
+    pub fn place(
+        &mut self,
+        recorder: &mut dyn Recorder,
+        source: &Path,
+        path_in_jail: &Path,
+        how: Placement,
+    ) -> Result<PathBuf, JailError> {
+        let (dir, _, shown) = self.parent_of(path_in_jail)?;
+        let (_, name) = fsat::split(path_in_jail);
+        let source_file = File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH)
+            .open(source)
+            .map_err(|e| JailError::fs("opening asset", source, fsat::errno_of(&e)))?;
+        let source_fd: OwnedFd = source_file.into();
+        let source_stat = fsat::stat_fd(&source_fd, source)?;
+        let is_dir =
+            SFlag::from_bits_truncate(source_stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+        match how {
+            Placement::ReadOnlyBind | Placement::ReadWriteBind => {
+                if is_dir {
+                    nix::sys::stat::mkdirat(
+                        Some(dir.as_raw_fd()),
+                        name,
+                        Mode::from_bits_truncate(0o700),
+                    )
+                    .map_err(|e| match e {
+                        nix::Error::EEXIST => JailError::AlreadyPlaced {
+                            path: shown.clone(),
+                        },
+                        e => JailError::fs("creating mount point", &shown, e),
+                    })?;
+                } else {
+                    fsat::create_file(&dir, name, &shown, 0o600)?;
+                }
+                let target = fsat::open_path_nofollow(&dir, name, &shown)?;
+                self.record.mounts.push(shown.clone());
+                self.save(recorder, "bind-mounting an asset")?;
+                mounts::bind(&source_fd, &target, source, &shown)?;
+                if how == Placement::ReadOnlyBind {
+                    let mounted = fsat::open_path_nofollow(&dir, name, &shown)?;
+                    mounts::remount_read_only(&mounted, &shown)?;
+                } else {
+                    self.owner()
+                        .chown(source_fd_for_chown(source)?.as_raw_fd(), source)?;
+                }
+            }
+            Placement::HardLink => {
+                // The host asset path is operator-given: resolve its symlinks,
+                // then link the real file (linkat does not follow the source).
+                let real = std::fs::canonicalize(source)
+                    .map_err(|e| JailError::fs("resolving asset", source, fsat::errno_of(&e)))?;
+                linkat(
+                    None,
+                    real.as_path(),
+                    Some(dir.as_raw_fd()),
+                    Path::new(name),
+                    nix::fcntl::AtFlags::empty(),
+                )
+                .map_err(|e| match e {
+                    nix::Error::EEXIST => JailError::AlreadyPlaced {
+                        path: shown.clone(),
+                    },
+                    nix::Error::EXDEV => JailError::HardLinkAcrossMounts {
+                        source_path: source.to_path_buf(),
+                        target: shown.clone(),
+                    },
+                    e => JailError::fs("hard-linking asset to", &shown, e),
+                })?;
+                self.owner()
+                    .chown(source_fd_for_chown(source)?.as_raw_fd(), source)?;
+            }
+            Placement::Copy => {
+                let mut from = File::open(source)
+                    .map_err(|e| JailError::fs("opening asset", source, fsat::errno_of(&e)))?;
+                let mode = source_stat.st_mode & 0o777;
+                let to = fsat::create_file(&dir, name, &shown, mode)?;
+                let mut to = File::from(to);
+                std::io::copy(&mut from, &mut to).map_err(|e| JailError::Copy {
+                    source_path: source.to_path_buf(),
+                    target: shown.clone(),
+                    source: e,
+                })?;
+                self.owner().chown(to.as_raw_fd(), &shown)?;
+            }
+        }
+        Ok(path_in_jail.to_path_buf())
+    }
+
+    /// Undo one placement (unmount and/or remove); idempotent.
+    pub fn unplace(
+        &mut self,
+        recorder: &mut dyn Recorder,
+        path_in_jail: &Path,
+    ) -> Result<(), JailError> {
+        validate::validate_path_in_jail(path_in_jail)?;
+        let root = self.root();
+        let shown = host_path(&root, path_in_jail);
+        if self.record.mounts.contains(&shown) {
+            mounts::unmount(&shown).map_err(|e| JailError::fs("unmounting", &shown, e))?;
+            self.record.mounts.retain(|m| m != &shown);
+            self.save(recorder, "forgetting an unmounted asset")?;
+        }
+        let root_fd = fsat::open_dir(&root)?;
+        let (parents, name) = fsat::split(path_in_jail);
+        let Some((dir, _)) = fsat::walk_existing(&root_fd, &root, &parents)? else {
+            return Ok(());
+        };
+        let result =
+            unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir).or_else(|e| {
+                if e == nix::Error::EISDIR {
+                    unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::RemoveDir)
+                } else {
+                    Err(e)
+                }
+            });
+        match result {
+            Ok(()) | Err(nix::Error::ENOENT) => Ok(()),
+            Err(e) => Err(JailError::fs("removing", &shown, e)),
+        }
+    }
+
+    /// Create an empty directory inside the jail owned by uid:gid (for
+    /// sockets, FIFOs, logs the VMM writes). Returns its host path.
+    pub fn make_dir(&mut self, path_in_jail: &Path) -> Result<PathBuf, JailError> {
+        let (dir, _, shown) = self.parent_of(path_in_jail)?;
+        let (_, name) = fsat::split(path_in_jail);
+        fsat::ensure_subdir(&dir, name, &shown, 0o700, Some(self.owner()))?;
+        Ok(shown)
+    }
+
+    /// Create an empty regular file inside the jail owned by uid:gid, mode
+    /// 0600 (a log or metrics file the VMM writes). Returns its host path.
+    pub fn make_file(&mut self, path_in_jail: &Path) -> Result<PathBuf, JailError> {
+        let (dir, _, shown) = self.parent_of(path_in_jail)?;
+        let (_, name) = fsat::split(path_in_jail);
+        let fd = fsat::create_file(&dir, name, &shown, 0o600)?;
+        self.owner().chown(fd.as_raw_fd(), &shown)?;
+        Ok(shown)
+    }
+
+    /// Create a FIFO inside the jail owned by uid:gid, mode 0600 (Firecracker's
+    /// log/metrics FIFOs). Returns its host path.
+    pub fn make_fifo(&mut self, path_in_jail: &Path) -> Result<PathBuf, JailError> {
+        let (dir, _, shown) = self.parent_of(path_in_jail)?;
+        let (_, name) = fsat::split(path_in_jail);
+        nix::unistd::mkfifoat(Some(dir.as_raw_fd()), name, Mode::from_bits_truncate(0o600))
+            .map_err(|e| JailError::fs("creating FIFO", &shown, e))?;
+        nix::unistd::fchownat(
+            Some(dir.as_raw_fd()),
+            name,
+            Some(Uid::from_raw(self.spec.uid)),
+            Some(Gid::from_raw(self.spec.gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| JailError::fs("chown", &shown, e))?;
+        Ok(shown)
+    }
+}
+
+/// `fchown` needs a real (not `O_PATH`) descriptor.
+fn source_fd_for_chown(source: &Path) -> Result<File, JailError> {
+    File::open(source).map_err(|e| JailError::fs("opening asset", source, fsat::errno_of(&e)))
+}
+
+use std::os::unix::fs::OpenOptionsExt;

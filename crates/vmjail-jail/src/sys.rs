@@ -1,0 +1,104 @@
+//! The few syscalls `nix` lacks, wrapped in one place: capability sets,
+//! the capability bounding set, ambient capabilities, pidfds.
+
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Empty the effective, permitted and inheritable sets of this thread.
+pub fn clear_capabilities() -> Result<(), Errno> {
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [CapData::default(); 2];
+    // SAFETY: header and a 2-element data array are what capset(2) v3 reads.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
+/// Drop every capability from the bounding set (needs CAP_SETPCAP), so that
+/// no later exec can regain one.
+pub fn drop_bounding_set() -> Result<(), Errno> {
+    for cap in 0..=63 {
+        // SAFETY: prctl with integer arguments only.
+        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        match Errno::result(rc) {
+            Ok(_) => {}
+            // Past the kernel's last capability.
+            Err(Errno::EINVAL) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Clear the ambient capability set.
+pub fn clear_ambient() -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments only.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
+/// `pidfd_open(2)`: a handle that names exactly this process, immune to pid reuse.
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: integer arguments only.
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = Errno::result(rc)? as RawFd;
+    // SAFETY: a successful pidfd_open returns a new fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `pidfd_send_signal(2)`.
+pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: nix::sys::signal::Signal) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid pidfd, a valid signal number, no siginfo.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
+/// `close_range(first, last, 0)`: close every descriptor in `first..=last`.
+pub fn close_range(first: u32, last: u32) -> Result<(), Errno> {
+    // SAFETY: integer arguments only; closing fds this single-threaded
+    // process does not use.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+    Errno::result(rc).map(drop)
+}

@@ -1,0 +1,328 @@
+//! `Jail::prepare`, `place`, `unplace`, `make_*` and teardown of a jail that
+//! never launched: real mounts and files as root.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use vmjail_jail::{teardown, Jail, JailError, JailRecord, Jailer, Placement};
+
+/// Tears the jail down when dropped, so a failing assertion leaves nothing.
+struct Guard(Saved);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = teardown(&self.0.get(), Duration::from_millis(100));
+    }
+}
+
+fn prepared() -> (tempfile::TempDir, ProbeFile, Saved, Jail) {
+    let base = base_dir();
+    let probe = probe_file();
+    let saved = Saved::default();
+    let jail = Jail::prepare(
+        spec(&unique("pl"), &probe.path, base.path()),
+        Jailer::BuiltIn {
+            vmjail_exe: "/nonexistent/vmjail".into(),
+        },
+        &mut saved.recorder(),
+    )
+    .unwrap();
+    (base, probe, saved, jail)
+}
+
+#[test]
+fn prepare_records_first_and_refuses_an_existing_jail_dir() {
+    if !root_or_skip("prepare") {
+        return;
+    }
+    let (base, probe, saved, jail) = prepared();
+    let _guard = Guard(saved.clone());
+    let record = saved.get();
+    assert_eq!(
+        record.jail_dir,
+        base.path().join("probe-firecracker").join(&record.id)
+    );
+    assert!(
+        record.mounts.is_empty(),
+        "the root is bound at launch, not before"
+    );
+    let meta = std::fs::metadata(jail.root()).unwrap();
+    assert_eq!(
+        (meta.mode() & 0o7777, meta.uid(), meta.gid()),
+        (0o700, UID, GID)
+    );
+
+    let again = Jail::prepare(
+        spec(&record.id, &probe.path, base.path()),
+        Jailer::BuiltIn {
+            vmjail_exe: "/x".into(),
+        },
+        &mut Saved::default().recorder(),
+    )
+    .unwrap_err();
+    assert!(matches!(again, JailError::JailDirExists { .. }), "{again}");
+    assert!(
+        again.to_string().contains("tear the old jail down"),
+        "{again}"
+    );
+
+    teardown(&record, Duration::from_millis(100)).unwrap();
+    assert!(!record.jail_dir.exists());
+    assert!(host_mounts_under(&record.jail_dir).is_empty());
+    // Now the id is free again.
+    let saved2 = Saved::default();
+    Jail::prepare(
+        spec(&record.id, &probe.path, base.path()),
+        Jailer::BuiltIn {
+            vmjail_exe: "/x".into(),
+        },
+        &mut saved2.recorder(),
+    )
+    .unwrap();
+    teardown(&saved2.get(), Duration::from_millis(100)).unwrap();
+}
+
+#[test]
+fn every_placement_kind() {
+    if !root_or_skip("placements") {
+        return;
+    }
+    let (_base, _probe, saved, mut jail) = prepared();
+    let _guard = Guard(saved.clone());
+    let mut rec = saved.recorder();
+    let assets = tempfile::tempdir().unwrap();
+    let file = |name: &str| {
+        let p = assets.path().join(name);
+        std::fs::write(&p, name.as_bytes()).unwrap();
+        p
+    };
+    let (ro, rw, link, copy) = (file("ro"), file("rw"), file("link"), file("copy"));
+    let root = jail.root();
+
+    assert_eq!(
+        jail.place(&mut rec, &ro, Path::new("/a/b/ro"), Placement::ReadOnlyBind)
+            .unwrap(),
+        Path::new("/a/b/ro")
+    );
+    let err = std::fs::write(root.join("a/b/ro"), b"x").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS));
+    let parent = std::fs::metadata(root.join("a/b")).unwrap();
+    assert_eq!(
+        (parent.uid(), parent.gid(), parent.mode() & 0o777),
+        (UID, GID, 0o700)
+    );
+
+    jail.place(&mut rec, &rw, Path::new("/rw"), Placement::ReadWriteBind)
+        .unwrap();
+    std::fs::write(root.join("rw"), b"written in jail").unwrap();
+    assert_eq!(std::fs::read(&rw).unwrap(), b"written in jail");
+    assert_eq!(
+        std::fs::metadata(&rw).unwrap().uid(),
+        UID,
+        "writable assets are chowned"
+    );
+
+    jail.place(&mut rec, &link, Path::new("/link"), Placement::HardLink)
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(root.join("link")).unwrap().ino(),
+        std::fs::metadata(&link).unwrap().ino()
+    );
+
+    jail.place(&mut rec, &copy, Path::new("/copy"), Placement::Copy)
+        .unwrap();
+    let copied = std::fs::metadata(root.join("copy")).unwrap();
+    assert_ne!(copied.ino(), std::fs::metadata(&copy).unwrap().ino());
+    assert_eq!((copied.uid(), copied.gid()), (UID, GID));
+
+    let err = jail
+        .place(&mut rec, &copy, Path::new("/copy"), Placement::Copy)
+        .unwrap_err();
+    assert!(matches!(err, JailError::AlreadyPlaced { .. }), "{err}");
+
+    let record = saved.get();
+    assert!(
+        record.mounts.contains(&root.join("a/b/ro")) && record.mounts.contains(&root.join("rw"))
+    );
+
+    // unplace is idempotent and removes the mount point.
+    jail.unplace(&mut rec, Path::new("/a/b/ro")).unwrap();
+    jail.unplace(&mut rec, Path::new("/a/b/ro")).unwrap();
+    assert!(!root.join("a/b/ro").exists());
+    assert!(!saved.get().mounts.contains(&root.join("a/b/ro")));
+
+    // Teardown with a read-write bind still mounted must not delete the host asset.
+    teardown(&saved.get(), Duration::from_millis(100)).unwrap();
+    assert_eq!(std::fs::read(&rw).unwrap(), b"written in jail");
+    assert!(ro.exists() && link.exists() && copy.exists());
+    assert!(!record.jail_dir.exists());
+}
+
+#[test]
+fn symlinks_planted_in_the_jail_are_never_followed() {
+    if !root_or_skip("planted_symlinks") {
+        return;
+    }
+    let (_base, _probe, saved, mut jail) = prepared();
+    let _guard = Guard(saved.clone());
+    let mut rec = saved.recorder();
+    let host_dir = tempfile::tempdir().unwrap();
+    let asset = host_dir.path().join("asset");
+    std::fs::write(&asset, b"asset").unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), jail.root().join("evil")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("target"), jail.root().join("leaf")).unwrap();
+    for (how, path) in [
+        (Placement::Copy, "/evil/x"),
+        (Placement::ReadOnlyBind, "/evil/x"),
+        (Placement::Copy, "/leaf"),
+        (Placement::ReadOnlyBind, "/leaf"),
+        (Placement::HardLink, "/leaf"),
+    ] {
+        assert!(
+            jail.place(&mut rec, &asset, Path::new(path), how).is_err(),
+            "{how:?} {path}"
+        );
+    }
+    assert!(jail.make_dir(Path::new("/evil/d")).is_err());
+    assert!(jail.make_file(Path::new("/leaf")).is_err());
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "something was written outside the jail"
+    );
+    for bad in ["relative", "/a/../b", "/"] {
+        let err = jail
+            .place(&mut rec, &asset, Path::new(bad), Placement::Copy)
+            .unwrap_err();
+        assert!(
+            matches!(err, JailError::InvalidPathInJail { .. }),
+            "{bad}: {err}"
+        );
+    }
+    teardown(&saved.get(), Duration::from_millis(100)).unwrap();
+}
+
+#[test]
+fn make_dir_file_and_fifo_are_owned_by_the_jail_user() {
+    if !root_or_skip("make_entries") {
+        return;
+    }
+    let (_base, _probe, saved, mut jail) = prepared();
+    let _guard = Guard(saved.clone());
+    for (path, kind) in [
+        (
+            jail.make_dir(Path::new("/run/sock")).unwrap(),
+            libc::S_IFDIR,
+        ),
+        (
+            jail.make_file(Path::new("/logs/fc.log")).unwrap(),
+            libc::S_IFREG,
+        ),
+        (
+            jail.make_fifo(Path::new("/metrics.fifo")).unwrap(),
+            libc::S_IFIFO,
+        ),
+    ] {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert_eq!(meta.mode() & libc::S_IFMT, kind, "{}", path.display());
+        assert_eq!((meta.uid(), meta.gid()), (UID, GID), "{}", path.display());
+    }
+    teardown(&saved.get(), Duration::from_millis(100)).unwrap();
+}
+
+#[test]
+fn teardown_of_partial_or_empty_records_succeeds() {
+    if !root_or_skip("partial_teardown") {
+        return;
+    }
+    let base = base_dir();
+    let record = JailRecord {
+        id: "never-made".into(),
+        jail_dir: base.path().join("x/never-made"),
+        mounts: vec![base.path().join("x/never-made/root")],
+        cgroups: vec!["/sys/fs/cgroup/cpu/vmjail-never-made/never-made".into()],
+        vmm_pid: Some(i32::MAX - 1),
+        vmm_start_time: Some(1),
+    };
+    teardown(&record, Duration::from_millis(100)).unwrap();
+    teardown(&record, Duration::from_millis(100)).unwrap();
+    teardown(&JailRecord::default(), Duration::from_millis(100)).unwrap();
+}
+
+#[test]
+fn a_recycled_pid_is_never_killed() {
+    if !root_or_skip("recycled_pid") {
+        return;
+    }
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = bystander.id() as i32;
+    let real = vmjail_jail::process::start_time(pid).unwrap();
+    let record = JailRecord {
+        vmm_pid: Some(pid),
+        vmm_start_time: Some(real + 1),
+        ..JailRecord::default()
+    };
+    teardown(&record, Duration::from_millis(100)).unwrap();
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "teardown killed a process that was not the VMM"
+    );
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+}
+
+#[test]
+fn shared_libraries_let_a_dynamic_probe_run() {
+    if !root_or_skip("shared_libraries") {
+        return;
+    }
+    let (_base, _probe, saved, mut jail) = prepared();
+    let _guard = Guard(saved.clone());
+    jail.place_shared_libraries(&mut saved.recorder()).unwrap();
+    let mounts = saved.get().mounts;
+    assert!(
+        mounts.iter().any(|m| m.ends_with("libc.so.6")),
+        "{mounts:?}"
+    );
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.to_string_lossy().contains("ld-linux")),
+        "{mounts:?}"
+    );
+    // Placing twice is harmless.
+    jail.place_shared_libraries(&mut saved.recorder()).unwrap();
+    teardown(&saved.get(), Duration::from_millis(100)).unwrap();
+}
+
+#[test]
+fn an_exec_dir_writable_by_others_is_refused() {
+    if !root_or_skip("unsafe_exec_dir") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let base = base_dir();
+    let probe = probe_file();
+    let exec_dir = base.path().join("probe-firecracker");
+    std::fs::create_dir(&exec_dir).unwrap();
+    std::fs::set_permissions(&exec_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let saved = Saved::default();
+    let err = Jail::prepare(
+        spec(&unique("ux"), &probe.path, base.path()),
+        Jailer::BuiltIn {
+            vmjail_exe: "/x".into(),
+        },
+        &mut saved.recorder(),
+    )
+    .unwrap_err();
+    let _guard = Guard(saved);
+    assert!(matches!(err, JailError::UnsafeExecDir { .. }), "{err}");
+}
