@@ -1,0 +1,96 @@
+//! The VMM process seen from the host: is it alive, signal it, wait for it.
+//! A pid is only trusted together with its start time, so a recycled pid is
+//! never signalled.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::unistd::Pid;
+
+/// `/proc/<pid>/stat`: (state, start time in clock ticks).
+fn stat(pid: i32) -> Option<(char, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after
+    // the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // Field 22 overall is the 20th after the name (state is field 3).
+    let start_time = fields.nth(18)?.parse().ok()?;
+    Some((state, start_time))
+}
+
+/// Whether `pid` is a live process started at `started` (when known).
+/// A zombie counts as gone (and is reaped when it is our child).
+pub fn is_alive(pid: i32, started: Option<u64>) -> bool {
+    match stat(pid) {
+        None => false,
+        Some((_, start)) if started.is_some_and(|s| s != start) => false,
+        Some(('Z' | 'X', _)) => {
+            // Only succeeds for our own child; anyone else's zombie is
+            // reaped by its parent.
+            let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+            false
+        }
+        Some(_) => true,
+    }
+}
+
+/// Send `signal` to `pid` if it is still the process started at `started`.
+pub fn signal(pid: i32, started: Option<u64>, signal: Signal) -> nix::Result<()> {
+    if !is_alive(pid, started) {
+        return Ok(());
+    }
+    match kill(Pid::from_raw(pid), signal) {
+        Err(nix::errno::Errno::ESRCH) => Ok(()),
+        other => other,
+    }
+}
+
+/// Poll until `pid` is gone or `timeout` passes; true when it is gone.
+pub fn wait_gone(pid: i32, started: Option<u64>, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if !is_alive(pid, started) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start_time(pid: i32) -> Option<u64> {
+        stat(pid).map(|(_, start)| start)
+    }
+
+    #[test]
+    fn own_process_is_alive_with_its_start_time_and_not_with_another() {
+        let me = std::process::id() as i32;
+        let started = start_time(me);
+        assert!(started.is_some());
+        assert!(is_alive(me, started));
+        assert!(!is_alive(me, started.map(|s| s + 1)));
+    }
+
+    #[test]
+    fn a_killed_child_is_seen_gone_and_reaped() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let started = start_time(pid);
+        assert!(is_alive(pid, started));
+        signal(pid, started, Signal::SIGKILL).unwrap();
+        assert!(wait_gone(pid, started, Duration::from_secs(5)));
+        // Already reaped by is_alive, or reaped here.
+        let _ = child.wait();
+    }
+}

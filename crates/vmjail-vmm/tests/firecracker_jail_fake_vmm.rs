@@ -1,0 +1,118 @@
+//! The whole create → start → pause/resume → attach/detach → stop path
+//! through vmjail's real built-in jail (real mount namespace, chroot,
+//! cgroups, netns, unprivileged uid), with `examples/fake_firecracker` as the
+//! VMM: a small API server that checks every path it is handed opens inside
+//! its chroot. Needs root (fails under `CI`, skips elsewhere when not root).
+
+mod firecracker_support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use firecracker_support::config::runtime_config;
+use firecracker_support::host::{
+    jail_base, mounts_under, root_or_skip, target_dir, vmjail_exe, Netns,
+};
+use firecracker_support::lifecycle::full_lifecycle;
+use vmjail_vmm::firecracker::{self, Firecracker};
+use vmjail_vmm::{Hypervisor, VmmError, VmmRecord};
+
+fn fake_firecracker() -> PathBuf {
+    let exe = target_dir().join("examples/fake_firecracker");
+    assert!(
+        exe.is_file(),
+        "{} is missing: `cargo test -p vmjail-vmm` builds it (or `cargo build -p vmjail-vmm --examples`)",
+        exe.display()
+    );
+    exe
+}
+
+fn assets(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let kernel = dir.join("vmlinux");
+    let initrd = dir.join("initrd.img");
+    let disk = dir.join("disk.img");
+    std::fs::write(&kernel, b"not really a kernel").unwrap();
+    std::fs::write(&initrd, b"not really an initrd").unwrap();
+    std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+    (kernel, initrd, disk)
+}
+
+#[test]
+fn fake_vmm_runs_the_whole_lifecycle_in_the_builtin_jail() {
+    if !root_or_skip() {
+        return;
+    }
+    let netns = Netns::new("fake");
+    let work = tempfile::tempdir().unwrap();
+    let base = jail_base(&work);
+    let (kernel, initrd, disk) = assets(work.path());
+    let config = runtime_config(&fake_firecracker(), None, &kernel, &initrd, &base);
+    let id = format!("fc-fake-{}", std::process::id());
+    let stop = full_lifecycle(&config, &vmjail_exe(), &id, &netns, &disk);
+    // The fake exits on Ctrl-Alt-Del like a rebooting guest: the graceful
+    // path ends it, no 2 s wait for a signal.
+    assert!(stop < Duration::from_secs(1), "stop took {stop:?}");
+}
+
+#[test]
+fn fake_vmm_in_a_new_pid_namespace_is_stopped_by_its_real_pid() {
+    if !root_or_skip() {
+        return;
+    }
+    let netns = Netns::new("pidns");
+    let work = tempfile::tempdir().unwrap();
+    let base = jail_base(&work);
+    let (kernel, initrd, disk) = assets(work.path());
+    let mut config = runtime_config(&fake_firecracker(), None, &kernel, &initrd, &base);
+    config.jail.new_pid_ns = true;
+    let id = format!("fc-pidns-{}", std::process::id());
+    let stop = full_lifecycle(&config, &vmjail_exe(), &id, &netns, &disk);
+    assert!(stop < Duration::from_secs(1), "stop took {stop:?}");
+}
+
+#[test]
+fn a_failed_create_leaves_nothing_behind() {
+    if !root_or_skip() {
+        return;
+    }
+    let netns = Netns::new("fail");
+    let work = tempfile::tempdir().unwrap();
+    let base = jail_base(&work);
+    let (_, initrd, _) = assets(work.path());
+    let missing_kernel = work.path().join("no-such-kernel");
+    let config = runtime_config(&fake_firecracker(), None, &missing_kernel, &initrd, &base);
+    let id = format!("fc-fail-{}", std::process::id());
+    let mut fc = Firecracker::new(&config, &vmjail_exe()).unwrap();
+    let mut recorder = |_: &VmmRecord| Ok(());
+    let err = fc.create(&id, &netns.path(), &mut recorder).unwrap_err();
+    let VmmError::Firecracker(inner) = &err else {
+        panic!("{err}")
+    };
+    assert!(
+        matches!(inner, firecracker::Error::Place { what: "kernel", .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no-such-kernel"), "{err}");
+    let jail_dir = fc.record().jail.jail_dir.clone();
+    assert!(!jail_dir.as_os_str().is_empty());
+    assert!(!jail_dir.exists(), "{} left behind", jail_dir.display());
+    assert!(mounts_under(&base).is_empty());
+}
+
+#[test]
+fn a_bad_sandbox_id_is_refused_before_anything_is_made() {
+    let work = tempfile::tempdir().unwrap();
+    let p = work.path();
+    let config = runtime_config(p, None, p, p, p);
+    let mut fc = Firecracker::new(&config, p).unwrap();
+    let mut recorder = |_: &VmmRecord| -> std::io::Result<()> { panic!("nothing may be recorded") };
+    for bad in ["../x", "a/b", "", "a_b"] {
+        let err = fc
+            .create(bad, Path::new("/proc/self/ns/net"), &mut recorder)
+            .unwrap_err();
+        assert!(
+            matches!(err, VmmError::Firecracker(firecracker::Error::InvalidId(_))),
+            "{bad}: {err}"
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! A resolved Firecracker configuration for tests, pointing at real files.
+
+use std::path::{Path, PathBuf};
+
+use vmjail_config::*;
+
+/// A Firecracker `RuntimeConfig` with `firecracker` as the VMM, the given
+/// kernel/initrd, and jails under `chroot_base`.
+pub fn runtime_config(
+    firecracker: &Path,
+    jailer: Option<&Path>,
+    kernel: &Path,
+    initrd: &Path,
+    chroot_base: &Path,
+) -> RuntimeConfig {
+    RuntimeConfig {
+        source: ConfigSource::Embedded,
+        hypervisor_kind: HypervisorKind::Firecracker,
+        hypervisor: HypervisorConfig {
+            path: firecracker.to_path_buf(),
+            jailer_path: jailer.map(Path::to_path_buf),
+            kernel: kernel.to_path_buf(),
+            ctlpath: None,
+            initrd: Some(initrd.to_path_buf()),
+            image: None,
+            firmware: None,
+            machine_accelerators: vec![],
+            kernel_params: vec![KernelParam {
+                key: "quiet".into(),
+                value: None,
+            }],
+            machine_type: String::new(),
+            block_device_driver: BlockDeviceDriver::VirtioMmio,
+            entropy_source: PathBuf::from("/dev/urandom"),
+            shared_fs: SharedFs::Virtio9p,
+            virtio_fs_daemon: None,
+            virtio_fs_cache: String::new(),
+            virtio_fs_cache_size: 0,
+            block_device_cache_set: false,
+            block_device_cache_direct: false,
+            block_device_cache_noflush: false,
+            default_vcpus: 1,
+            default_maxvcpus: 1,
+            default_memory: 128,
+            memory_slots: 10,
+            memory_offset: 0,
+            default_bridges: 1,
+            msize_9p: 8192,
+            disable_block_device_use: false,
+            enable_mem_prealloc: false,
+            enable_hugepages: false,
+            file_mem_backend: String::new(),
+            enable_swap: false,
+            enable_debug: false,
+            disable_nesting_checks: true,
+            enable_iothreads: false,
+            use_vsock: true,
+            hotplug_vfio_on_root_bus: false,
+            disable_vhost_net: false,
+            guest_hook_path: String::new(),
+        },
+        proxy: ProxyConfig {
+            kind: ProxyKind::None,
+            path: None,
+            enable_debug: false,
+        },
+        shim: ShimConfig {
+            path: PathBuf::from("/usr/bin/true"),
+            enable_debug: false,
+            enable_tracing: false,
+        },
+        agent: AgentConfig {
+            enable_debug: false,
+            enable_tracing: false,
+            trace_mode: String::new(),
+            trace_type: String::new(),
+            kernel_modules: vec![],
+            use_vsock: true,
+        },
+        runtime: RuntimeSection {
+            enable_debug: false,
+            enable_tracing: false,
+            disable_new_netns: false,
+            disable_guest_seccomp: false,
+            sandbox_cgroup_only: false,
+            experimental: vec![],
+            internetworking_model: InterNetworkingModel::Tcfilter,
+        },
+        factory: FactoryConfig {
+            enable_template: false,
+            template_path: PathBuf::new(),
+            vm_cache_number: 0,
+            vm_cache_endpoint: PathBuf::new(),
+        },
+        netmon: NetmonConfig {
+            path: PathBuf::new(),
+            enable_debug: false,
+            enable_netmon: false,
+        },
+        jail: JailConfig {
+            uid: 65534,
+            gid: 65534,
+            chroot_base_dir: chroot_base.to_path_buf(),
+            state_dir: PathBuf::from("/run/vmjail"),
+            cgroup_version: CgroupVersionSetting::Auto,
+            cgroups: vec![],
+            parent_cgroup: String::new(),
+            rlimit_fsize: None,
+            rlimit_no_file: 2048,
+            new_pid_ns: false,
+            daemonize: false,
+        },
+        warnings: vec![],
+    }
+}

@@ -1,0 +1,120 @@
+//! The full VMM-side lifecycle every jailed-Firecracker test drives: create
+//! in a netns, tap, start, state, pause/resume, attach/detach twice, stop
+//! from a reattached record, then check nothing is left.
+
+use std::path::Path;
+use std::time::Duration;
+
+use vmjail_config::RuntimeConfig;
+use vmjail_vmm::firecracker::Firecracker;
+use vmjail_vmm::{BlockDevice, Hypervisor, NetInterface, VmState, VmmRecord};
+
+use super::host::{mounts_under, Netns};
+
+/// Returns how long the stop took.
+pub fn full_lifecycle(
+    config: &RuntimeConfig,
+    vmjail_exe: &Path,
+    id: &str,
+    netns: &Netns,
+    disk: &Path,
+) -> Duration {
+    let mut saved: Vec<VmmRecord> = Vec::new();
+    let mut recorder = |r: &VmmRecord| {
+        saved.push(r.clone());
+        Ok(())
+    };
+    let mut fc = Firecracker::new(config, vmjail_exe)
+        .unwrap()
+        .with_placeholder_drives(2);
+    fc.create(id, &netns.path(), &mut recorder).unwrap();
+
+    let record = fc.record().clone();
+    let pid = fc.pid().expect("a VMM pid");
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    // Runs as the jail's uid in the sandbox netns.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.contains("65534")),
+        "{status}"
+    );
+    let vmm_netns = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let netns_inode = nix::sys::stat::stat(&netns.path()).unwrap().st_ino;
+    assert!(
+        vmm_netns
+            .to_string_lossy()
+            .contains(&netns_inode.to_string()),
+        "{vmm_netns:?}"
+    );
+    // Recorded before it was created: the last save knows the pid and mounts.
+    let last = saved.last().unwrap();
+    assert_eq!(last.jail.vmm_pid, Some(pid));
+    assert!(!last.jail.mounts.is_empty());
+    assert!(record.api_socket.starts_with(record.jail.root()));
+    assert!(record.console_log.starts_with(&record.jail.jail_dir));
+
+    assert_eq!(fc.state().unwrap(), VmState::Created);
+    fc.add_network_interface(&NetInterface {
+        id: "eth0".into(),
+        tap_name: "fctap0".into(),
+        guest_mac: Some("AA:FC:00:00:00:01".into()),
+    })
+    .unwrap();
+    assert!(vmjail_vmm::net::link_exists(&netns.path(), "fctap0").unwrap());
+
+    fc.start(Duration::from_secs(5)).unwrap();
+    assert_eq!(fc.state().unwrap(), VmState::Running);
+    fc.pause().unwrap();
+    assert_eq!(fc.state().unwrap(), VmState::Paused);
+    fc.resume().unwrap();
+    assert_eq!(fc.state().unwrap(), VmState::Running);
+
+    // Attach: bind-mounted into the jail, swapped in by PATCH; detach
+    // restores the placeholder and unmounts, so attaches do not stack.
+    for round in 0..2 {
+        fc.attach_block(&BlockDevice {
+            id: "vol1".into(),
+            host_path: disk.to_path_buf(),
+            read_only: false,
+        })
+        .unwrap_or_else(|e| panic!("attach round {round}: {e}"));
+        let (_, in_jail) = fc.record().drives[0].clone();
+        let host = vmjail_jail::host_path(&record.jail.root(), &in_jail);
+        assert!(mounts_under(&record.jail.jail_dir).contains(&host.to_string_lossy().into_owned()));
+        fc.detach_block("vol1").unwrap();
+        assert!(fc.record().drives.is_empty());
+        assert!(!mounts_under(&record.jail.jail_dir).contains(&host.to_string_lossy().into_owned()));
+    }
+    let err = fc.detach_block("vol1").unwrap_err();
+    assert!(err.to_string().contains("vol1"), "{err}");
+
+    // Another process stops it from the saved record.
+    let mut other = Firecracker::from_record(fc.record().clone(), config, vmjail_exe);
+    let stopping = std::time::Instant::now();
+    other.stop(Duration::from_secs(2)).unwrap();
+    let stopped_after = stopping.elapsed();
+    // Gone, or at most a zombie its reaper has not collected yet.
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = state
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .next()
+        .unwrap_or("gone");
+    assert!(
+        matches!(state, "gone" | "Z" | "X"),
+        "VMM still running (state {state}) after stop took {stopped_after:?}"
+    );
+    assert_eq!(other.state().unwrap(), VmState::Stopped);
+    assert!(mounts_under(&record.jail.jail_dir).is_empty());
+    assert!(!record.jail.jail_dir.exists(), "jail dir left behind");
+    for cgroup in &other.record().jail.cgroups {
+        assert!(!cgroup.exists(), "cgroup {} left behind", cgroup.display());
+    }
+    assert!(!vmjail_vmm::net::link_exists(&netns.path(), "fctap0").unwrap());
+    other.stop(Duration::from_secs(1)).unwrap();
+    stopped_after
+}
