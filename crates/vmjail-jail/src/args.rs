@@ -46,6 +46,9 @@ pub struct JailerArgs {
     pub status_fd: Option<RawFd>,
     /// vmjail: `--copy-exec-file`: copy instead of a read-only bind mount.
     pub copy_exec_file: bool,
+    /// vmjail: `--allow-root`: accept `--uid 0` / `--gid 0` (the caller's
+    /// configuration said so explicitly); refused otherwise.
+    pub allow_root: bool,
     pub vmm_args: Vec<OsString>,
 }
 
@@ -82,6 +85,7 @@ impl JailerArgs {
             api_sock: None,
             status_fd: None,
             copy_exec_file: false,
+            allow_root: false,
             vmm_args: Vec::new(),
         };
         let mut iter = args.iter();
@@ -150,7 +154,11 @@ impl JailerArgs {
                         _ => return Err(invalid()),
                     }
                 }
-                "--device" => parsed.devices.push(PathBuf::from(value(&mut iter)?)),
+                "--device" => {
+                    let device = PathBuf::from(value(&mut iter)?);
+                    crate::devices::check_allowed(&device)?;
+                    parsed.devices.push(device);
+                }
                 "--api-sock" => parsed.api_sock = Some(PathBuf::from(value(&mut iter)?)),
                 "--status-fd" => {
                     let fd = number::<RawFd>(flag, &value(&mut iter)?)?;
@@ -160,12 +168,14 @@ impl JailerArgs {
                     parsed.status_fd = Some(fd);
                 }
                 "--copy-exec-file" => parsed.copy_exec_file = true,
+                "--allow-root" => parsed.allow_root = true,
                 other => {
                     return Err(arg_error(
                         other,
                         "unknown; valid: --id --exec-file --uid --gid --chroot-base-dir --netns \
                          --daemonize --new-pid-ns --cgroup --cgroup-version --parent-cgroup \
-                         --resource-limit --device --api-sock --status-fd --copy-exec-file --",
+                         --resource-limit --device --api-sock --status-fd --copy-exec-file \
+                         --allow-root --",
                     ))
                 }
             }
@@ -176,6 +186,14 @@ impl JailerArgs {
         parsed.gid = gid.ok_or_else(|| arg_error("--gid", "is required"))?;
         parsed.chroot_base_dir =
             base.ok_or_else(|| arg_error("--chroot-base-dir", "is required"))?;
+        if !parsed.allow_root {
+            if parsed.uid == 0 {
+                return Err(JailError::RootIdentity { flag: "uid" });
+            }
+            if parsed.gid == 0 {
+                return Err(JailError::RootIdentity { flag: "gid" });
+            }
+        }
         Ok(parsed)
     }
 
@@ -199,6 +217,9 @@ impl JailerArgs {
             api_sock: spec.api_socket_in_jail.clone(),
             status_fd: None,
             copy_exec_file: false,
+            // The configuration gates root (`jail.allow_root`); a spec that
+            // reached here with uid or gid 0 was allowed it.
+            allow_root: spec.uid == 0 || spec.gid == 0,
             vmm_args: spec.vmm_args.clone(),
         }
     }
@@ -255,6 +276,9 @@ impl JailerArgs {
         }
         if builtin && self.copy_exec_file {
             out.push("--copy-exec-file".into());
+        }
+        if builtin && self.allow_root {
+            out.push("--allow-root".into());
         }
         out.push("--".into());
         out.extend(self.vmm_args.iter().cloned());
@@ -324,6 +348,36 @@ mod tests {
             "{text:?}"
         );
         assert!(text.ends_with(&["--".into(), "--api-sock".into(), "/run/api.sock".into()]));
+    }
+
+    #[test]
+    fn root_identity_needs_allow_root() {
+        let args = |extra: &[&str]| -> Vec<OsString> {
+            let mut v: Vec<OsString> = [
+                "--id",
+                "a",
+                "--exec-file",
+                "/x",
+                "--chroot-base-dir",
+                "/srv",
+            ]
+            .iter()
+            .map(OsString::from)
+            .collect();
+            v.extend(extra.iter().map(OsString::from));
+            v
+        };
+        for ids in [["--uid", "0", "--gid", "1"], ["--uid", "1", "--gid", "0"]] {
+            let err = JailerArgs::parse(&args(&ids)).unwrap_err();
+            assert!(matches!(err, JailError::RootIdentity { .. }), "{err}");
+            let mut allowed = ids.to_vec();
+            allowed.push("--allow-root");
+            assert!(JailerArgs::parse(&args(&allowed)).unwrap().allow_root);
+        }
+        let mut root = spec();
+        root.uid = 0;
+        let argv = JailerArgs::from_spec(&root).to_args(true);
+        assert!(JailerArgs::parse(&argv).is_ok());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -82,7 +82,6 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
     if let Some(netns) = &args.netns {
         join_netns(netns)?;
     }
-    rlimits::install(args.rlimit_fsize, args.rlimit_no_file)?;
     let me = std::process::id();
     if plan.leaves.is_empty() && args.cgroup_version == crate::CgroupVersion::V2 {
         if let Some(parent) = &args.parent_cgroup {
@@ -127,14 +126,33 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
     if args.new_pid_ns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)
             .map_err(|e| JailError::sys("unshare(CLONE_NEWPID)", e))?;
+        // The child waits for one byte on `go` before going on: if this
+        // parent fails or dies before handing the pid over, the child sees
+        // EOF and exits instead of running as an orphan nobody recorded.
+        let (go_read, go_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+            .map_err(|e| JailError::sys("creating the go pipe", e))?;
         // SAFETY: this process is single-threaded; the child continues with
         // the same sequential code and ends in exec.
         match unsafe { fork() }.map_err(|e| JailError::sys("fork into the new pid namespace", e))? {
             ForkResult::Parent { child } => {
-                write_pid_file(&pid_file, child.as_raw())?;
+                drop(go_read);
+                let handed_over = write_pid_file(&pid_file, child.as_raw())
+                    .and_then(|()| report(args.status_fd, &format!("pid {child}")))
+                    .and_then(|()| {
+                        nix::unistd::write(&go_write, b"g")
+                            .map(drop)
+                            .map_err(|e| JailError::sys("releasing the VMM process", e))
+                    });
+                if let Err(e) = handed_over {
+                    let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                    return Err(e);
+                }
                 std::process::exit(0);
             }
-            ForkResult::Child => {}
+            ForkResult::Child => {
+                drop(go_write);
+                wait_for_go(go_read)?;
+            }
         }
     } else {
         write_pid_file(&pid_file, me as i32)?;
@@ -143,10 +161,49 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
         setsid().map_err(|e| JailError::sys("setsid", e))?;
     }
 
-    // 7. Privileges, signals, exec.
+    // 7. Limits, privileges, signals, exec. RLIMIT_FSIZE comes this late so
+    //    that no earlier step of ours (the exec file copy) can exceed it.
+    rlimits::install(args.rlimit_fsize, args.rlimit_no_file)?;
     privileges::drop_all(args.uid, args.gid)?;
     reset_signals()?;
-    exec(&exec_name, &args.vmm_args)
+    exec(&exec_name, &args.vmm_args, args.status_fd)
+}
+
+/// One line on the status pipe (when there is one).
+fn report(status_fd: Option<RawFd>, line: &str) -> Result<(), JailError> {
+    let Some(fd) = status_fd else {
+        return Ok(());
+    };
+    // SAFETY: the status fd stays open in this process until exec or exit.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let mut bytes = line.as_bytes().to_vec();
+    bytes.push(b'\n');
+    let mut done = 0;
+    while done < bytes.len() {
+        match nix::unistd::write(fd, &bytes[done..]) {
+            Ok(n) => done += n,
+            Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(JailError::sys("writing to --status-fd", e)),
+        }
+    }
+    Ok(())
+}
+
+/// Block until the parent jailer has handed our pid over.
+fn wait_for_go(go: OwnedFd) -> Result<(), JailError> {
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(go.as_raw_fd(), &mut byte) {
+            Ok(1) => return Ok(()),
+            Ok(_) => {
+                return Err(JailError::JailerFailed {
+                    message: "the parent jailer ended before handing over the VMM's pid".into(),
+                })
+            }
+            Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(JailError::sys("waiting for the parent jailer", e)),
+        }
+    }
 }
 
 fn close_inherited_fds(keep: Option<RawFd>) -> Result<(), JailError> {
@@ -174,7 +231,14 @@ fn make_layout(base: &Path, exec_name: &str, id: &str, owner: Owner) -> Result<(
         fsat::ensure_subdir(&base_fd, OsStr::new(exec_name), &exec_dir_path, 0o755, None)?;
     fsat::check_root_only(&exec_dir, &exec_dir_path)?;
     let id_path = exec_dir_path.join(id);
-    let id_dir = fsat::ensure_subdir(&exec_dir, OsStr::new(id), &id_path, 0o700, Some(owner))?;
+    // root:root like `Jail::prepare` makes it; only `root` is the jail user's.
+    let id_dir = fsat::ensure_subdir(
+        &exec_dir,
+        OsStr::new(id),
+        &id_path,
+        crate::jail::ID_DIR_MODE,
+        None,
+    )?;
     fsat::ensure_subdir(
         &id_dir,
         OsStr::new("root"),
@@ -220,14 +284,17 @@ fn place_exec_file(
     let dest = nix::fcntl::openat(
         Some(root_fd.as_raw_fd()),
         name,
-        OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_WRONLY,
+        // O_NONBLOCK: a FIFO left there must not hang us (ENXIO instead).
+        OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_WRONLY,
         Mode::from_bits_truncate(0o700),
     )
     .map_err(|e| match e {
-        nix::Error::ELOOP => JailError::UnexpectedFileType {
-            path: shown.clone(),
-            expected: "regular file",
-        },
+        nix::Error::ELOOP | nix::Error::ENXIO | nix::Error::EISDIR => {
+            JailError::UnexpectedFileType {
+                path: shown.clone(),
+                expected: "regular file",
+            }
+        }
         e => JailError::fs("creating the exec file", &shown, e),
     })?;
     // SAFETY: freshly opened, owned here.
@@ -293,10 +360,11 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<(), JailError> {
         .map_err(|e| JailError::fs("writing pid file", path, fsat::errno_of(&e)))
 }
 
-/// Rust ignores SIGPIPE; an ignored signal stays ignored across exec. Give
-/// the VMM default dispositions and an empty signal mask.
+/// Rust ignores SIGPIPE, and whoever started us may have ignored or blocked
+/// others; ignored signals stay ignored across exec. Give the VMM default
+/// dispositions for every standard signal and an empty signal mask.
 fn reset_signals() -> Result<(), JailError> {
-    for sig in [Signal::SIGPIPE, Signal::SIGXFSZ] {
+    for sig in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
         // SAFETY: installing SIG_DFL, no handler code runs.
         unsafe { signal(sig, SigHandler::SigDfl) }
             .map_err(|e| JailError::sys("resetting a signal", e))?;
@@ -305,7 +373,13 @@ fn reset_signals() -> Result<(), JailError> {
         .map_err(|e| JailError::sys("clearing the signal mask", e))
 }
 
-fn exec(exec_name: &str, vmm_args: &[OsString]) -> Result<Infallible, JailError> {
+/// Exec `/<exec_name>`. `exec` goes on the status pipe just before: EOF
+/// without it means this process died on the way.
+fn exec(
+    exec_name: &str,
+    vmm_args: &[OsString],
+    status_fd: Option<RawFd>,
+) -> Result<Infallible, JailError> {
     let nul = |s: &OsStr| {
         CString::new(s.as_bytes()).map_err(|_| JailError::Argument {
             arg: s.to_string_lossy().into_owned(),
@@ -318,5 +392,6 @@ fn exec(exec_name: &str, vmm_args: &[OsString]) -> Result<Infallible, JailError>
         argv.push(nul(arg)?);
     }
     let env: [CString; 0] = [];
+    report(status_fd, "exec")?;
     execve(&path, &argv, &env).map_err(|e| JailError::fs("exec", format!("/{exec_name}"), e))
 }

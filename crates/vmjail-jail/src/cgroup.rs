@@ -277,6 +277,34 @@ pub fn join_existing_v2_parent(
     Ok(())
 }
 
+/// Kill every process left in the jail's cgroup `dir` (a VMM orphaned by a
+/// crash between spawn and record): `cgroup.kill` where the kernel has it,
+/// else SIGKILL to each pid in `cgroup.procs`, until it is empty (bounded).
+/// Best effort: what cannot be killed shows up as a busy cgroup next.
+pub fn kill_all(dir: &Path) {
+    let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) else {
+            return;
+        };
+        let pids: Vec<i32> = procs
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        if pids.is_empty() || std::time::Instant::now() >= deadline {
+            return;
+        }
+        for pid in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 fn write(path: &Path, value: &str, step: &'static str) -> Result<(), JailError> {
     std::fs::OpenOptions::new()
         .write(true)

@@ -17,20 +17,17 @@ use crate::fsat::{self, Owner};
 pub fn create(root: &Path, devices: &[&Path], owner: Owner) -> Result<(), JailError> {
     let root_fd = fsat::open_dir(root)?;
     for device in devices {
-        let Ok(meta) = std::fs::metadata(device) else {
+        check_allowed(device)?;
+        // The host's node itself, never what a symlink there points to.
+        let Ok(meta) = std::fs::symlink_metadata(device) else {
             continue; // "where the host has it"
         };
-        let kind = if meta.file_type().is_char_device() {
-            SFlag::S_IFCHR
-        } else if meta.file_type().is_block_device() {
-            SFlag::S_IFBLK
-        } else {
+        if !meta.file_type().is_char_device() {
             return Err(JailError::UnexpectedFileType {
                 path: device.to_path_buf(),
-                expected: "device node",
+                expected: "character device node",
             });
-        };
-        crate::validate::validate_path_in_jail(device)?;
+        }
         let names: Vec<&OsStr> = device
             .components()
             .filter_map(|c| match c {
@@ -43,13 +40,17 @@ pub fn create(root: &Path, devices: &[&Path], owner: Owner) -> Result<(), JailEr
         };
         let (dir, dir_shown) = fsat::walk_create(&root_fd, root, parents, Some(owner))?;
         let shown = dir_shown.join(name);
-        match mknodat(
+        // With umask 077, mknod's 0600 is exact: no chmod by path afterwards.
+        let umask = nix::sys::stat::umask(Mode::from_bits_truncate(0o077));
+        let made = mknodat(
             Some(dir.as_raw_fd()),
             *name,
-            kind,
+            SFlag::S_IFCHR,
             Mode::from_bits_truncate(0o600),
             meta.rdev(),
-        ) {
+        );
+        nix::sys::stat::umask(umask);
+        match made {
             Ok(()) => {}
             // Left by an earlier launch into this jail dir: replace nothing.
             Err(nix::Error::EEXIST) => continue,
@@ -63,14 +64,57 @@ pub fn create(root: &Path, devices: &[&Path], owner: Owner) -> Result<(), JailEr
             nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
         )
         .map_err(|e| JailError::fs("chown", &shown, e))?;
-        // mknod's mode is masked by the umask; set it exactly.
-        nix::sys::stat::fchmodat(
-            Some(dir.as_raw_fd()),
-            *name,
-            Mode::from_bits_truncate(0o600),
-            nix::sys::stat::FchmodatFlags::FollowSymlink,
-        )
-        .map_err(|e| JailError::fs("chmod", &shown, e))?;
     }
     Ok(())
+}
+
+/// Only the character devices a VMM needs: a jail never gets a disk, a
+/// memory device or a terminal of the host.
+pub fn check_allowed(device: &Path) -> Result<(), JailError> {
+    let refuse = |reason| {
+        Err(JailError::DeviceNotAllowed {
+            path: device.to_path_buf(),
+            reason,
+            allowed: ALLOWED.join(", "),
+        })
+    };
+    crate::validate::validate_path_in_jail(device)?;
+    if !device.starts_with("/dev/") {
+        return refuse("not below /dev");
+    }
+    if !ALLOWED.iter().any(|a| device == Path::new(a)) {
+        return refuse("not on the allowlist");
+    }
+    Ok(())
+}
+
+/// The devices a jail may receive (`--device`), all character devices.
+pub const ALLOWED: &[&str] = &[
+    "/dev/kvm",
+    "/dev/net/tun",
+    "/dev/vhost-vsock",
+    "/dev/vhost-net",
+    "/dev/urandom",
+    "/dev/userfaultfd",
+];
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn only_allowlisted_character_devices() {
+        for ok in ["/dev/kvm", "/dev/net/tun", "/dev/urandom"] {
+            assert!(super::check_allowed(Path::new(ok)).is_ok(), "{ok}");
+        }
+        for bad in [
+            "/dev/sda",
+            "/dev/mem",
+            "/etc/passwd",
+            "/dev/../dev/kvm",
+            "dev/kvm",
+        ] {
+            assert!(super::check_allowed(Path::new(bad)).is_err(), "{bad}");
+        }
+    }
 }

@@ -25,8 +25,8 @@ pub enum JailError {
     },
     #[error("chroot base dir {path} is not a directory")]
     ChrootBaseNotDir { path: PathBuf },
-    #[error("chroot base dir {path} is writable by others (mode {mode:o}); it must not be")]
-    ChrootBaseWorldWritable { path: PathBuf, mode: u32 },
+    #[error("chroot base dir {path} is owned by uid {uid} with mode {mode:o}: it must be root-owned and writable by root only")]
+    ChrootBaseWorldWritable { path: PathBuf, uid: u32, mode: u32 },
     #[error("{path} (shared by every jail of this VMM) is owned by uid {uid} with mode {mode:o}: it must be root-owned and writable by root only")]
     UnsafeExecDir { path: PathBuf, uid: u32, mode: u32 },
     #[error("API socket {path} is {len} bytes long seen from the host; a Unix socket path holds at most 107")]
@@ -121,6 +121,21 @@ pub enum JailError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("device {path} is not allowed in a jail: {reason} (allowed: {allowed})")]
+    DeviceNotAllowed {
+        path: PathBuf,
+        reason: &'static str,
+        allowed: String,
+    },
+    #[error("--{flag} 0 would run the VMM as root: refused unless --allow-root is given")]
+    RootIdentity { flag: &'static str },
+    #[error("socket path {path} is {len} bytes long; a Unix socket path holds at most 107")]
+    SocketAddressTooLong { path: PathBuf, len: usize },
+    #[error("connecting to {path}: {source}")]
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("jailer failed: {message}")]
     JailerFailed { message: String },
     #[error("jailer did not exec the VMM within {seconds} s")]
@@ -129,6 +144,8 @@ pub enum JailError {
     PidFile { path: PathBuf, reason: String },
     #[error("process {pid} did not exit after SIGKILL")]
     KillTimeout { pid: i32 },
+    #[error("refusing to tear down {path}: {reason}")]
+    UnsafeRecord { path: PathBuf, reason: &'static str },
     #[error("teardown left {what} {path}: {source}")]
     Teardown {
         what: &'static str,

@@ -31,7 +31,7 @@ impl Owner {
     }
 }
 
-fn own(fd: RawFd) -> OwnedFd {
+pub fn own(fd: RawFd) -> OwnedFd {
     // SAFETY: `fd` was just returned by a successful open and is owned by nobody else.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }

@@ -9,11 +9,20 @@ use std::path::{Path, PathBuf};
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{linkat, unlinkat, Gid, Uid, UnlinkatFlags};
 
+use crate::devices;
 use crate::error::JailError;
 use crate::fsat::{self, Owner};
 use crate::mounts;
+use crate::ownership;
 use crate::spec::{host_path, JailRecord, JailSpec, Jailer, Placement, Recorder};
 use crate::validate;
+
+/// Mode of `<base>/<exec_name>/<id>`, owned root:root. A deliberate
+/// difference from Firecracker's jailer, which leaves it root-owned with the
+/// umask's mode (0755 usually): 0711 also hides the names below it. Owned
+/// by the jail uid, any host process of that uid could rename `root` away
+/// under the host-side steps.
+pub(crate) const ID_DIR_MODE: u32 = 0o711;
 
 /// One jail on the host. Cheap to re-create from its [`JailRecord`].
 #[derive(Debug, Clone)]
@@ -50,6 +59,9 @@ impl Jail {
         for (file, value) in &spec.cgroups {
             validate::validate_cgroup_setting(file, value)?;
         }
+        for device in &spec.devices {
+            devices::check_allowed(device)?;
+        }
         if jail_dir.symlink_metadata().is_ok() {
             return Err(JailError::JailDirExists { path: jail_dir });
         }
@@ -58,6 +70,9 @@ impl Jail {
             record: JailRecord {
                 id: spec.id.clone(),
                 jail_dir: jail_dir.clone(),
+                // Until mkdir succeeds the dir may be someone else's:
+                // teardown must not remove it after a crash in between.
+                jail_dir_pending: true,
                 ..JailRecord::default()
             },
             spec,
@@ -83,19 +98,26 @@ impl Jail {
         match nix::sys::stat::mkdirat(
             Some(exec_dir.as_raw_fd()),
             id_name,
-            Mode::from_bits_truncate(0o700),
+            Mode::from_bits_truncate(ID_DIR_MODE),
         ) {
             Ok(()) => {}
             Err(nix::Error::EEXIST) => {
                 // Someone else created it since our check: it is not ours to remove.
                 jail.record.jail_dir = PathBuf::new();
+                jail.record.jail_dir_pending = false;
                 jail.save(recorder, "giving up the jail dir")?;
                 return Err(JailError::JailDirExists { path: jail_dir });
             }
             Err(e) => return Err(JailError::fs("creating directory", &jail_dir, e)),
         }
+        jail.record.jail_dir_pending = false;
+        jail.save(recorder, "owning the created jail dir")?;
         let id_dir = fsat::open_subdir(&exec_dir, id_name, &jail_dir)?;
-        owner.chown(id_dir.as_raw_fd(), &jail_dir)?;
+        // mkdir's mode is masked by the umask: set it exactly. The <id> dir
+        // stays root's (the VMM only needs to traverse it); only `root` is
+        // the jail user's.
+        nix::sys::stat::fchmod(id_dir.as_raw_fd(), Mode::from_bits_truncate(ID_DIR_MODE))
+            .map_err(|e| JailError::fs("chmod", &jail_dir, e))?;
         let root_name = OsStr::new("root");
         fsat::ensure_subdir(&id_dir, root_name, &root, 0o700, Some(owner))?;
 
@@ -182,6 +204,7 @@ impl Jail {
         self.record.mounts.push(root.clone());
         self.save(recorder, "bind-mounting the jail root")?;
         mounts::bind_self(&root)?;
+        mounts::make_private(&root)?;
         mounts::make_shared(&root)
     }
 
@@ -238,17 +261,28 @@ impl Jail {
                 self.record.mounts.push(shown.clone());
                 self.save(recorder, "bind-mounting an asset")?;
                 mounts::bind(&source_fd, &target, source, &shown)?;
+                let mounted = fsat::open_path_nofollow(&dir, name, &shown)?;
                 if how == Placement::ReadOnlyBind {
-                    let mounted = fsat::open_path_nofollow(&dir, name, &shown)?;
                     mounts::remount_read_only(&mounted, &shown)?;
                 } else {
-                    self.owner()
-                        .chown(source_fd_for_chown(source)?.as_raw_fd(), source)?;
+                    mounts::remount_read_write(&mounted, &shown)?;
+                    // The VMM's user must write the asset: hand it over
+                    // through the held handle, recording the owner first so
+                    // unplace/teardown give it back.
+                    let (uid, gid) = (self.spec.uid, self.spec.gid);
+                    let asset = ownership::plan(&source_fd, source, &shown, uid, gid)?;
+                    self.record.chowned.push(asset);
+                    self.save(recorder, "changing the owner of a writable asset")?;
+                    ownership::chown_fd(&source_fd, source, uid, gid)?;
                 }
             }
             Placement::HardLink => {
                 // The host asset path is operator-given: resolve its symlinks,
                 // then link the real file (linkat does not follow the source).
+                // Not chowned: a hard link shares the host inode, so an owner
+                // change would be permanent. Hard-linked assets are read by
+                // the VMM (kernels, initrds) and must be readable by its user;
+                // granting more is the operator's choice.
                 let real = std::fs::canonicalize(source)
                     .map_err(|e| JailError::fs("resolving asset", source, fsat::errno_of(&e)))?;
                 linkat(
@@ -268,11 +302,18 @@ impl Jail {
                     },
                     e => JailError::fs("hard-linking asset to", &shown, e),
                 })?;
-                self.owner()
-                    .chown(source_fd_for_chown(source)?.as_raw_fd(), source)?;
             }
             Placement::Copy => {
-                let mut from = File::open(source)
+                // Read the inode already held (not the path again), and only
+                // a regular file: a FIFO would block the copy forever.
+                if SFlag::from_bits_truncate(source_stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG
+                {
+                    return Err(JailError::UnexpectedFileType {
+                        path: source.to_path_buf(),
+                        expected: "regular file",
+                    });
+                }
+                let mut from = File::open(fsat::proc_fd_path(&source_fd))
                     .map_err(|e| JailError::fs("opening asset", source, fsat::errno_of(&e)))?;
                 let mode = source_stat.st_mode & 0o777;
                 let to = fsat::create_file(&dir, name, &shown, mode)?;
@@ -298,9 +339,16 @@ impl Jail {
         let root = self.root();
         let shown = host_path(&root, path_in_jail);
         if self.record.mounts.contains(&shown) {
-            mounts::unmount(&shown).map_err(|e| JailError::fs("unmounting", &shown, e))?;
+            mounts::unmount_in(&self.record.jail_dir, &shown)?;
             self.record.mounts.retain(|m| m != &shown);
             self.save(recorder, "forgetting an unmounted asset")?;
+        }
+        if self.record.chowned.iter().any(|a| a.placed_at == shown) {
+            for asset in self.record.chowned.iter().filter(|a| a.placed_at == shown) {
+                ownership::restore(asset)?;
+            }
+            self.record.chowned.retain(|a| a.placed_at != shown);
+            self.save(recorder, "forgetting a restored asset owner")?;
         }
         let root_fd = fsat::open_dir(&root)?;
         let (parents, name) = fsat::split(path_in_jail);
@@ -357,11 +405,6 @@ impl Jail {
         .map_err(|e| JailError::fs("chown", &shown, e))?;
         Ok(shown)
     }
-}
-
-/// `fchown` needs a real (not `O_PATH`) descriptor.
-fn source_fd_for_chown(source: &Path) -> Result<File, JailError> {
-    File::open(source).map_err(|e| JailError::fs("opening asset", source, fsat::errno_of(&e)))
 }
 
 use std::os::unix::fs::OpenOptionsExt;

@@ -3,9 +3,9 @@
 
 use std::ffi::OsString;
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,9 +15,7 @@ use crate::error::JailError;
 use crate::jail::Jail;
 use crate::process;
 use crate::spec::{Jailer, Recorder};
-
-/// How long a jailer may take to exec the VMM.
-const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::status::{JailerState, Status, StatusReader, LAUNCH_TIMEOUT};
 /// The fd number the built-in jailer's status pipe gets in the child.
 const STATUS_FD: i32 = 3;
 
@@ -90,6 +88,23 @@ impl Jail {
                 self.record.cgroups.push(dir);
             }
         }
+        // A leaf named after the id is this jail's even if a crashed launch
+        // left it; parents that exist already may be shared: removed by
+        // teardown only once empty.
+        for leaf in &plan.leaves {
+            if !self.record.cgroups.contains(&leaf.path) {
+                self.record.cgroups.push(leaf.path.clone());
+            }
+            let mut dir = leaf.path.parent();
+            while let Some(parent) = dir.filter(|d| *d != leaf.hierarchy) {
+                let known = self.record.cgroups.iter().any(|c| c == parent)
+                    || self.record.cgroup_parents.iter().any(|c| c == parent);
+                if !known {
+                    self.record.cgroup_parents.push(parent.to_path_buf());
+                }
+                dir = parent.parent();
+            }
+        }
         self.save(recorder, "launching the jailer")?;
         self.share_root(recorder)?;
 
@@ -108,11 +123,18 @@ impl Jail {
             let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
                 .map_err(|e| JailError::sys("creating the status pipe", e))?;
             let raw = write.as_raw_fd();
-            // SAFETY: dup2 is async-signal-safe; it is the only call made
-            // between fork and exec, and it clears close-on-exec on fd 3.
+            // SAFETY: fcntl and dup2 are async-signal-safe; they are the only
+            // calls made between fork and exec. Either way fd 3 ends up the
+            // pipe without close-on-exec (dup2 onto itself would be a no-op
+            // that leaves the flag set).
             unsafe {
                 command.pre_exec(move || {
-                    if libc::dup2(raw, STATUS_FD) < 0 {
+                    let rc = if raw == STATUS_FD {
+                        libc::fcntl(raw, libc::F_SETFD, 0)
+                    } else {
+                        libc::dup2(raw, STATUS_FD)
+                    };
+                    if rc < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                     Ok(())
@@ -129,81 +151,109 @@ impl Jail {
             source,
         })?;
         let jailer_pid = child.id() as i32;
-
-        if let Some((read, write)) = status_pipe {
-            drop(write);
-            // EOF once every jailer process has exec'd or exited; a message means failure.
-            let message = match read_status(read) {
-                Ok(message) => message,
-                Err(e) => {
-                    // A hung jailer is not left behind.
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(e);
-                }
-            };
-            if !message.is_empty() {
-                let _ = child.wait();
-                return Err(JailError::JailerFailed { message });
-            }
+        // Recorded at once (exec keeps pid and start time): whatever happens
+        // next, teardown can kill this process — the VMM itself unless it
+        // forks into a new pid namespace, whose pid replaces it once known.
+        if let Err(e) = self.record_vmm(recorder, jailer_pid) {
+            kill_and_reap(&mut child);
+            return Err(e);
         }
 
-        let vmm_pid = if self.spec.new_pid_ns {
-            // The jailer exits after writing the pid file of its child.
-            let status = wait_with_timeout(&mut child)?;
-            if !status.success() {
-                return Err(JailError::JailerFailed {
-                    message: format!("{} exited with {status}", program.display()),
-                });
+        let result = match status_pipe {
+            Some((read, write)) => {
+                drop(write);
+                self.follow_builtin(recorder, read, &mut child, jailer_pid)
             }
-            read_pid_file(&self.pid_file())?
-        } else {
-            if !self.builtin() {
-                wait_for_exec(jailer_pid, &program)?;
-            }
-            jailer_pid
+            None => self.follow_firecracker(recorder, &mut child, jailer_pid, &program),
         };
-        self.record.vmm_pid = Some(vmm_pid);
-        self.record.vmm_start_time = process::start_time(vmm_pid);
-        self.save(recorder, "recording the VMM pid")?;
-        Ok(vmm_pid)
+        match result {
+            Ok(pid) => Ok(pid),
+            Err(e) => {
+                kill_and_reap(&mut child);
+                // A VMM already forked into its pid namespace goes too.
+                if let (Some(pid), Some(start)) = (self.record.vmm_pid, self.record.vmm_start_time)
+                {
+                    if pid != jailer_pid && process::start_time(pid) == Some(start) {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn record_vmm(&mut self, recorder: &mut dyn Recorder, pid: i32) -> Result<(), JailError> {
+        self.record.vmm_pid = Some(pid);
+        self.record.vmm_start_time = process::start_time(pid);
+        self.save(recorder, "recording the VMM pid")
+    }
+
+    /// The built-in jailer reports over the status pipe: `pid <n>` (the
+    /// VMM's host pid, from the parent in a new pid namespace), `exec` (the
+    /// last step before execve), anything else is an error message. EOF
+    /// comes when every jailer process has exec'd or died.
+    fn follow_builtin(
+        &mut self,
+        recorder: &mut dyn Recorder,
+        read: OwnedFd,
+        child: &mut std::process::Child,
+        jailer_pid: i32,
+    ) -> Result<i32, JailError> {
+        let mut reader = StatusReader::new(read);
+        let mut status = Status::default();
+        while let Some(line) = reader.next_line()? {
+            let had_pid = status.pid.is_some();
+            status.take(&line);
+            if let (false, Some(pid)) = (had_pid, status.pid) {
+                self.record_vmm(recorder, pid)?;
+            }
+        }
+        let jailer = if self.spec.new_pid_ns {
+            // The parent jailer exits once it has handed the pid over.
+            let exit = wait_with_timeout(child)?;
+            JailerState::Exited {
+                success: exit.success(),
+                description: exit.to_string(),
+            }
+        } else {
+            JailerState::Running
+        };
+        // A pid from the status pipe was recorded as it arrived.
+        status
+            .outcome(self.spec.new_pid_ns, jailer_pid, &jailer)
+            .map_err(|message| JailError::JailerFailed { message })
+    }
+
+    fn follow_firecracker(
+        &mut self,
+        recorder: &mut dyn Recorder,
+        child: &mut std::process::Child,
+        jailer_pid: i32,
+        program: &Path,
+    ) -> Result<i32, JailError> {
+        if !self.spec.new_pid_ns {
+            wait_for_exec(jailer_pid, program)?;
+            return Ok(jailer_pid);
+        }
+        // Firecracker's jailer exits after writing the pid file of its child.
+        let status = wait_with_timeout(child)?;
+        if !status.success() {
+            return Err(JailError::JailerFailed {
+                message: format!("{} exited with {status}", program.display()),
+            });
+        }
+        let pid = read_pid_file(&self.pid_file())?;
+        self.record_vmm(recorder, pid)?;
+        Ok(pid)
     }
 }
 
-/// Read the status pipe to EOF (bounded by [`LAUNCH_TIMEOUT`]).
-fn read_status(read: std::os::fd::OwnedFd) -> Result<String, JailError> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let deadline = Instant::now() + LAUNCH_TIMEOUT;
-    let mut file = std::fs::File::from(read);
-    let mut message = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let timeout =
-            PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, timeout) {
-            Ok(0) => {
-                return Err(JailError::JailerTimeout {
-                    seconds: LAUNCH_TIMEOUT.as_secs(),
-                })
-            }
-            Ok(_) => {}
-            Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(JailError::sys("waiting on the status pipe", e)),
-        }
-        let mut chunk = [0u8; 4096];
-        match file.read(&mut chunk) {
-            Ok(0) => return Ok(String::from_utf8_lossy(&message).into_owned()),
-            Ok(n) => message.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(JailError::sys(
-                    "reading the status pipe",
-                    crate::fsat::errno_of(&e),
-                ))
-            }
-        }
-    }
+fn kill_and_reap(child: &mut std::process::Child) {
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn wait_with_timeout(
@@ -253,19 +303,30 @@ fn wait_for_exec(pid: i32, jailer: &std::path::Path) -> Result<(), JailError> {
     })
 }
 
-/// `<root>/<exec_name>.pid`: written by the jailer as root; still refuse a symlink.
-fn read_pid_file(path: &std::path::Path) -> Result<i32, JailError> {
+/// Most bytes a pid file may hold.
+const MAX_PID_FILE: u64 = 32;
+
+/// `<root>/<exec_name>.pid` of Firecracker's jailer (the built-in jailer
+/// hands the pid over its status pipe instead). The jail root belongs to the
+/// VMM's user, who may have planted a symlink, a FIFO or a huge file there:
+/// open without following or blocking, require a small regular file.
+fn read_pid_file(path: &Path) -> Result<i32, JailError> {
     let error = |reason: String| JailError::PidFile {
         path: path.to_path_buf(),
         reason,
     };
-    let mut file = std::fs::File::options()
+    let file = std::fs::File::options()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| error(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| error(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(error("not a regular file".to_owned()));
+    }
     let mut text = String::new();
-    file.read_to_string(&mut text)
+    file.take(MAX_PID_FILE)
+        .read_to_string(&mut text)
         .map_err(|e| error(e.to_string()))?;
     let pid: i32 = text
         .trim()
@@ -278,3 +339,24 @@ fn read_pid_file(path: &std::path::Path) -> Result<i32, JailError> {
 }
 
 use std::os::unix::fs::OpenOptionsExt;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_planted_fifo_or_symlink_pid_file_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.pid");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(read_pid_file(&fifo).is_err());
+        let target = dir.path().join("real.pid");
+        std::fs::write(&target, "1234").unwrap();
+        assert_eq!(read_pid_file(&target).unwrap(), 1234);
+        let link = dir.path().join("link.pid");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(read_pid_file(&link).is_err());
+        std::fs::write(&target, "9".repeat(100)).unwrap();
+        assert!(read_pid_file(&target).is_err());
+    }
+}

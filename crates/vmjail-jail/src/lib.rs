@@ -5,6 +5,7 @@
 //! and Firecracker's own `jailer` binary. Everything created is recorded in a
 //! [`JailRecord`] before it is created, so [`teardown`] can undo it from disk.
 
+mod access;
 pub mod args;
 mod builtin;
 pub mod cgroup;
@@ -16,14 +17,17 @@ mod jail;
 mod launch;
 pub mod libs;
 mod mounts;
+mod ownership;
 mod privileges;
 pub mod process;
 mod rlimits;
 pub mod spec;
+mod status;
 mod sys;
 mod teardown;
 mod validate;
 
+pub use access::{connect_in_jail, open_in_jail};
 pub use builtin::builtin_jailer_main;
 pub use cgroup::detect_cgroup_version;
 pub use error::JailError;

@@ -2,12 +2,13 @@
 //! nor the target path can be swapped for a symlink between check and mount.
 
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use crate::error::JailError;
-use crate::fsat::proc_fd_path;
+use crate::fsat::{self, proc_fd_path};
 
 /// Bind `source` onto `target` (both open `O_PATH` handles).
 pub fn bind(
@@ -54,16 +55,39 @@ pub fn remount_read_only(target: &OwnedFd, target_shown: &Path) -> Result<(), Ja
 /// Make the mount at `path` a shared peer: mounts placed under it later then
 /// propagate into the jail's (slave) mount namespace.
 pub fn make_shared(path: &Path) -> Result<(), JailError> {
+    set_propagation(path, MsFlags::MS_SHARED, "(make shared)")
+}
+
+/// Take the mount at `path` out of any peer group it joined on creation (a
+/// bind of a path on a shared mount is a peer of it): made shared after
+/// this, it gets a peer group of its own, so nothing mounted in the jail
+/// root propagates back to the host mount it was bound from.
+pub fn make_private(path: &Path) -> Result<(), JailError> {
+    set_propagation(path, MsFlags::MS_PRIVATE, "(make private)")
+}
+
+fn set_propagation(path: &Path, flag: MsFlags, step: &str) -> Result<(), JailError> {
+    mount(None::<&str>, path, None::<&str>, flag, None::<&str>).map_err(|source| JailError::Mount {
+        source_path: step.into(),
+        target: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Remount the read-write bind mount at `target` (a handle opened after the
+/// bind) nosuid, nodev: a writable asset never carries a setuid file or a
+/// device node into the jail.
+pub fn remount_read_write(target: &OwnedFd, target_shown: &Path) -> Result<(), JailError> {
     mount(
         None::<&str>,
-        path,
+        &proc_fd_path(target),
         None::<&str>,
-        MsFlags::MS_SHARED,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         None::<&str>,
     )
     .map_err(|source| JailError::Mount {
-        source_path: "(make shared)".into(),
-        target: path.to_path_buf(),
+        source_path: "(nosuid,nodev remount)".into(),
+        target: target_shown.to_path_buf(),
         source,
     })
 }
@@ -84,21 +108,68 @@ pub fn bind_self(path: &Path) -> Result<(), JailError> {
     })
 }
 
-/// Unmount `path`; a busy mount is detached instead. Not mounted = done.
-pub fn unmount(path: &Path) -> Result<(), nix::Error> {
-    match umount2(path, MntFlags::UMOUNT_NOFOLLOW) {
-        Ok(()) => Ok(()),
-        Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => Ok(()),
-        Err(nix::Error::EBUSY) => umount2(path, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW)
-            .or_else(|e| {
-                if e == nix::Error::EINVAL {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            }),
-        Err(e) => Err(e),
+/// Unmount the mount at host path `mount`, which must lie strictly below
+/// `jail_dir`. The path is resolved component by component from an fd of
+/// `jail_dir` with `O_NOFOLLOW`, and the unmount goes through
+/// `/proc/self/fd/N` of the final handle: a directory the VMM swapped for a
+/// symlink (`mv /drives /d2; ln -s /host /drives`) is never followed to a
+/// host mount. A path that no longer resolves (missing, or a symlink on the
+/// way) names nothing of ours: done (the mountinfo sweep finds moved mounts).
+pub fn unmount_in(jail_dir: &Path, mount: &Path) -> Result<(), JailError> {
+    let refuse = |reason: &'static str| JailError::UnsafeRecord {
+        path: mount.to_path_buf(),
+        reason,
+    };
+    let relative = mount
+        .strip_prefix(jail_dir)
+        .map_err(|_| refuse("a recorded mount not under the jail dir"))?;
+    if relative.as_os_str().is_empty()
+        || relative
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        || has_dot_segment(mount)
+    {
+        return Err(refuse(
+            "a recorded mount must be a plain path below the jail dir",
+        ));
     }
+    let dir = match fsat::open_dir(jail_dir) {
+        Ok(fd) => fd,
+        Err(JailError::Fs {
+            source: nix::Error::ENOENT,
+            ..
+        }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let (parents, name) = fsat::split(relative);
+    let dir = match fsat::walk_existing(&dir, jail_dir, &parents) {
+        Ok(Some((dir, _))) => dir,
+        Ok(None) | Err(JailError::UnexpectedFileType { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let target = match fsat::open_path_nofollow(&dir, name, mount) {
+        Ok(fd) => fd,
+        Err(JailError::Fs {
+            source: nix::Error::ENOENT,
+            ..
+        })
+        | Err(JailError::UnexpectedFileType { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    // MNT_DETACH: our own O_PATH handle keeps the mount busy. No
+    // UMOUNT_NOFOLLOW: the magic link must be followed to the held inode.
+    match umount2(&proc_fd_path(&target), MntFlags::MNT_DETACH) {
+        // EINVAL: the handle is not the root of a mount (already unmounted).
+        Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => Ok(()),
+        Err(source) => Err(JailError::fs("unmounting", mount, source)),
+    }
+}
+
+fn has_dot_segment(path: &Path) -> bool {
+    path.as_os_str()
+        .as_bytes()
+        .split(|&b| b == b'/')
+        .any(|seg| seg == b"." || seg == b"..")
 }
 
 /// Every mount point at or below `dir` in this mount namespace, deepest first.

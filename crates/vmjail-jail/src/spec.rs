@@ -82,6 +82,37 @@ pub struct JailRecord {
     /// The VMM process's start time (`/proc/<pid>/stat` field 22), so a
     /// recycled pid is never killed.
     pub vmm_start_time: Option<u64>,
+    /// Set before `jail_dir` is created and cleared once `mkdir` succeeded:
+    /// a crash in between leaves a dir that may not be ours, so teardown
+    /// unmounts what is recorded but does not remove it.
+    #[serde(default)]
+    pub jail_dir_pending: bool,
+    /// Host assets whose owner was changed for the jail (read-write binds),
+    /// recorded before the change, restored on unplace/teardown.
+    #[serde(default)]
+    pub chowned: Vec<ChownedAsset>,
+    /// Cgroup ancestors of the jail's leaves below the configured parent,
+    /// possibly shared with other jails: teardown removes each that is
+    /// empty, leaves a busy one alone.
+    #[serde(default)]
+    pub cgroup_parents: Vec<PathBuf>,
+}
+
+/// One host asset handed to the jail uid, with what to restore.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChownedAsset {
+    pub path: PathBuf,
+    /// Its host path inside the jail (what `unplace` is given).
+    pub placed_at: PathBuf,
+    /// Device and inode of the asset: a path since replaced is not touched.
+    pub dev: u64,
+    pub ino: u64,
+    /// The owner before the jail's.
+    pub uid: u32,
+    pub gid: u32,
+    /// The owner given (restored only when still this one).
+    pub jail_uid: u32,
+    pub jail_gid: u32,
 }
 
 impl JailRecord {

@@ -1,41 +1,147 @@
 //! One idempotent teardown, driven only by the record: it works after any
 //! partial setup, from any process, any number of times.
 
-use std::path::Path;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 
+use crate::cgroup;
 use crate::error::JailError;
 use crate::mounts;
+use crate::ownership;
 use crate::process;
 use crate::spec::JailRecord;
 use crate::sys;
+use crate::validate;
 
 /// Kill the VMM by recorded pid (only if its start time matches; SIGTERM,
-/// bounded wait, SIGKILL; pidfd where possible), unmount every recorded mount
-/// (reverse order, MNT_DETACH fallback), remove recorded cgroups, remove the
-/// jail dir.
+/// bounded wait, SIGKILL; pidfd where possible), kill whatever is left in the
+/// jail's leaf cgroups, unmount every recorded mount (reverse order, through
+/// an fd walk that never follows a symlink), give chowned host assets back,
+/// remove recorded cgroups and empty shared parents, remove the jail dir.
+/// A record that names anything outside its jail is refused whole.
 pub fn teardown(record: &JailRecord, kill_timeout: Duration) -> Result<(), JailError> {
+    check_record(record)?;
     if let (Some(pid), Some(start)) = (record.vmm_pid, record.vmm_start_time) {
         kill_vmm(pid, start, kill_timeout)?;
     }
+    for cgroup in record.cgroups.iter().filter(|c| is_leaf(record, c)) {
+        cgroup::kill_all(cgroup);
+    }
     for mount in record.mounts.iter().rev() {
-        mounts::unmount(mount).map_err(|e| JailError::Teardown {
-            what: "mount",
-            path: mount.clone(),
-            source: e.into(),
-        })?;
+        mounts::unmount_in(&record.jail_dir, mount)?;
+    }
+    for asset in &record.chowned {
+        ownership::restore(asset)?;
     }
     for cgroup in record.cgroups.iter().rev() {
         remove_cgroup(cgroup)?;
     }
-    if !record.jail_dir.as_os_str().is_empty() {
+    let mut parents: Vec<&PathBuf> = record.cgroup_parents.iter().collect();
+    parents.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for parent in parents {
+        // Shared with other jails: removed only once empty (EBUSY/ENOTEMPTY
+        // otherwise, which is fine).
+        let _ = std::fs::remove_dir(parent);
+    }
+    if !record.jail_dir.as_os_str().is_empty() && !record.jail_dir_pending {
         remove_jail_dir(&record.jail_dir)?;
     }
     Ok(())
+}
+
+fn is_leaf(record: &JailRecord, cgroup: &Path) -> bool {
+    cgroup.file_name() == Some(OsStr::new(&record.id))
+}
+
+/// The root of every cgroup hierarchy vmjail uses.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The record is read from disk and may be stale or forged: everything it
+/// names must belong to this jail before anything is killed or removed.
+fn check_record(record: &JailRecord) -> Result<(), JailError> {
+    let refuse = |path: &Path, reason| {
+        Err(JailError::UnsafeRecord {
+            path: path.to_path_buf(),
+            reason,
+        })
+    };
+    let names_anything = !record.jail_dir.as_os_str().is_empty()
+        || !record.mounts.is_empty()
+        || !record.cgroups.is_empty()
+        || !record.cgroup_parents.is_empty()
+        || !record.chowned.is_empty();
+    if !names_anything {
+        return Ok(());
+    }
+    validate::validate_id(&record.id)?;
+    let jail_dir = &record.jail_dir;
+    if !record.mounts.is_empty() || !jail_dir.as_os_str().is_empty() {
+        if !is_plain_absolute(jail_dir) {
+            return refuse(
+                jail_dir,
+                "the jail dir must be an absolute path without '.' or '..'",
+            );
+        }
+        if jail_dir.file_name() != Some(OsStr::new(&record.id)) {
+            return refuse(jail_dir, "the jail dir must be named after the sandbox id");
+        }
+        // <base>/<exec_name>/<id>: never a top-level directory.
+        if jail_dir.components().count() < 4 {
+            return refuse(jail_dir, "the jail dir must be <base>/<exec_name>/<id>");
+        }
+    }
+    for mount in &record.mounts {
+        if !is_plain_absolute(mount) || !mount.starts_with(jail_dir) || mount == jail_dir {
+            return refuse(mount, "a recorded mount must lie below the jail dir");
+        }
+    }
+    for cgroup in &record.cgroups {
+        let under_root = is_plain_absolute(cgroup)
+            && cgroup.starts_with(CGROUP_ROOT)
+            && cgroup.components().count() > 4;
+        let ours = is_leaf(record, cgroup)
+            || record
+                .cgroups
+                .iter()
+                .any(|leaf| is_leaf(record, leaf) && leaf != cgroup && leaf.starts_with(cgroup));
+        if !under_root || !ours {
+            return refuse(
+                cgroup,
+                "a recorded cgroup must be the jail's cgroup below /sys/fs/cgroup or its ancestor",
+            );
+        }
+    }
+    for parent in &record.cgroup_parents {
+        let ok = is_plain_absolute(parent)
+            && parent.starts_with(CGROUP_ROOT)
+            && parent.components().count() > 4
+            && record
+                .cgroups
+                .iter()
+                .any(|leaf| is_leaf(record, leaf) && leaf != parent && leaf.starts_with(parent));
+        if !ok {
+            return refuse(
+                parent,
+                "a recorded cgroup parent must be an ancestor of the jail's cgroup",
+            );
+        }
+    }
+    Ok(())
+}
+
+fn is_plain_absolute(path: &Path) -> bool {
+    path.is_absolute()
+        && !path
+            .as_os_str()
+            .as_bytes()
+            .split(|&b| b == b'/')
+            .any(|seg| seg == b"." || seg == b"..")
 }
 
 fn kill_vmm(pid: i32, start: u64, timeout: Duration) -> Result<(), JailError> {
@@ -136,11 +242,10 @@ fn has_subdirectory(path: &Path) -> bool {
 /// through a read-write bind mount would delete the host's asset).
 fn remove_jail_dir(jail_dir: &Path) -> Result<(), JailError> {
     for mount in mounts::mounts_under(jail_dir) {
-        mounts::unmount(&mount).map_err(|e| JailError::Teardown {
-            what: "mount",
-            path: mount.clone(),
-            source: e.into(),
-        })?;
+        if mount == jail_dir {
+            continue;
+        }
+        mounts::unmount_in(jail_dir, &mount)?;
     }
     if let Some(left) = mounts::mounts_under(jail_dir).first() {
         return Err(JailError::Teardown {

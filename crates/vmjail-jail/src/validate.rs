@@ -2,7 +2,7 @@
 //! every value that reaches a path or a syscall is checked here first.
 
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::JailError;
@@ -70,10 +70,13 @@ pub fn validate_chroot_base(path: &Path) -> Result<PathBuf, JailError> {
         return Err(JailError::ChrootBaseNotDir { path: canonical });
     }
     let mode = meta.permissions().mode() & 0o7777;
-    // The sticky bit (as on /tmp) does not stop others from creating `<exec_name>`.
-    if mode & 0o002 != 0 {
+    // The sticky bit (as on /tmp) does not stop others from creating
+    // `<exec_name>`; a group or another owner could swap it too. Same rule as
+    // for the `<exec_name>` dir: root-owned, writable by root only.
+    if meta.uid() != 0 || mode & 0o022 != 0 {
         return Err(JailError::ChrootBaseWorldWritable {
             path: canonical,
+            uid: meta.uid(),
             mode,
         });
     }
@@ -133,6 +136,9 @@ pub fn validate_parent_cgroup(value: &str) -> Result<(), JailError> {
     }
 }
 
+/// The `cgroup.*` files a setting may write.
+const CGROUP_CORE_SETTINGS: &[&str] = &["cgroup.max.descendants", "cgroup.max.depth"];
+
 /// `<controller>.<file>=<value>` split into (file, value), the file a plain
 /// name with a controller prefix.
 pub fn validate_cgroup_setting(file: &str, value: &str) -> Result<(), JailError> {
@@ -147,6 +153,12 @@ pub fn validate_cgroup_setting(file: &str, value: &str) -> Result<(), JailError>
             .split_once('.')
             .is_some_and(|(c, f)| !c.is_empty() && !f.is_empty());
     if !plain || value.is_empty() || value.contains('\n') {
+        return Err(invalid());
+    }
+    // The core `cgroup.*` files move processes or change the tree
+    // (cgroup.procs, cgroup.subtree_control, cgroup.kill, ...): only the
+    // limits are settings.
+    if file.starts_with("cgroup.") && !CGROUP_CORE_SETTINGS.contains(&file) {
         return Err(invalid());
     }
     Ok(())
@@ -196,11 +208,15 @@ mod tests {
     #[test]
     fn cgroup_settings() {
         assert!(validate_cgroup_setting("cpu.shares", "1024").is_ok());
+        assert!(validate_cgroup_setting("cgroup.max.depth", "2").is_ok());
         for (f, v) in [
             ("cpu.shares", ""),
             ("shares", "1"),
             ("../x.y", "1"),
             ("a.b", "1\n2"),
+            ("cgroup.procs", "1"),
+            ("cgroup.subtree_control", "+cpu"),
+            ("cgroup.kill", "1"),
         ] {
             assert!(validate_cgroup_setting(f, v).is_err(), "{f}={v}");
         }

@@ -113,8 +113,20 @@ fn chroot_base_must_be_a_directory_not_writable_by_others() {
         if kind.builtin() {
             let err = launch_unchecked(kind, |s| s.chroot_base_dir = open.path().to_path_buf())
                 .unwrap_err();
-            assert!(err.to_string().contains("writable by others"), "{err}");
+            assert!(err.to_string().contains("writable by root only"), "{err}");
         }
+        // Review finding 10: group-writable is as unsafe as world-writable.
+        std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o770)).unwrap();
+        let err = Jail::prepare(
+            spec(&unique("b"), &probe.path, open.path()),
+            kind.jailer(),
+            &mut Saved::default().recorder(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, JailError::ChrootBaseWorldWritable { .. }),
+            "{err}"
+        );
     });
 }
 
@@ -190,8 +202,14 @@ fn default_hierarchy_modes_and_owners() {
         let run = launch(kind, |_| {}).unwrap();
         run.report();
         let root = run.jail.root();
+        // `<id>`: root-owned (Firecracker's jailer leaves it root's too);
+        // vmjail sets 0711 where Firecracker's has the umask's mode.
+        let id_dir = std::fs::metadata(root.parent().unwrap()).unwrap();
+        assert_eq!((id_dir.uid(), id_dir.gid()), (0, 0));
+        if kind.builtin() {
+            assert_eq!(id_dir.mode() & 0o7777, 0o711);
+        }
         for dir in [
-            root.parent().unwrap().to_path_buf(),
             root.clone(),
             root.join("dev"),
             root.join("dev/net"),
@@ -717,4 +735,224 @@ fn teardown_leaves_nothing_and_is_idempotent() {
         assert!(!record.jail_dir.exists());
         assert!(!Path::new("/sys/fs/cgroup/cpu").join(&parent).exists());
     });
+}
+
+/// Review finding 3: RLIMIT_FSIZE used to be installed before the exec file
+/// was copied, so the jailer died of SIGXFSZ mid-copy — and its closed status
+/// pipe was taken for a successful exec. The limit now comes last, and a
+/// jailer that ends without reaching exec is a failed launch.
+#[test]
+fn an_fsize_limit_below_the_exec_file_size_still_launches_with_a_copy() {
+    if !root_or_skip("fsize_copy") {
+        return;
+    }
+    let base = base_dir();
+    let probe = probe_file();
+    let size = std::fs::metadata(&probe.path).unwrap().len();
+    let limit = 1 << 20;
+    assert!(
+        size > limit,
+        "the probe ({size} bytes) must exceed the limit"
+    );
+    let mut spec = spec(&unique("fs"), &probe.path, base.path());
+    spec.rlimit_fsize = Some(limit);
+    let saved = Saved::default();
+    let mut recorder = saved.recorder();
+    let mut jail = Jail::prepare(spec, Kind::BuiltIn.jailer(), &mut recorder).unwrap();
+    jail.set_copy_exec_file(true);
+    jail.place_shared_libraries(&mut recorder).unwrap();
+    let launched = jail.launch(&mut recorder);
+    if launched.is_err() {
+        teardown(&saved.get(), Duration::from_millis(500)).unwrap();
+    }
+    let pid = launched.unwrap();
+    assert_eq!(saved.get().vmm_pid, Some(pid));
+    let run = Running {
+        jail,
+        saved,
+        pid,
+        _base: base,
+        _probe: probe,
+    };
+    // Before the fix: launch said ok, but the jailer had died mid-copy.
+    let r = run.report();
+    assert_eq!(
+        r["rlimit_fsize"],
+        serde_json::json!({"soft": limit, "hard": limit})
+    );
+}
+
+/// Review finding 4: with a new pid namespace, a parent jailer that failed
+/// after forking (here: the pid file is already there) left its child to exec
+/// the VMM as an orphan nobody recorded. The child now waits for the parent's
+/// go, and the parent kills it on failure.
+#[test]
+fn a_failed_pid_handover_leaves_no_orphan_vmm() {
+    if !root_or_skip("pid_handover") {
+        return;
+    }
+    let base = base_dir();
+    let probe = probe_file();
+    let mut spec = spec(&unique("oh"), &probe.path, base.path());
+    spec.new_pid_ns = true;
+    let saved = Saved::default();
+    let mut recorder = saved.recorder();
+    let mut jail = Jail::prepare(spec, Kind::BuiltIn.jailer(), &mut recorder).unwrap();
+    jail.place_shared_libraries(&mut recorder).unwrap();
+    std::fs::write(jail.pid_file(), b"1").unwrap();
+    let result = jail.launch(&mut recorder);
+    // Long enough for an orphaned probe to write its report.
+    std::thread::sleep(Duration::from_millis(1500));
+    let orphan_ran = jail.root().join("report.json").exists();
+    let recorded = saved.get().vmm_pid;
+    teardown(&saved.get(), Duration::from_millis(500)).unwrap();
+    let err = result.expect_err("launch with a planted pid file must fail");
+    assert!(err.to_string().contains("pid file"), "{err}");
+    assert!(!orphan_ran, "the VMM ran although the launch failed");
+    assert!(
+        recorded.is_some(),
+        "the jailer's pid was not recorded at spawn"
+    );
+}
+
+/// Review finding 14: a signal ignored by whoever started the jailer stays
+/// ignored across exec; every standard signal is reset to its default.
+#[test]
+fn signals_ignored_by_the_caller_are_reset_for_the_vmm() {
+    if !root_or_skip("signals_reset") {
+        return;
+    }
+    // This test's own process (nextest runs one per test) ignores them.
+    for sig in [
+        nix::sys::signal::Signal::SIGHUP,
+        nix::sys::signal::Signal::SIGUSR1,
+    ] {
+        // SAFETY: installing SIG_IGN, no handler code.
+        unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) }.unwrap();
+    }
+    let run = launch(&Kind::BuiltIn, |_| {}).unwrap();
+    run.report();
+    let ignored = u64::from_str_radix(&status_field(run.pid, "SigIgn"), 16).unwrap();
+    for sig in [libc::SIGHUP, libc::SIGUSR1] {
+        assert_eq!(
+            ignored & (1 << (sig - 1)),
+            0,
+            "signal {sig} still ignored: {ignored:x}"
+        );
+    }
+}
+
+/// Review finding 5: bound on itself, the jail root joined the peer group of
+/// the (shared) host mount it lives on, so mounts under the root propagated
+/// there and back. It now gets a peer group of its own.
+#[test]
+fn the_shared_jail_root_has_its_own_peer_group() {
+    if !root_or_skip("own_peer_group") {
+        return;
+    }
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    let base = base_dir();
+    mount(
+        Some(base.path()),
+        base.path(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    let shared = mount(
+        None::<&str>,
+        base.path(),
+        None::<&str>,
+        MsFlags::MS_SHARED,
+        None::<&str>,
+    );
+    let probe = probe_file();
+    let saved = Saved::default();
+    let mut recorder = saved.recorder();
+    let launched = shared
+        .map_err(|e| panic!("making the base shared: {e}"))
+        .and_then(|()| {
+            let spec = spec(&unique("pg"), &probe.path, base.path());
+            let mut jail = Jail::prepare(spec, Kind::BuiltIn.jailer(), &mut recorder)?;
+            jail.place_shared_libraries(&mut recorder)?;
+            jail.launch(&mut recorder).map(|_| jail)
+        });
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let group = |point: &Path| {
+        info.lines()
+            .rfind(|l| l.split(' ').nth(4) == point.to_str())
+            .and_then(|l| l.split(' ').find(|f| f.starts_with("shared:")))
+            .map(str::to_owned)
+    };
+    let groups = launched
+        .as_ref()
+        .ok()
+        .map(|jail| (group(base.path()), group(&jail.root())));
+    let _ = teardown(&saved.get(), Duration::from_millis(500));
+    let _ = umount2(base.path(), MntFlags::MNT_DETACH);
+    launched.unwrap();
+    let (base_group, root_group) = groups.unwrap();
+    assert!(
+        base_group.is_some() && root_group.is_some(),
+        "{base_group:?} {root_group:?}"
+    );
+    assert_ne!(
+        base_group, root_group,
+        "the jail root is a peer of its host mount"
+    );
+}
+
+fn shared_parent(parent: &str) -> impl FnOnce(&mut vmjail_jail::JailSpec) + '_ {
+    move |s| {
+        s.cgroup_version = CgroupVersion::V1;
+        s.parent_cgroup = Some(parent.to_owned());
+        s.cgroups = vec![("cpu.shares".into(), "200".into())];
+    }
+}
+
+/// Review (minor): a cgroup parent shared by jails was removed only by the
+/// jail that happened to create it. Each jail now records the parents it
+/// found as well, and the last teardown removes them.
+#[test]
+fn a_shared_cgroup_parent_goes_with_the_last_jail() {
+    if !root_or_skip("shared_parent") {
+        return;
+    }
+    let parent = unique("vmjail-jt-shared");
+    let first = launch(&Kind::BuiltIn, shared_parent(&parent)).unwrap();
+    let second = launch(&Kind::BuiltIn, shared_parent(&parent)).unwrap();
+    first.report();
+    second.report();
+    let dir = Path::new("/sys/fs/cgroup/cpu").join(&parent);
+    first.teardown();
+    assert!(dir.exists(), "removed while the second jail uses it");
+    second.teardown();
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+/// Review (minor): a FIFO left at the exec destination hung the jailer on
+/// its blocking open (until the launch timeout); it is refused at once.
+#[test]
+fn a_fifo_at_the_exec_destination_is_refused_at_once() {
+    if !root_or_skip("fifo_exec") {
+        return;
+    }
+    let base = base_dir();
+    let probe = probe_file();
+    let saved = Saved::default();
+    let mut recorder = saved.recorder();
+    let spec = spec(&unique("ff"), &probe.path, base.path());
+    let mut jail = Jail::prepare(spec, Kind::BuiltIn.jailer(), &mut recorder).unwrap();
+    jail.place_shared_libraries(&mut recorder).unwrap();
+    let dest = jail.root().join(jail.exec_name());
+    nix::unistd::mkfifo(&dest, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    jail.set_copy_exec_file(true);
+    let started = std::time::Instant::now();
+    let result = jail.launch(&mut recorder);
+    let took = started.elapsed();
+    teardown(&saved.get(), Duration::from_millis(500)).unwrap();
+    let err = result.expect_err("launched through a FIFO");
+    assert!(err.to_string().contains("regular file"), "{err}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
 }

@@ -119,15 +119,33 @@ fn every_placement_kind() {
     jail.place(&mut rec, &rw, Path::new("/rw"), Placement::ReadWriteBind)
         .unwrap();
     std::fs::write(root.join("rw"), b"written in jail").unwrap();
+    // Review finding 7: a writable bind carries no setuid file or device.
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let rw_line = info
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(root.join("rw").to_str().unwrap()))
+        .unwrap();
+    let options = rw_line.split(' ').nth(5).unwrap();
+    assert!(
+        options.contains("nosuid") && options.contains("nodev"),
+        "{rw_line}"
+    );
     assert_eq!(std::fs::read(&rw).unwrap(), b"written in jail");
+    let rw_owner = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.uid(), m.gid())
+    };
+    assert_eq!(rw_owner(&rw), (UID, GID), "writable assets are chowned");
     assert_eq!(
-        std::fs::metadata(&rw).unwrap().uid(),
-        UID,
-        "writable assets are chowned"
+        saved.get().chowned[0].uid,
+        0,
+        "the owner before is recorded"
     );
 
     jail.place(&mut rec, &link, Path::new("/link"), Placement::HardLink)
         .unwrap();
+    // Review finding 2: a hard link shares the host inode; never chowned.
+    assert_eq!(std::fs::metadata(&link).unwrap().uid(), 0);
     assert_eq!(
         std::fs::metadata(root.join("link")).unwrap().ino(),
         std::fs::metadata(&link).unwrap().ino()
@@ -158,6 +176,7 @@ fn every_placement_kind() {
     // Teardown with a read-write bind still mounted must not delete the host asset.
     teardown(&saved.get(), Duration::from_millis(100)).unwrap();
     assert_eq!(std::fs::read(&rw).unwrap(), b"written in jail");
+    assert_eq!(rw_owner(&rw), (0, 0), "teardown gives the asset back");
     assert!(ro.exists() && link.exists() && copy.exists());
     assert!(!record.jail_dir.exists());
 }
@@ -248,6 +267,7 @@ fn teardown_of_partial_or_empty_records_succeeds() {
         cgroups: vec!["/sys/fs/cgroup/cpu/vmjail-never-made/never-made".into()],
         vmm_pid: Some(i32::MAX - 1),
         vmm_start_time: Some(1),
+        ..JailRecord::default()
     };
     teardown(&record, Duration::from_millis(100)).unwrap();
     teardown(&record, Duration::from_millis(100)).unwrap();
@@ -325,4 +345,173 @@ fn an_exec_dir_writable_by_others_is_refused() {
     .unwrap_err();
     let _guard = Guard(saved);
     assert!(matches!(err, JailError::UnsafeExecDir { .. }), "{err}");
+}
+
+/// Review finding 1: the VMM owns the directories of its jail. After
+/// `mv /drives /d2; ln -s <host dir> /drives`, unmounting the recorded
+/// `<root>/drives/disk` by path followed the symlink and unmounted a host
+/// mount at `<host dir>/disk`. Teardown now walks with O_NOFOLLOW.
+#[test]
+fn teardown_never_unmounts_through_a_symlinked_parent() {
+    if !root_or_skip("symlinked_parent") {
+        return;
+    }
+    let (_base, _probe, saved, mut jail) = prepared();
+    let _guard = Guard(saved.clone());
+    let mut rec = saved.recorder();
+    let assets = tempfile::tempdir().unwrap();
+    let disk = assets.path().join("disk");
+    std::fs::write(&disk, b"disk").unwrap();
+    jail.place(
+        &mut rec,
+        &disk,
+        Path::new("/drives/disk"),
+        Placement::ReadOnlyBind,
+    )
+    .unwrap();
+
+    // Another mount on the host, at `<victim>/disk`.
+    let victim = tempfile::tempdir().unwrap();
+    let victim_disk = victim.path().join("disk");
+    std::fs::write(&victim_disk, b"victim").unwrap();
+    nix::mount::mount(
+        Some(&victim_disk),
+        &victim_disk,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    let root = jail.root();
+    std::fs::rename(root.join("drives"), root.join("d2")).unwrap();
+    std::os::unix::fs::symlink(victim.path(), root.join("drives")).unwrap();
+
+    let result = teardown(&saved.get(), Duration::from_millis(100));
+    let victim_mounted = !host_mounts_under(victim.path()).is_empty();
+    let _ = nix::mount::umount2(&victim_disk, nix::mount::MntFlags::MNT_DETACH);
+    result.unwrap();
+    assert!(
+        victim_mounted,
+        "teardown unmounted a host mount through a symlink"
+    );
+    let record = saved.get();
+    assert!(
+        host_mounts_under(&record.jail_dir).is_empty(),
+        "the moved mount is left"
+    );
+    assert!(!record.jail_dir.exists());
+}
+
+/// Review finding 12: a record is read from disk; one that names anything
+/// outside its jail is refused before anything is killed or unmounted.
+#[test]
+fn a_forged_record_is_refused_whole() {
+    let base = base_dir();
+    let jail_dir = base.path().join("x/forged");
+    let ok = JailRecord {
+        id: "forged".into(),
+        jail_dir: jail_dir.clone(),
+        ..JailRecord::default()
+    };
+    let cases = [
+        JailRecord {
+            mounts: vec!["/".into()],
+            ..ok.clone()
+        },
+        JailRecord {
+            mounts: vec![jail_dir.join("root/../../../etc")],
+            ..ok.clone()
+        },
+        JailRecord {
+            jail_dir: "/".into(),
+            ..ok.clone()
+        },
+        JailRecord {
+            jail_dir: base.path().join("x/other"),
+            ..ok.clone()
+        },
+        JailRecord {
+            id: "../x".into(),
+            ..ok.clone()
+        },
+        JailRecord {
+            cgroups: vec!["/sys/fs/cgroup/system.slice".into()],
+            ..ok.clone()
+        },
+        JailRecord {
+            cgroups: vec!["/etc/forged".into()],
+            ..ok.clone()
+        },
+        JailRecord {
+            cgroup_parents: vec!["/sys/fs/cgroup/cpu/x".into()],
+            ..ok.clone()
+        },
+    ];
+    for record in cases {
+        let err = teardown(&record, Duration::from_millis(100)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                JailError::UnsafeRecord { .. } | JailError::InvalidId { .. }
+            ),
+            "{record:?}: {err}"
+        );
+    }
+    std::fs::create_dir_all(jail_dir.join("root")).unwrap();
+    teardown(&ok, Duration::from_millis(100)).unwrap();
+    assert!(!jail_dir.exists());
+}
+
+/// Review finding 12 (crash window): a record saved before `mkdir` of the
+/// jail dir succeeded does not own the dir; teardown leaves it.
+#[test]
+fn a_pending_jail_dir_is_not_removed() {
+    let base = base_dir();
+    let jail_dir = base.path().join("x/pending");
+    std::fs::create_dir_all(&jail_dir).unwrap();
+    let record = JailRecord {
+        id: "pending".into(),
+        jail_dir: jail_dir.clone(),
+        jail_dir_pending: true,
+        ..JailRecord::default()
+    };
+    teardown(&record, Duration::from_millis(100)).unwrap();
+    assert!(jail_dir.exists());
+}
+
+/// Review finding 4: a VMM the record never named (a crash between spawn and
+/// record) still sits in the jail's leaf cgroup; teardown kills it there
+/// before removing the cgroup.
+#[test]
+fn teardown_kills_what_is_left_in_the_jail_cgroup() {
+    if !root_or_skip("cgroup_kill") {
+        return;
+    }
+    let id = unique("ck");
+    let parent = Path::new("/sys/fs/cgroup/pids").join(unique("vmjail-jt-kill"));
+    let leaf = parent.join(&id);
+    std::fs::create_dir_all(&leaf).unwrap();
+    let mut orphan = std::process::Command::new("sleep")
+        .arg("100")
+        .spawn()
+        .unwrap();
+    std::fs::write(leaf.join("cgroup.procs"), orphan.id().to_string()).unwrap();
+    let record = JailRecord {
+        id,
+        cgroups: vec![parent.clone(), leaf.clone()],
+        ..JailRecord::default()
+    };
+    let result = teardown(&record, Duration::from_millis(100));
+    // Killed by teardown, it is a zombie child of ours by now.
+    let status = orphan.try_wait().unwrap();
+    if status.is_none() {
+        let _ = orphan.kill();
+        let _ = orphan.wait();
+    }
+    let _ = std::fs::remove_dir(&leaf);
+    let _ = std::fs::remove_dir(&parent);
+    result.unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.and_then(|s| s.signal()), Some(libc::SIGKILL));
+    assert!(!leaf.exists() && !parent.exists());
 }
