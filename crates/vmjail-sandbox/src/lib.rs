@@ -1,1 +1,34 @@
-//! Sandbox lifecycle and the on-disk state store (being built).
+//! Sandbox lifecycle and the on-disk state store.
+//!
+//! Each sandbox lives in `<state_dir>/<id>/state.json` (written atomically)
+//! and is serialised by `flock` on `<state_dir>/<id>.lock`. Every resource —
+//! the network namespace, the backend's [`vmjail_vmm::VmmRecord`] (jail,
+//! mounts, cgroups, VMM pid, taps) — is recorded before it is created, so
+//! any later vmjail process can stop, delete or garbage-collect it, even
+//! after the creator was killed.
+
+pub mod console;
+pub mod crash;
+mod error;
+mod factory;
+mod id;
+pub mod interrupt;
+mod lock;
+pub mod netns;
+pub mod process;
+mod sandboxes;
+pub mod state;
+mod store;
+mod time;
+
+#[cfg(test)]
+mod test_double;
+
+pub use error::{ErrorKind, SandboxError};
+pub use factory::{HypervisorFactory, SelectFactory};
+pub use id::{SandboxId, MAX_ID_LEN};
+pub use lock::SandboxLock;
+pub use sandboxes::{GcReport, Listing, Sandboxes};
+pub use state::{NetnsRecord, Phase, SandboxState, SandboxView, Status};
+pub use store::{Store, Stored};
+pub use time::rfc3339;

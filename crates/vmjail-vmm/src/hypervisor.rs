@@ -104,10 +104,29 @@ pub trait Hypervisor {
     /// Graceful shutdown, then forced, each bounded by `timeout`; then the
     /// jail's teardown. Idempotent.
     fn stop(&mut self, timeout: Duration) -> Result<(), crate::VmmError>;
-    fn attach_block(&mut self, device: &BlockDevice) -> Result<(), crate::VmmError>;
-    fn detach_block(&mut self, id: &str) -> Result<(), crate::VmmError>;
-    fn add_network_interface(&mut self, iface: &NetInterface) -> Result<(), crate::VmmError>;
-    fn add_vsock(&mut self, vsock: &VsockDevice) -> Result<(), crate::VmmError>;
+    // The device operations below create host resources (mounts in the
+    // jail, taps in the netns) while the VM runs: like `create`, they hand
+    // the updated record to `recorder` before each one is created.
+    fn attach_block(
+        &mut self,
+        device: &BlockDevice,
+        recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), crate::VmmError>;
+    fn detach_block(
+        &mut self,
+        id: &str,
+        recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), crate::VmmError>;
+    fn add_network_interface(
+        &mut self,
+        iface: &NetInterface,
+        recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), crate::VmmError>;
+    fn add_vsock(
+        &mut self,
+        vsock: &VsockDevice,
+        recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), crate::VmmError>;
     /// The VMM's real host pid (never the jailer's).
     fn pid(&self) -> Option<i32>;
     fn record(&self) -> &VmmRecord;

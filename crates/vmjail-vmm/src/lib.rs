@@ -6,7 +6,10 @@
 mod error;
 pub mod firecracker;
 pub mod hypervisor;
+pub mod jail_spec;
+pub mod net;
 pub mod qemu;
+pub mod select;
 
 pub use error::VmmError;
 

@@ -17,8 +17,13 @@ use vmjail_vmm::firecracker::{
 };
 use vmjail_vmm::{Hypervisor, VmState, VmmError, VmmRecord, VsockDevice};
 
+/// The API socket where the backend looks for it: `<jail_dir>/root/run/
+/// firecracker.socket`, with `<temp dir>/firecracker/double` as the jail dir
+/// (teardown insists on the `<base>/<exec>/<id>` shape).
 fn socket_in(dir: &tempfile::TempDir) -> PathBuf {
-    dir.path().join("api.sock")
+    let run = dir.path().join("firecracker/double/root/run");
+    std::fs::create_dir_all(&run).unwrap();
+    run.join("firecracker.socket")
 }
 
 fn plan() -> BootPlan {
@@ -49,6 +54,8 @@ fn reattached(socket: &Path, vmm: &std::process::Child) -> Firecracker {
         netns: PathBuf::from("/nonexistent-netns"),
         jail: JailRecord {
             id: "double".into(),
+            // socket_in's layout: <jail_dir>/root/run/firecracker.socket.
+            jail_dir: socket.ancestors().nth(3).unwrap().to_path_buf(),
             vmm_pid: Some(pid),
             vmm_start_time: start_time(pid),
             ..JailRecord::default()
@@ -64,7 +71,7 @@ fn reattached(socket: &Path, vmm: &std::process::Child) -> Firecracker {
 
 fn fc_error(error: VmmError) -> firecracker::Error {
     match error {
-        VmmError::Firecracker(e) => e,
+        VmmError::Firecracker(e) => *e,
         other => panic!("not a firecracker error: {other}"),
     }
 }
@@ -236,8 +243,13 @@ fn lifecycle_start_pause_resume_stop_logic_with_api_double() {
     .unwrap();
 
     assert_eq!(fc.state().unwrap(), VmState::Created);
-    fc.add_vsock(&VsockDevice { guest_cid: 7 }).unwrap();
-    let err = fc_error(fc.add_vsock(&VsockDevice { guest_cid: 2 }).unwrap_err());
+    let mut recorder = |_: &VmmRecord| Ok(());
+    fc.add_vsock(&VsockDevice { guest_cid: 7 }, &mut recorder)
+        .unwrap();
+    let err = fc_error(
+        fc.add_vsock(&VsockDevice { guest_cid: 2 }, &mut recorder)
+            .unwrap_err(),
+    );
     assert!(
         matches!(err, firecracker::Error::InvalidGuestCid { cid: 2 }),
         "{err}"
@@ -249,7 +261,10 @@ fn lifecycle_start_pause_resume_stop_logic_with_api_double() {
     assert_eq!(fc.state().unwrap(), VmState::Paused);
     fc.resume().unwrap();
     assert_eq!(fc.state().unwrap(), VmState::Running);
-    let err = fc_error(fc.add_vsock(&VsockDevice { guest_cid: 9 }).unwrap_err());
+    let err = fc_error(
+        fc.add_vsock(&VsockDevice { guest_cid: 9 }, &mut recorder)
+            .unwrap_err(),
+    );
     assert!(matches!(err, firecracker::Error::AfterBoot { .. }), "{err}");
 
     // The stand-in VMM ignores Ctrl-Alt-Del: stop must escalate to SIGTERM

@@ -89,7 +89,7 @@ fn a_failed_create_leaves_nothing_behind() {
         panic!("{err}")
     };
     assert!(
-        matches!(inner, firecracker::Error::Place { what: "kernel", .. }),
+        matches!(**inner, firecracker::Error::Place { what: "kernel", .. }),
         "{err}"
     );
     assert!(err.to_string().contains("no-such-kernel"), "{err}");
@@ -111,7 +111,7 @@ fn a_bad_sandbox_id_is_refused_before_anything_is_made() {
             .create(bad, Path::new("/proc/self/ns/net"), &mut recorder)
             .unwrap_err();
         assert!(
-            matches!(err, VmmError::Firecracker(firecracker::Error::InvalidId(_))),
+            matches!(&err, VmmError::Firecracker(e) if matches!(**e, firecracker::Error::InvalidId(_))),
             "{bad}: {err}"
         );
     }

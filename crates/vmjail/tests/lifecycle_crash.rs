@@ -18,6 +18,9 @@ const CREATE_STEPS: &[&str] = &[
     "create-netns",
     "create-vmm-record-1",
     "create-vmm-record-2",
+    "create-vmm-record-10",
+    "create-vmm-record-30",
+    "create-vmm-pid-recorded",
     "create-vmm-created",
 ];
 
@@ -110,7 +113,7 @@ fn a_run_killed_from_outside_is_cleaned_by_delete_force() {
     }
     let w = World::new("crashrun");
     let id = unique_id("crashrun");
-    let child = w.spawn(&["run", "--id", &id, "--timeout", "600"]);
+    let child = w.spawn(&["run", "--id", &id, "--timeout", "240"]);
     w.wait_status(&id, "running", Duration::from_secs(120));
     signal(child.id(), "KILL");
     let out = child.wait_with_output().unwrap();

@@ -40,7 +40,7 @@ fn full_cycle_with_state_at_each_step_and_a_jailed_vmm() {
     assert_eq!(state["netns"], netns.to_str().unwrap());
 
     // The VMM: jail uid, the sandbox's own netns, only the chroot visible.
-    assert_eq!(uid_of(pid), JAIL_UID);
+    assert_eq!(uid_of(pid), w.jail_uid);
     let vmm_ns = ns_inode(Path::new(&format!("/proc/{pid}/ns/net")));
     assert_eq!(vmm_ns, ns_inode(&netns), "VMM not in the sandbox netns");
     assert_ne!(vmm_ns, ns_inode(Path::new("/proc/self/ns/net")));

@@ -16,7 +16,7 @@ fn run_boots_the_real_guest_and_streams_its_marker() {
     }
     let w = World::new("run");
     let id = unique_id("run");
-    let stdout = w.ok(&["run", "--id", &id, "--timeout", "600"]);
+    let stdout = w.ok(&["run", "--id", &id, "--timeout", "240"]);
     assert!(stdout.contains(MARKER), "no guest marker in:\n{stdout}");
     w.assert_no_leaks(&id, None);
 }
@@ -27,7 +27,7 @@ fn run_without_an_id_generates_one_and_leaves_an_empty_state_dir() {
         return;
     }
     let w = World::new("runnoid");
-    let stdout = w.ok(&["run", "--timeout", "600"]);
+    let stdout = w.ok(&["run", "--timeout", "240"]);
     assert!(stdout.contains(MARKER), "no guest marker in:\n{stdout}");
     let left: Vec<_> = std::fs::read_dir(&w.state_dir)
         .unwrap()
@@ -59,7 +59,7 @@ fn sigterm_stops_and_deletes_a_running_sandbox() {
     }
     let w = World::new("runterm");
     let id = unique_id("runterm");
-    let child = w.spawn(&["run", "--id", &id, "--timeout", "600"]);
+    let child = w.spawn(&["run", "--id", &id, "--timeout", "240"]);
     w.wait_status(&id, "running", Duration::from_secs(120));
     let recorded = w.stored(&id);
     signal(child.id(), "TERM");

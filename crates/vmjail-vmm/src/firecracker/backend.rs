@@ -206,7 +206,10 @@ impl Firecracker {
 
     fn client(&mut self) -> Result<&ApiClient, Error> {
         if self.client.is_none() {
-            self.client = Some(ApiClient::new(&self.record.api_socket).map_err(Error::Runtime)?);
+            let client =
+                ApiClient::in_jail(&self.record.jail.root(), Path::new(layout::API_SOCKET))
+                    .map_err(Error::Runtime)?;
+            self.client = Some(client);
         }
         self.client
             .as_ref()
@@ -427,7 +430,18 @@ impl Firecracker {
             .map_err(|source| Error::ApiSocket { path, source })
     }
 
-    fn attach_inner(&mut self, device: &BlockDevice) -> Result<(), Error> {
+    /// Persist the record through the caller's recorder.
+    fn save(&self, recorder: &mut dyn VmmRecorder, step: &'static str) -> Result<(), Error> {
+        recorder
+            .record(&self.record)
+            .map_err(|source| Error::Record { step, source })
+    }
+
+    fn attach_inner(
+        &mut self,
+        device: &BlockDevice,
+        recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), Error> {
         self.require_created("attach_block")?;
         if !api::valid_resource_id(&device.id) {
             return Err(Error::InvalidDeviceId {
@@ -460,7 +474,7 @@ impl Firecracker {
         } else {
             Placement::ReadWriteBind
         };
-        if let Err(e) = self.place_drive(slot, device, &in_jail, placement) {
+        if let Err(e) = self.place_drive(slot, device, &in_jail, placement, recorder) {
             self.record.drives.retain(|(id, _)| *id != device.id);
             return Err(e);
         }
@@ -479,8 +493,9 @@ impl Firecracker {
         };
         if let Err(e) = self.call(&request) {
             // Firecracker kept the placeholder: take the asset back out.
-            if self.unplace_drive(&device.id, &in_jail).is_ok() {
+            if self.unplace_drive(&device.id, &in_jail, recorder).is_ok() {
                 self.record.drives.retain(|(id, _)| *id != device.id);
+                self.save(recorder, "undoing a failed attach")?;
             }
             return Err(e);
         }
@@ -493,6 +508,7 @@ impl Firecracker {
         device: &BlockDevice,
         in_jail: &str,
         placement: Placement,
+        recorder: &mut dyn VmmRecorder,
     ) -> Result<(), Error> {
         let Self { record, jail, .. } = self;
         let jail = jail.as_mut().ok_or(Error::NotCreated {
@@ -504,11 +520,9 @@ impl Firecracker {
                 path: PathBuf::from(&dir),
                 source,
             })?;
-        // The trait gives no recorder here: the jail's record is updated in
-        // ours and the caller persists `record()` after the call.
         let mut jail_recorder = |jail_record: &JailRecord| {
             record.jail = jail_record.clone();
-            Ok(())
+            recorder.record(record)
         };
         jail.place(
             &mut jail_recorder,
@@ -524,14 +538,19 @@ impl Firecracker {
         Ok(())
     }
 
-    fn unplace_drive(&mut self, id: &str, in_jail: &str) -> Result<(), Error> {
+    fn unplace_drive(
+        &mut self,
+        id: &str,
+        in_jail: &str,
+        recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), Error> {
         let Self { record, jail, .. } = self;
         let jail = jail.as_mut().ok_or(Error::NotCreated {
             operation: "detach_block",
         })?;
         let mut jail_recorder = |jail_record: &JailRecord| {
             record.jail = jail_record.clone();
-            Ok(())
+            recorder.record(record)
         };
         jail.unplace(&mut jail_recorder, Path::new(in_jail))
             .map_err(|source| Error::Unplace {
@@ -543,7 +562,7 @@ impl Firecracker {
         Ok(())
     }
 
-    fn detach_inner(&mut self, id: &str) -> Result<(), Error> {
+    fn detach_inner(&mut self, id: &str, recorder: &mut dyn VmmRecorder) -> Result<(), Error> {
         self.require_created("detach_block")?;
         let (_, in_jail) = self
             .record
@@ -566,12 +585,16 @@ impl Firecracker {
         };
         self.call(&request)?;
         let in_jail = in_jail.to_string_lossy().into_owned();
-        self.unplace_drive(id, &in_jail)?;
+        self.unplace_drive(id, &in_jail, recorder)?;
         self.record.drives.retain(|(attached, _)| attached != id);
-        Ok(())
+        self.save(recorder, "detaching a drive")
     }
 
-    fn add_network_interface_inner(&mut self, iface: &NetInterface) -> Result<(), Error> {
+    fn add_network_interface_inner(
+        &mut self,
+        iface: &NetInterface,
+        recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), Error> {
         self.require_created("add_network_interface")?;
         if !api::valid_resource_id(&iface.id) {
             return Err(Error::InvalidDeviceId {
@@ -593,6 +616,7 @@ impl Firecracker {
         if !self.record.taps.contains(&iface.tap_name) {
             self.record.taps.push(iface.tap_name.clone());
         }
+        self.save(recorder, "creating a tap")?;
         crate::net::create_tap(
             &netns,
             &iface.tap_name,
@@ -781,19 +805,33 @@ impl Hypervisor for Firecracker {
         Ok(self.stop_inner(timeout)?)
     }
 
-    fn attach_block(&mut self, device: &BlockDevice) -> Result<(), VmmError> {
-        Ok(self.attach_inner(device)?)
+    fn attach_block(
+        &mut self,
+        device: &BlockDevice,
+        recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), VmmError> {
+        Ok(self.attach_inner(device, recorder)?)
     }
 
-    fn detach_block(&mut self, id: &str) -> Result<(), VmmError> {
-        Ok(self.detach_inner(id)?)
+    fn detach_block(&mut self, id: &str, recorder: &mut dyn VmmRecorder) -> Result<(), VmmError> {
+        Ok(self.detach_inner(id, recorder)?)
     }
 
-    fn add_network_interface(&mut self, iface: &NetInterface) -> Result<(), VmmError> {
-        Ok(self.add_network_interface_inner(iface)?)
+    fn add_network_interface(
+        &mut self,
+        iface: &NetInterface,
+        recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), VmmError> {
+        Ok(self.add_network_interface_inner(iface, recorder)?)
     }
 
-    fn add_vsock(&mut self, vsock: &VsockDevice) -> Result<(), VmmError> {
+    /// Firecracker creates the hybrid-vsock socket inside the jail, which
+    /// teardown removes with it: nothing new to record.
+    fn add_vsock(
+        &mut self,
+        vsock: &VsockDevice,
+        _recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), VmmError> {
         Ok(self.add_vsock_inner(vsock)?)
     }
 

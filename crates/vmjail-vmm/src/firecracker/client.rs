@@ -45,20 +45,33 @@ pub struct ApiResponse {
     pub body: Bytes,
 }
 
-/// A Firecracker API client bound to one socket.
+/// A Firecracker API client bound to one socket inside a jail.
 pub struct ApiClient {
+    root: PathBuf,
+    socket_in_jail: PathBuf,
+    /// `root` + `socket_in_jail`, for messages.
     socket: PathBuf,
     runtime: tokio::runtime::Runtime,
 }
 
 impl ApiClient {
+    /// A client for a socket at a plain host path.
     pub fn new(socket: &Path) -> std::io::Result<Self> {
+        Self::in_jail(Path::new("/"), socket)
+    }
+
+    /// A client for `socket_in_jail` under the jail `root`. The VMM owns
+    /// its root and could swap the socket for a symlink to a host socket,
+    /// so every connection walks the path without following symlinks.
+    pub fn in_jail(root: &Path, socket_in_jail: &Path) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()?;
         Ok(Self {
-            socket: socket.to_path_buf(),
+            root: root.to_path_buf(),
+            socket_in_jail: socket_in_jail.to_path_buf(),
+            socket: vmjail_jail::host_path(root, socket_in_jail),
             runtime,
         })
     }
@@ -67,10 +80,23 @@ impl ApiClient {
         &self.socket
     }
 
+    /// Connect without following symlinks (blocking: a Unix socket connect
+    /// completes or fails at once), ready for tokio.
+    fn connect(&self) -> std::io::Result<std::os::unix::net::UnixStream> {
+        let stream = vmjail_jail::connect_in_jail(&self.root, &self.socket_in_jail)
+            .map_err(std::io::Error::other)?;
+        stream.set_nonblocking(true)?;
+        Ok(stream)
+    }
+
     /// Send `request`; a 2xx status is `Ok`, anything else an
     /// [`ApiError::Status`] carrying Firecracker's `fault_message`.
     pub fn send(&self, request: &ApiRequest, timeout: Duration) -> Result<ApiResponse, ApiError> {
-        let exchange = exchange(&self.socket, request);
+        let stream = self.connect().map_err(|source| ApiError::Connect {
+            path: self.socket.clone(),
+            source,
+        })?;
+        let exchange = exchange(stream, request);
         let response = self
             .runtime
             .block_on(async { tokio::time::timeout(timeout, exchange).await })
@@ -96,10 +122,7 @@ impl ApiClient {
         let started = Instant::now();
         let mut delay = Duration::from_millis(1);
         loop {
-            let attempt = self
-                .runtime
-                .block_on(async { UnixStream::connect(&self.socket).await });
-            match attempt {
+            match self.connect() {
                 Ok(_) => return Ok(started.elapsed()),
                 Err(last) => {
                     if !alive() {
@@ -129,13 +152,11 @@ pub enum WaitError {
     VmmGone { last: std::io::Error },
 }
 
-async fn exchange(socket: &Path, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
-    let stream = UnixStream::connect(socket)
-        .await
-        .map_err(|source| ApiError::Connect {
-            path: socket.to_path_buf(),
-            source,
-        })?;
+async fn exchange(
+    stream: std::os::unix::net::UnixStream,
+    request: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    let stream = UnixStream::from_std(stream).map_err(|e| ApiError::Http(e.to_string()))?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| ApiError::Http(e.to_string()))?;

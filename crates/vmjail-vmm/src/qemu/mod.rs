@@ -1,8 +1,141 @@
-//! The qemu backend (being built).
+//! The QEMU backend: QEMU in vmjail's built-in jail, in the sandbox's netns,
+//! as an unprivileged uid, driven over QMP on a Unix socket in the jail.
+//!
+//! `create` launches QEMU stopped (`-S`); `start` is QMP `cont`; `state` is
+//! `query-status`; `pause`/`resume` are `stop`/`cont`; `stop` presses the
+//! ACPI power button, then `quit`, then signals, then tears the jail down.
 
-/// Every step of the qemu backend that can fail.
+mod assets;
+mod backend;
+pub mod cmdline;
+pub mod connect;
+pub mod layout;
+pub mod probe;
+mod process;
+pub mod qmp;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use backend::Qemu;
+pub use cmdline::{Accel, Machine};
+pub use qmp::{Qmp, QmpError, QmpEvent, StatusInfo};
+
+/// What vmjail says when a configuration selects ACRN.
+pub const ACRN_UNAVAILABLE: &str = "ACRN is not available on this host: vmjail can load an \
+[hypervisor.acrn] configuration but launches only QEMU (and Firecracker); select \
+[hypervisor.qemu] to run a sandbox here";
+
+/// Every step of the QEMU backend that can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("qemu backend not built yet")]
-    NotBuilt,
+    #[error("invalid sandbox id {id:?}: expected 1 to 64 of [A-Za-z0-9-]")]
+    InvalidId { id: String },
+    #[error("{}", ACRN_UNAVAILABLE)]
+    AcrnUnavailable,
+    #[error("the QEMU backend was given a {0:?} configuration")]
+    WrongHypervisor(vmjail_config::HypervisorKind),
+    #[error("machine_type {machine:?} is not supported by vmjail's QEMU backend (valid: microvm, q35, pc)")]
+    UnsupportedMachine { machine: String },
+    #[error("machine_accelerators entry {value:?} is not a single QEMU machine property (valid: 1 to 64 of [A-Za-z0-9_.=-], e.g. \"pit=off\", \"accel=tcg\")")]
+    BadMachineAccelerator { value: String },
+    #[error("machine_accelerators asks for accel={asked}, but {reason}")]
+    AcceleratorUnavailable { asked: String, reason: &'static str },
+    #[error("default_vcpus={vcpus} / default_memory={memory_mib} MiB: both must be at least 1")]
+    BadSize { vcpus: u32, memory_mib: u32 },
+    #[error("path {path} cannot be handed to QEMU (not UTF-8, or holds ',' or a newline)")]
+    UnusablePath { path: PathBuf },
+    #[error("QEMU firmware file {name} for machine {machine} is in none of {searched}")]
+    FirmwareMissing {
+        name: &'static str,
+        machine: String,
+        searched: String,
+    },
+    #[error("device id {id:?} is invalid: expected 1 to 64 of [A-Za-z0-9_-]")]
+    InvalidDeviceId { id: String },
+    #[error("{operation}: the VM was never created (call create first)")]
+    NotCreated { operation: &'static str },
+    #[error("create: a VM was already created for sandbox {id}")]
+    AlreadyCreated { id: String },
+    #[error("{operation}: the VM is {state:?}, expected {expected}")]
+    WrongState {
+        operation: &'static str,
+        state: crate::VmState,
+        expected: &'static str,
+    },
+    #[error("recording the VMM state before {step}: {source}")]
+    Record {
+        step: &'static str,
+        source: std::io::Error,
+    },
+    #[error("preparing the jail: {0}")]
+    JailPrepare(#[source] Box<vmjail_jail::JailError>),
+    #[error("placing {what} {path} in the jail: {source}")]
+    Place {
+        what: &'static str,
+        path: PathBuf,
+        source: Box<vmjail_jail::JailError>,
+    },
+    #[error("creating {path} in the jail: {source}")]
+    MakeDir {
+        path: PathBuf,
+        source: Box<vmjail_jail::JailError>,
+    },
+    #[error("placing QEMU's shared libraries in the jail: {0}")]
+    Libraries(#[source] Box<vmjail_jail::JailError>),
+    #[error("opening QEMU's output file {path}: {source}")]
+    OutputFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("launching QEMU in the jail: {source}; output: {output}")]
+    Launch {
+        source: Box<vmjail_jail::JailError>,
+        output: String,
+    },
+    #[error("QEMU (pid {pid}) exited during {step}; its last output: {output}")]
+    Exited {
+        pid: i32,
+        step: &'static str,
+        output: String,
+    },
+    #[error("connecting to QMP in the jail: {0}")]
+    Connect(#[source] connect::ConnectError),
+    #[error("QMP handshake on {socket}: {source}")]
+    Handshake { socket: PathBuf, source: QmpError },
+    #[error("QMP {command} on {socket}: {source}")]
+    Qmp {
+        command: &'static str,
+        socket: PathBuf,
+        source: QmpError,
+    },
+    #[error("QEMU reports run state {status:?}, which vmjail does not know")]
+    UnknownStatus { status: String },
+    #[error("{operation}: QEMU still reports {status:?} after {waited:?}")]
+    NotConfirmed {
+        operation: &'static str,
+        status: String,
+        waited: Duration,
+    },
+    #[error("attach {id}: a drive with this id is already attached")]
+    DriveAttached { id: String },
+    #[error("detach {id}: no drive with this id is attached")]
+    UnknownDrive { id: String },
+    #[error("{operation} {id}: removing {path} from the jail: {source}")]
+    Unplace {
+        operation: &'static str,
+        id: String,
+        path: PathBuf,
+        source: Box<vmjail_jail::JailError>,
+    },
+    #[error("stop: sending {signal} to QEMU (pid {pid}): {source}")]
+    Signal {
+        pid: i32,
+        signal: &'static str,
+        source: nix::Error,
+    },
+    #[error("stop: QEMU (pid {pid}) still runs {waited:?} after SIGKILL")]
+    StillRunning { pid: i32, waited: Duration },
+    #[error("stop: tearing the jail down: {0}")]
+    Teardown(#[source] Box<vmjail_jail::JailError>),
 }

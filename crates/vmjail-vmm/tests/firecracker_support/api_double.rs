@@ -141,7 +141,10 @@ async fn serve(
     tokio::time::sleep(delay).await;
     let listener = tokio::net::UnixListener::bind(&path).unwrap();
     while !stop.load(Ordering::SeqCst) {
-        let Ok((stream, _)) = listener.accept().await else {
+        // Poll `stop` now and then: a teardown may have removed the socket
+        // file, and then Drop's wake-up connect cannot reach this loop.
+        let accepted = tokio::time::timeout(Duration::from_millis(50), listener.accept()).await;
+        let Ok(Ok((stream, _))) = accepted else {
             continue;
         };
         if stop.load(Ordering::SeqCst) {

@@ -2,6 +2,7 @@
 //! in a netns, tap, start, state, pause/resume, attach/detach twice, stop
 //! from a reattached record, then check nothing is left.
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::time::Duration;
 
@@ -19,9 +20,9 @@ pub fn full_lifecycle(
     netns: &Netns,
     disk: &Path,
 ) -> Duration {
-    let mut saved: Vec<VmmRecord> = Vec::new();
+    let saved: RefCell<Vec<VmmRecord>> = RefCell::new(Vec::new());
     let mut recorder = |r: &VmmRecord| {
-        saved.push(r.clone());
+        saved.borrow_mut().push(r.clone());
         Ok(())
     };
     let mut fc = Firecracker::new(config, vmjail_exe)
@@ -49,19 +50,29 @@ pub fn full_lifecycle(
         "{vmm_netns:?}"
     );
     // Recorded before it was created: the last save knows the pid and mounts.
-    let last = saved.last().unwrap();
+    let last = saved.borrow().last().cloned().unwrap();
     assert_eq!(last.jail.vmm_pid, Some(pid));
     assert!(!last.jail.mounts.is_empty());
     assert!(record.api_socket.starts_with(record.jail.root()));
     assert!(record.console_log.starts_with(&record.jail.jail_dir));
 
     assert_eq!(fc.state().unwrap(), VmState::Created);
-    fc.add_network_interface(&NetInterface {
-        id: "eth0".into(),
-        tap_name: "fctap0".into(),
-        guest_mac: Some("AA:FC:00:00:00:01".into()),
-    })
+    fc.add_network_interface(
+        &NetInterface {
+            id: "eth0".into(),
+            tap_name: "fctap0".into(),
+            guest_mac: Some("AA:FC:00:00:00:01".into()),
+        },
+        &mut recorder,
+    )
     .unwrap();
+    // The tap reached the saved record (it was saved before the tap was made).
+    assert!(saved
+        .borrow()
+        .last()
+        .unwrap()
+        .taps
+        .contains(&"fctap0".to_string()));
     assert!(vmjail_vmm::net::link_exists(&netns.path(), "fctap0").unwrap());
 
     fc.start(Duration::from_secs(5)).unwrap();
@@ -74,20 +85,25 @@ pub fn full_lifecycle(
     // Attach: bind-mounted into the jail, swapped in by PATCH; detach
     // restores the placeholder and unmounts, so attaches do not stack.
     for round in 0..2 {
-        fc.attach_block(&BlockDevice {
-            id: "vol1".into(),
-            host_path: disk.to_path_buf(),
-            read_only: false,
-        })
+        fc.attach_block(
+            &BlockDevice {
+                id: "vol1".into(),
+                host_path: disk.to_path_buf(),
+                read_only: false,
+            },
+            &mut recorder,
+        )
         .unwrap_or_else(|e| panic!("attach round {round}: {e}"));
         let (_, in_jail) = fc.record().drives[0].clone();
         let host = vmjail_jail::host_path(&record.jail.root(), &in_jail);
         assert!(mounts_under(&record.jail.jail_dir).contains(&host.to_string_lossy().into_owned()));
-        fc.detach_block("vol1").unwrap();
+        assert!(saved.borrow().last().unwrap().jail.mounts.contains(&host));
+        fc.detach_block("vol1", &mut recorder).unwrap();
         assert!(fc.record().drives.is_empty());
+        assert!(saved.borrow().last().unwrap().drives.is_empty());
         assert!(!mounts_under(&record.jail.jail_dir).contains(&host.to_string_lossy().into_owned()));
     }
-    let err = fc.detach_block("vol1").unwrap_err();
+    let err = fc.detach_block("vol1", &mut recorder).unwrap_err();
     assert!(err.to_string().contains("vol1"), "{err}");
 
     // Another process stops it from the saved record.

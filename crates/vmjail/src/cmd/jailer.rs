@@ -6,6 +6,11 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 pub fn run(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
+    Ok(exit_code(args))
+}
+
+/// Run the jailer; only returns when it failed before exec'ing the VMM.
+pub fn exit_code(args: Vec<OsString>) -> ExitCode {
     let code = vmjail_jail::builtin_jailer_main(args);
-    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -1,10 +1,185 @@
-//! Sandbox lifecycle commands (being built).
+//! Sandbox lifecycle commands: create, start, state, list, pause, resume,
+//! stop, delete, run, gc.
+//!
+//! Output: results on stdout (`state` and `list --json` print stable JSON),
+//! messages on stderr as `vmjail: error: ...`. Exit codes (see [`exit`]):
+//!
+//! | code | meaning |
+//! | --- | --- |
+//! | 0 | success (`run`: the guest powered off by itself) |
+//! | 1 | failure: configuration, host, VMM or state store |
+//! | 2 | usage: bad arguments, invalid id, bad `--netns` |
+//! | 3 | no such sandbox |
+//! | 4 | wrong state for the command (e.g. `start` twice) |
+//! | 5 | a sandbox with that id already exists |
+//! | 124 | `run`: the guest still ran at `--timeout` (stopped and deleted) |
+//! | 128+N | `run`: interrupted by signal N (130 Ctrl-C, 143 SIGTERM), cleaned up |
 
-use std::path::Path;
+mod output;
+mod run;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use vmjail_config::{HostFacts, RuntimeConfig};
+use vmjail_sandbox::{ErrorKind, SandboxError, SandboxId, Sandboxes, SelectFactory};
 
 use crate::cli::Command;
 
-pub fn run(_config: Option<&Path>, command: Command) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("{command:?}: not built yet")
+/// Exit codes a script can rely on.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILURE: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const NOT_FOUND: u8 = 3;
+    pub const WRONG_STATE: u8 = 4;
+    pub const ALREADY_EXISTS: u8 = 5;
+    pub const TIMEOUT: u8 = 124;
+}
+
+/// How long `start` waits for the VMM to confirm the guest runs.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long each shutdown step of `delete --force` and `gc` may take.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn run(config: Option<&Path>, command: Command) -> anyhow::Result<ExitCode> {
+    match execute(config, command) {
+        Ok(code) => Ok(ExitCode::from(code)),
+        Err(err) => {
+            eprintln!("vmjail: error: {err}");
+            Ok(ExitCode::from(err.code()))
+        }
+    }
+}
+
+/// A command's failure with the exit code it maps to.
+pub enum Failure {
+    Sandbox(SandboxError),
+    Config(vmjail_config::ConfigError),
+    Other(String),
+}
+
+impl Failure {
+    fn code(&self) -> u8 {
+        match self {
+            Failure::Sandbox(err) => match err.kind() {
+                ErrorKind::InvalidInput => exit::USAGE,
+                ErrorKind::NotFound => exit::NOT_FOUND,
+                ErrorKind::WrongState => exit::WRONG_STATE,
+                ErrorKind::AlreadyExists => exit::ALREADY_EXISTS,
+                ErrorKind::Failed => exit::FAILURE,
+            },
+            Failure::Config(_) | Failure::Other(_) => exit::FAILURE,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Sandbox(err) => write!(f, "{err}"),
+            Failure::Config(err) => write!(f, "configuration: {err}"),
+            Failure::Other(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl From<SandboxError> for Failure {
+    fn from(err: SandboxError) -> Self {
+        Failure::Sandbox(err)
+    }
+}
+
+fn execute(config_path: Option<&Path>, command: Command) -> Result<u8, Failure> {
+    let config = load_config(
+        config_path,
+        matches!(command, Command::Create(_) | Command::Run(_)),
+    )?;
+    let sandboxes = sandboxes(&config)?;
+    match command {
+        Command::Create(args) => {
+            let id = SandboxId::parse(&args.id)?;
+            sandboxes.create(&id, &config, args.netns.as_deref())?;
+        }
+        Command::Start(args) => {
+            sandboxes.start(&SandboxId::parse(&args.id)?, START_TIMEOUT)?;
+        }
+        Command::State(args) => {
+            let view = sandboxes.state(&SandboxId::parse(&args.id)?)?;
+            output::print_json(&view)?;
+        }
+        Command::List(args) => {
+            let listing = sandboxes.list()?;
+            for problem in &listing.problems {
+                eprintln!("vmjail: warning: {problem}");
+            }
+            if args.json {
+                output::print_json(&listing.sandboxes)?;
+            } else {
+                output::print_table(&listing.sandboxes)?;
+            }
+        }
+        Command::Pause(args) => {
+            sandboxes.pause(&SandboxId::parse(&args.id)?)?;
+        }
+        Command::Resume(args) => {
+            sandboxes.resume(&SandboxId::parse(&args.id)?)?;
+        }
+        Command::Stop(args) => {
+            let id = SandboxId::parse(&args.id)?;
+            sandboxes.stop(&id, Duration::from_secs(args.timeout))?;
+        }
+        Command::Delete(args) => {
+            let id = SandboxId::parse(&args.id)?;
+            sandboxes.delete(&id, args.force, CLEANUP_TIMEOUT)?;
+        }
+        Command::Run(args) => return run::run(&sandboxes, &config, &args),
+        Command::Gc => {
+            let report = sandboxes.gc(CLEANUP_TIMEOUT)?;
+            for id in &report.removed {
+                println!("removed {id}");
+            }
+            for id in &report.busy {
+                eprintln!("vmjail: gc: skipped {id}: another vmjail command holds it");
+            }
+            for (id, why) in &report.failed {
+                eprintln!("vmjail: error: gc: {id}: {why}");
+            }
+            if !report.failed.is_empty() {
+                return Ok(exit::FAILURE);
+            }
+        }
+        Command::Env(_) | Command::Check(_) | Command::Jailer { .. } => {
+            return Err(Failure::Other(
+                "internal: not a lifecycle command".to_owned(),
+            ))
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// The configuration locates the state directory for every command; only
+/// `create` and `run` launch anything, so only they print its warnings.
+fn load_config(path: Option<&Path>, show_warnings: bool) -> Result<RuntimeConfig, Failure> {
+    let config = vmjail_config::load(path, &HostFacts::detect()).map_err(Failure::Config)?;
+    if show_warnings {
+        for warning in &config.warnings {
+            match &warning.location {
+                Some(at) => eprintln!("vmjail: warning: {at}: {}", warning.message),
+                None => eprintln!("vmjail: warning: {}", warning.message),
+            }
+        }
+    }
+    Ok(config)
+}
+
+fn sandboxes(config: &RuntimeConfig) -> Result<Sandboxes<SelectFactory>, Failure> {
+    // The built-in jailer is this very binary's hidden `jailer` subcommand.
+    let vmjail_exe: PathBuf = std::env::current_exe()
+        .map_err(|e| Failure::Other(format!("locating the vmjail binary (/proc/self/exe): {e}")))?;
+    Ok(Sandboxes::new(
+        &config.jail.state_dir,
+        SelectFactory { vmjail_exe },
+    ))
 }

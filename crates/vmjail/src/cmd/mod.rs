@@ -2,7 +2,7 @@
 
 mod check;
 mod env;
-mod jailer;
+pub mod jailer;
 mod lifecycle;
 
 use std::process::ExitCode;

@@ -10,9 +10,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The jail uid/gid the test config asks for.
-pub const JAIL_UID: u32 = 30123;
-
 /// True when the test may run; panics in CI (`CI` set) when not root.
 pub fn require_root() -> bool {
     if euid() == 0 {
@@ -61,6 +58,9 @@ pub struct World {
     pub chroot_base: PathBuf,
     pub parent_cgroup: String,
     pub config: PathBuf,
+    /// The jail uid/gid, unique per world: any process left with it is a
+    /// stray VMM of this test.
+    pub jail_uid: u32,
 }
 
 impl World {
@@ -87,6 +87,10 @@ impl World {
         let state_dir = dir.path().join("state");
         let chroot_base = dir.path().join("jail");
         let parent_cgroup = format!("vmjail-lt-{tag}-{}", std::process::id());
+        let jail_uid = 31000
+            + (tag.bytes().fold(std::process::id(), |h, b| {
+                h.wrapping_mul(31).wrapping_add(b.into())
+            }) % 20000);
         let config = dir.path().join("config.toml");
         // The jail expects its base directory to exist.
         std::fs::create_dir(&chroot_base).unwrap();
@@ -109,8 +113,8 @@ use_vsock = false
 internetworking_model = "tcfilter"
 
 [jail]
-uid = {JAIL_UID}
-gid = {JAIL_UID}
+uid = {jail_uid}
+gid = {jail_uid}
 chroot_base_dir = "{chroot}"
 state_dir = "{state}"
 parent_cgroup = "{parent_cgroup}"
@@ -128,6 +132,7 @@ parent_cgroup = "{parent_cgroup}"
             chroot_base,
             parent_cgroup,
             config,
+            jail_uid,
         }
     }
 
@@ -217,6 +222,8 @@ parent_cgroup = "{parent_cgroup}"
         assert!(mounts.is_empty(), "{id}: mounts left: {mounts:?}");
         let procs = processes_mentioning(&[id, self.dir.path().to_str().unwrap()]);
         assert!(procs.is_empty(), "{id}: processes left: {procs:?}");
+        let strays = processes_of_uid(self.jail_uid);
+        assert!(strays.is_empty(), "{id}: stray VMM processes: {strays:?}");
         let cgroups = cgroups_of(&self.parent_cgroup, id);
         assert!(cgroups.is_empty(), "{id}: cgroups left: {cgroups:?}");
         if let Some(vmm) = recorded.and_then(|s| s.get("vmm")).filter(|v| !v.is_null()) {
@@ -298,6 +305,36 @@ pub fn processes_mentioning(needles: &[&str]) -> Vec<(i32, String)> {
         }
         if needles.iter().any(|n| cmdline.contains(n)) {
             found.push((pid, cmdline));
+        }
+    }
+    found
+}
+
+/// Live processes (not zombies) whose real uid is `uid`.
+pub fn processes_of_uid(uid: u32) -> Vec<(i32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .map(str::to_owned)
+        };
+        let zombie = field("State:").is_some_and(|s| s == "Z");
+        if !zombie && field("Uid:").and_then(|u| u.parse().ok()) == Some(uid) {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            found.push((pid, String::from_utf8_lossy(&cmdline).replace('\0', " ")));
         }
     }
     found

@@ -1,0 +1,23 @@
+//! Crash points for the crash-safety tests.
+//!
+//! When the environment variable `VMJAIL_TEST_CRASH_AT` names a step, vmjail
+//! sends itself SIGKILL at that step, exactly as if an operator had killed it
+//! there. Tests use it to prove that `gc` and `delete --force` clean up after
+//! a crash at every step of `create` and `start`. It grants nothing a caller
+//! could not do with `kill -9`, so it is compiled in unconditionally.
+//!
+//! Steps: `create-claimed`, `create-recorded`, `create-netns`,
+//! `create-vmm-record-<n>` (after the backend's n-th record, n ≥ 1),
+//! `create-vmm-pid-recorded` (the first record naming the VMM's pid: the
+//! VMM runs, `create` has not finished), `create-vmm-created`,
+//! `start-locked`, `start-vmm-started`.
+
+/// The environment variable naming the step to crash at.
+pub const CRASH_ENV: &str = "VMJAIL_TEST_CRASH_AT";
+
+/// SIGKILL this process if `VMJAIL_TEST_CRASH_AT` names `step`.
+pub fn point(step: &str) {
+    if std::env::var_os(CRASH_ENV).is_some_and(|v| v == step) {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+}

@@ -1,0 +1,116 @@
+//! Every step of the sandbox lifecycle that can fail.
+
+use std::path::PathBuf;
+
+use vmjail_vmm::VmmError;
+
+use crate::netns::NetnsError;
+use crate::state::Status;
+
+/// What kind of failure, for callers that map errors to exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A bad argument (id, `--netns` path).
+    InvalidInput,
+    NotFound,
+    AlreadyExists,
+    /// The operation does not apply to the sandbox's current status.
+    WrongState,
+    /// The host, the VMM or the state store failed.
+    Failed,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("invalid sandbox id \"{id}\": {reason}; a valid id matches [A-Za-z0-9-]{{1,64}}")]
+    InvalidId { id: String, reason: &'static str },
+    #[error("no sandbox \"{id}\" in {}", state_dir.display())]
+    NotFound { id: String, state_dir: PathBuf },
+    #[error("sandbox \"{id}\" already exists ({}); pick another id, or remove it with `vmjail delete --force {id}`", path.display())]
+    AlreadyExists { id: String, path: PathBuf },
+    #[error("cannot {operation} sandbox \"{id}\": it is {status}; {operation} needs {needs}")]
+    WrongState {
+        id: String,
+        operation: &'static str,
+        status: Status,
+        needs: &'static str,
+    },
+    #[error("--netns {}: {reason}", path.display())]
+    BadNetns { path: PathBuf, reason: String },
+    #[error("creating state directory {}: {source}", path.display())]
+    CreateStateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not a directory; the state store holds one directory per sandbox", path.display())]
+    NotADirectory { path: PathBuf },
+    #[error("locking {}: {source}", path.display())]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("removing lock file {}: {source}", path.display())]
+    RemoveLock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("writing sandbox state {}: {source}", path.display())]
+    WriteState {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("reading sandbox state {}: {source}", path.display())]
+    ReadState {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("sandbox state {} is not valid state JSON: {source}", path.display())]
+    ParseState {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("sandbox state {} belongs to sandbox \"{found}\"", path.display())]
+    StateMismatch { path: PathBuf, found: String },
+    #[error("removing sandbox state directory {}: {source}", path.display())]
+    RemoveStateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("listing state directory {}: {source}", path.display())]
+    ListStateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("sandbox \"{id}\": network namespace: {source}")]
+    Netns { id: String, source: NetnsError },
+    #[error("{source}; undoing the half-made sandbox also failed: {cleanup}; `vmjail delete --force {id}` retries the cleanup")]
+    Incomplete {
+        id: String,
+        source: Box<SandboxError>,
+        cleanup: Box<SandboxError>,
+    },
+    #[error("sandbox \"{id}\": {step}: its state records no VMM")]
+    NoVmmRecord { id: String, step: &'static str },
+    #[error("sandbox \"{id}\": {step}: {source}")]
+    Hypervisor {
+        id: String,
+        step: &'static str,
+        // Boxed: backend errors are large and this enum is returned often.
+        source: Box<VmmError>,
+    },
+}
+
+impl SandboxError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SandboxError::InvalidId { .. } | SandboxError::BadNetns { .. } => {
+                ErrorKind::InvalidInput
+            }
+            SandboxError::NotFound { .. } => ErrorKind::NotFound,
+            SandboxError::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            SandboxError::WrongState { .. } => ErrorKind::WrongState,
+            SandboxError::Incomplete { source, .. } => source.kind(),
+            _ => ErrorKind::Failed,
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! How the lifecycle gets hypervisors: a fresh one for `create`, a
+//! reattached one (from the on-disk record) for every later command.
+
+// `VmmError`, the seam's error type, is large (it carries each backend's
+// error); shrinking it is the vmm crate's call, so closures and factories
+// returning it here are allowed to.
+
+use vmjail_config::RuntimeConfig;
+use vmjail_vmm::{Hypervisor, VmmError, VmmRecord};
+
+pub trait HypervisorFactory {
+    /// A backend for `config`, nothing launched yet.
+    fn new_hypervisor(&self, config: &RuntimeConfig) -> Result<Box<dyn Hypervisor>, VmmError>;
+    /// A backend driving the VMM `record` describes (possibly started by
+    /// another, possibly dead, vmjail process).
+    fn reattach(&self, record: VmmRecord, config: &RuntimeConfig) -> Box<dyn Hypervisor>;
+}
+
+/// The real backends, chosen by [`vmjail_vmm::select`].
+#[derive(Debug, Clone)]
+pub struct SelectFactory {
+    /// The vmjail binary whose `jailer` subcommand is the built-in jailer.
+    pub vmjail_exe: std::path::PathBuf,
+}
+
+impl HypervisorFactory for SelectFactory {
+    fn new_hypervisor(&self, config: &RuntimeConfig) -> Result<Box<dyn Hypervisor>, VmmError> {
+        vmjail_vmm::select::new_hypervisor(config, &self.vmjail_exe)
+    }
+
+    fn reattach(&self, record: VmmRecord, config: &RuntimeConfig) -> Box<dyn Hypervisor> {
+        vmjail_vmm::select::reattach(record, config, &self.vmjail_exe)
+    }
+}

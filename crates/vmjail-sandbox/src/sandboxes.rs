@@ -1,0 +1,489 @@
+//! The lifecycle: create, start, state, list, pause, resume, stop, delete,
+//! gc. Every command that changes a sandbox holds its lock, reads its state,
+//! checks the transition, acts, and records the result.
+
+// `VmmError`, the seam's error type, is large (it carries each backend's
+// error); shrinking it is the vmm crate's call, so closures and factories
+// returning it here are allowed to.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use vmjail_config::RuntimeConfig;
+use vmjail_vmm::{Hypervisor, VmmRecord};
+
+use crate::lock::SandboxLock;
+use crate::process::ProcessId;
+use crate::state::{NetnsRecord, Phase, SandboxState, SandboxView, Status, STATE_VERSION};
+use crate::store::{Store, Stored};
+use crate::{crash, netns, HypervisorFactory, SandboxError, SandboxId};
+
+/// What `gc` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GcReport {
+    /// Sandboxes removed with everything they created.
+    pub removed: Vec<String>,
+    /// Sandboxes another vmjail command holds right now (left alone).
+    pub busy: Vec<String>,
+    /// Sandboxes gc could not clean, with why (they stay recorded).
+    pub failed: Vec<(String, String)>,
+}
+
+/// `list`: every readable sandbox, plus the ones whose state is broken.
+#[derive(Debug, Default, Clone)]
+pub struct Listing {
+    pub sandboxes: Vec<SandboxView>,
+    pub problems: Vec<String>,
+}
+
+/// The sandboxes of one state directory.
+pub struct Sandboxes<F> {
+    store: Store,
+    factory: F,
+    /// Hypervisors this process created or attached, reused by later
+    /// commands in the same process (`run`), so a VMM that is our own child
+    /// is stopped and reaped by the object that spawned it.
+    live: RefCell<HashMap<String, Box<dyn Hypervisor>>>,
+}
+
+impl<F: HypervisorFactory> Sandboxes<F> {
+    pub fn new(state_dir: &Path, factory: F) -> Self {
+        Self {
+            store: Store::new(state_dir),
+            factory,
+            live: RefCell::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Create sandbox `id`: claim the id, record, create the netns (unless
+    /// `netns` names one), launch the jailed VMM. On failure everything made
+    /// so far is undone.
+    pub fn create(
+        &self,
+        id: &SandboxId,
+        config: &RuntimeConfig,
+        netns: Option<&Path>,
+    ) -> Result<SandboxView, SandboxError> {
+        if let Some(path) = netns {
+            check_netns(path)?;
+        }
+        let lock = self.store.lock(id)?;
+        self.store.claim(id, &lock)?;
+        crash::point("create-claimed");
+        let mut state = SandboxState {
+            version: STATE_VERSION,
+            id: id.to_string(),
+            phase: Phase::Creating,
+            created: crate::time::rfc3339(SystemTime::now()),
+            creator: ProcessId::current(),
+            config: config.clone(),
+            netns: match netns {
+                Some(path) => NetnsRecord {
+                    path: path.to_owned(),
+                    owned: false,
+                },
+                None => NetnsRecord {
+                    path: netns::path_for(id),
+                    owned: true,
+                },
+            },
+            vmm: None,
+        };
+        if let Err(err) = self.store.save(&state) {
+            let _ = self.store.remove(id, lock);
+            return Err(err);
+        }
+        crash::point("create-recorded");
+        match self.create_resources(id, &mut state) {
+            Ok(()) => Ok(state.view()),
+            Err(err) => match self
+                .teardown(&mut state, ROLLBACK_TIMEOUT)
+                .and_then(|()| self.store.remove(id, lock))
+            {
+                Ok(()) => Err(err),
+                Err(cleanup) => Err(SandboxError::Incomplete {
+                    id: id.to_string(),
+                    source: Box::new(err),
+                    cleanup: Box::new(cleanup),
+                }),
+            },
+        }
+    }
+
+    fn create_resources(
+        &self,
+        id: &SandboxId,
+        state: &mut SandboxState,
+    ) -> Result<(), SandboxError> {
+        if state.netns.owned {
+            if let Err(source) = netns::create(&state.netns.path) {
+                if matches!(source, netns::NetnsError::Exists { .. }) {
+                    // Not ours: make sure teardown leaves it alone.
+                    state.netns.owned = false;
+                    self.store.save(state)?;
+                }
+                return Err(SandboxError::Netns {
+                    id: id.to_string(),
+                    source,
+                });
+            }
+            crash::point("create-netns");
+        }
+        let mut hv = self
+            .factory
+            .new_hypervisor(&state.config)
+            .map_err(|source| hv_error(id, "preparing the hypervisor", source))?;
+        let netns_path = state.netns.path.clone();
+        let store = &self.store;
+        let mut records = 0u32;
+        let mut pid_recorded = false;
+        let mut recorder = |record: &VmmRecord| -> std::io::Result<()> {
+            state.vmm = Some(record.clone());
+            store.save(state).map_err(std::io::Error::other)?;
+            records += 1;
+            crash::point(&format!("create-vmm-record-{records}"));
+            if record.jail.vmm_pid.is_some() && !pid_recorded {
+                pid_recorded = true;
+                crash::point("create-vmm-pid-recorded");
+            }
+            Ok(())
+        };
+        let created = hv.create(id.as_str(), &netns_path, &mut recorder);
+        // Keep the backend even when create failed: it knows best how to
+        // undo its half-made VMM.
+        let record = hv.record().clone();
+        self.live.borrow_mut().insert(id.to_string(), hv);
+        created.map_err(|source| hv_error(id, "creating the VMM", source))?;
+        crash::point("create-vmm-created");
+        state.vmm = Some(record);
+        state.phase = Phase::Created;
+        self.store.save(state)
+    }
+
+    /// Start the guest of a created sandbox.
+    pub fn start(&self, id: &SandboxId, timeout: Duration) -> Result<SandboxView, SandboxError> {
+        let (lock, mut state) = self.lock_state(id, "start")?;
+        crash::point("start-locked");
+        expect_status(&state, "start", &[Status::Created], "a created sandbox")?;
+        self.drive(&mut state, "starting the guest", |hv| hv.start(timeout))?;
+        crash::point("start-vmm-started");
+        state.phase = Phase::Running;
+        self.store.save(&state)?;
+        drop(lock);
+        Ok(state.view())
+    }
+
+    pub fn pause(&self, id: &SandboxId) -> Result<SandboxView, SandboxError> {
+        let (_lock, mut state) = self.lock_state(id, "pause")?;
+        expect_status(&state, "pause", &[Status::Running], "a running sandbox")?;
+        self.drive(&mut state, "pausing the VM", |hv| hv.pause())?;
+        state.phase = Phase::Paused;
+        self.store.save(&state)?;
+        Ok(state.view())
+    }
+
+    pub fn resume(&self, id: &SandboxId) -> Result<SandboxView, SandboxError> {
+        let (_lock, mut state) = self.lock_state(id, "resume")?;
+        expect_status(&state, "resume", &[Status::Paused], "a paused sandbox")?;
+        self.drive(&mut state, "resuming the VM", |hv| hv.resume())?;
+        state.phase = Phase::Running;
+        self.store.save(&state)?;
+        Ok(state.view())
+    }
+
+    /// Stop the VMM (graceful, then forced) and tear its jail down. A
+    /// sandbox whose VMM already exited is stopped too (its jail is torn
+    /// down); one already recorded as stopped is an error.
+    pub fn stop(&self, id: &SandboxId, timeout: Duration) -> Result<SandboxView, SandboxError> {
+        let (_lock, mut state) = self.lock_state(id, "stop")?;
+        if state.phase == Phase::Stopped {
+            return Err(wrong_state(
+                &state,
+                "stop",
+                "a created, running or paused sandbox",
+            ));
+        }
+        expect_status(
+            &state,
+            "stop",
+            &[
+                Status::Created,
+                Status::Running,
+                Status::Paused,
+                Status::Stopped,
+            ],
+            "a created, running or paused sandbox (use `delete --force` for a half-created one)",
+        )?;
+        self.stop_vmm(&mut state, timeout)?;
+        state.phase = Phase::Stopped;
+        self.store.save(&state)?;
+        Ok(state.view())
+    }
+
+    /// Delete a stopped sandbox and everything it created. With `force`,
+    /// any sandbox: a running VMM is stopped first, a half-created one is
+    /// cleaned from its record.
+    pub fn delete(
+        &self,
+        id: &SandboxId,
+        force: bool,
+        timeout: Duration,
+    ) -> Result<(), SandboxError> {
+        let lock = self.lock_existing(id)?;
+        match self.store.load(id)? {
+            Stored::Unrecorded if force => self.store.remove(id, lock),
+            Stored::Unrecorded => Err(SandboxError::WrongState {
+                id: id.to_string(),
+                operation: "delete",
+                status: Status::Creating,
+                needs: "a stopped sandbox (use --force to clean up a half-created one)",
+            }),
+            Stored::State(mut state) => {
+                if !force {
+                    expect_status(
+                        &state,
+                        "delete",
+                        &[Status::Stopped],
+                        "a stopped sandbox (stop it first, or use --force)",
+                    )?;
+                }
+                self.teardown(&mut state, timeout)?;
+                self.store.remove(id, lock)
+            }
+        }
+    }
+
+    /// The sandbox's current status (reads only; never blocks on its lock).
+    pub fn state(&self, id: &SandboxId) -> Result<SandboxView, SandboxError> {
+        match self.store.load(id)? {
+            Stored::State(state) => Ok(state.view()),
+            Stored::Unrecorded => Ok(SandboxView::unrecorded(id.as_str())),
+        }
+    }
+
+    pub fn list(&self) -> Result<Listing, SandboxError> {
+        let mut listing = Listing::default();
+        for id in self.store.ids()? {
+            match self.state(&id) {
+                Ok(view) => listing.sandboxes.push(view),
+                // Deleted between listing and reading.
+                Err(SandboxError::NotFound { .. }) => {}
+                Err(err) => listing.problems.push(err.to_string()),
+            }
+        }
+        Ok(listing)
+    }
+
+    /// Remove every sandbox whose VMM is gone or whose creation died, with
+    /// everything it created. Sandboxes another command holds are skipped.
+    pub fn gc(&self, timeout: Duration) -> Result<GcReport, SandboxError> {
+        let mut report = GcReport::default();
+        for id in self.store.ids()? {
+            let Some(lock) = self.store.try_lock(&id)? else {
+                report.busy.push(id.to_string());
+                continue;
+            };
+            let outcome = match self.store.load(&id) {
+                Err(SandboxError::NotFound { .. }) => lock.remove().map(|()| false),
+                Err(err) => Err(err),
+                Ok(Stored::Unrecorded) => self.store.remove(&id, lock).map(|()| true),
+                Ok(Stored::State(mut state)) => {
+                    let abandoned = match state.phase {
+                        Phase::Creating => !state.creator_alive(),
+                        _ => !state.vmm_alive(),
+                    };
+                    if abandoned {
+                        self.teardown(&mut state, timeout)
+                            .and_then(|()| self.store.remove(&id, lock))
+                            .map(|()| true)
+                    } else {
+                        Ok(false)
+                    }
+                }
+            };
+            match outcome {
+                Ok(true) => report.removed.push(id.to_string()),
+                Ok(false) => {}
+                Err(err) => report.failed.push((id.to_string(), err.to_string())),
+            }
+        }
+        self.remove_orphan_locks();
+        Ok(report)
+    }
+
+    /// Lock files whose sandbox directory is gone (a crash between removing
+    /// the directory and the lock file).
+    fn remove_orphan_locks(&self) {
+        let Ok(entries) = std::fs::read_dir(self.store.root()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".lock"))
+                .and_then(|n| SandboxId::parse(n).ok())
+            else {
+                continue;
+            };
+            if let Ok(Some(lock)) = self.store.try_lock(&id) {
+                if !self.store.exists(&id) {
+                    let _ = lock.remove();
+                }
+            }
+        }
+    }
+
+    /// Lock `id` and fail with `NotFound` (removing the lock file just made)
+    /// when no such sandbox exists.
+    fn lock_existing(&self, id: &SandboxId) -> Result<SandboxLock, SandboxError> {
+        let lock = self.store.lock(id)?;
+        if !self.store.exists(id) {
+            lock.remove()?;
+            return Err(SandboxError::NotFound {
+                id: id.to_string(),
+                state_dir: self.store.root().to_owned(),
+            });
+        }
+        Ok(lock)
+    }
+
+    /// Lock `id` and read its complete state (a half-created one is a wrong
+    /// state for every command but `delete --force` and `gc`).
+    fn lock_state(
+        &self,
+        id: &SandboxId,
+        operation: &'static str,
+    ) -> Result<(SandboxLock, SandboxState), SandboxError> {
+        let lock = self.lock_existing(id)?;
+        match self.store.load(id)? {
+            Stored::State(state) => Ok((lock, *state)),
+            Stored::Unrecorded => Err(SandboxError::WrongState {
+                id: id.to_string(),
+                operation,
+                status: Status::Creating,
+                needs: "a fully created sandbox (clean this one with `delete --force` or `gc`)",
+            }),
+        }
+    }
+
+    /// Run `op` on the sandbox's hypervisor (this process's own, else one
+    /// reattached from the record) and record what it changed.
+    fn drive<T>(
+        &self,
+        state: &mut SandboxState,
+        step: &'static str,
+        op: impl FnOnce(&mut dyn Hypervisor) -> Result<T, vmjail_vmm::VmmError>,
+    ) -> Result<T, SandboxError> {
+        let mut live = self.live.borrow_mut();
+        let hv = match (live.get_mut(&state.id), state.vmm.clone()) {
+            (Some(hv), _) => hv,
+            (None, Some(record)) => live
+                .entry(state.id.clone())
+                .or_insert_with(|| self.factory.reattach(record, &state.config)),
+            (None, None) => {
+                return Err(SandboxError::NoVmmRecord {
+                    id: state.id.clone(),
+                    step,
+                })
+            }
+        };
+        let result = op(hv.as_mut());
+        state.vmm = Some(hv.record().clone());
+        result.map_err(|source| SandboxError::Hypervisor {
+            id: state.id.clone(),
+            step,
+            source: Box::new(source),
+        })
+    }
+
+    fn stop_vmm(&self, state: &mut SandboxState, timeout: Duration) -> Result<(), SandboxError> {
+        if state.vmm.is_none() {
+            return Ok(());
+        }
+        self.drive(state, "stopping the VMM", |hv| hv.stop(timeout))
+    }
+
+    /// Undo everything `state` records: the VMM and its jail (through the
+    /// backend's idempotent stop), taps in a foreign netns, our own netns.
+    fn teardown(&self, state: &mut SandboxState, timeout: Duration) -> Result<(), SandboxError> {
+        self.stop_vmm(state, timeout)?;
+        self.live.borrow_mut().remove(&state.id);
+        if let Some(vmm) = &state.vmm {
+            if !state.netns.owned {
+                for problem in netns::delete_taps(&state.netns.path, &vmm.taps) {
+                    tracing::warn!("sandbox {}: {problem}", state.id);
+                }
+            }
+        }
+        if state.netns.owned {
+            netns::remove(&state.netns.path).map_err(|source| SandboxError::Netns {
+                id: state.id.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// How long undoing a failed `create` may wait for each shutdown step.
+const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn hv_error(id: &SandboxId, step: &'static str, source: vmjail_vmm::VmmError) -> SandboxError {
+    SandboxError::Hypervisor {
+        id: id.to_string(),
+        step,
+        source: Box::new(source),
+    }
+}
+
+fn wrong_state(state: &SandboxState, operation: &'static str, needs: &'static str) -> SandboxError {
+    SandboxError::WrongState {
+        id: state.id.clone(),
+        operation,
+        status: state.status(),
+        needs,
+    }
+}
+
+fn expect_status(
+    state: &SandboxState,
+    operation: &'static str,
+    allowed: &[Status],
+    needs: &'static str,
+) -> Result<(), SandboxError> {
+    if allowed.contains(&state.status()) {
+        Ok(())
+    } else {
+        Err(wrong_state(state, operation, needs))
+    }
+}
+
+/// `--netns` must name an existing network namespace (a `/run/netns/<name>`
+/// bind mount or a `/proc/<pid>/ns/net` link).
+fn check_netns(path: &Path) -> Result<(), SandboxError> {
+    let bad = |reason: String| SandboxError::BadNetns {
+        path: path.to_owned(),
+        reason,
+    };
+    if !path.is_absolute() {
+        return Err(bad("must be an absolute path".to_owned()));
+    }
+    let fs = nix::sys::statfs::statfs(path).map_err(|e| bad(e.to_string()))?;
+    if fs.filesystem_type() != nix::sys::statfs::NSFS_MAGIC {
+        return Err(bad(
+            "is not a namespace file (expected /run/netns/<name> or /proc/<pid>/ns/net)".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "sandboxes_tests.rs"]
+mod tests;

@@ -1,0 +1,459 @@
+//! Unit tests of the lifecycle logic against the test double hypervisor.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+use crate::test_double::{config, TestDoubleFactory};
+use crate::{process, ErrorKind};
+
+const T: Duration = Duration::from_secs(5);
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    state_dir: PathBuf,
+    jails: PathBuf,
+    factory: TestDoubleFactory,
+    config: RuntimeConfig,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let state_dir = tmp.path().join("state");
+        let jails = tmp.path().join("jails");
+        Self {
+            factory: TestDoubleFactory::new(&jails),
+            config: config(&state_dir),
+            state_dir,
+            jails,
+            _tmp: tmp,
+        }
+    }
+
+    /// A fresh `Sandboxes`, as a new vmjail process would have.
+    fn process(&self) -> Sandboxes<TestDoubleFactory> {
+        Sandboxes::new(&self.state_dir, self.factory.clone())
+    }
+
+    fn create(&self, id: &str) -> SandboxView {
+        self.process()
+            .create(&sid(id), &self.config, Some(Path::new("/proc/self/ns/net")))
+            .unwrap()
+    }
+
+    fn on_disk(&self, id: &str) -> SandboxState {
+        let text = std::fs::read_to_string(self.state_dir.join(id).join("state.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Nothing of sandbox `id` is left: state dir, lock file, jail dir.
+    fn assert_gone(&self, id: &str) {
+        assert!(!self.state_dir.join(id).exists(), "state dir left");
+        assert!(
+            !self.state_dir.join(format!("{id}.lock")).exists(),
+            "lock file left"
+        );
+        assert!(!self.jails.join(id).exists(), "jail dir left");
+    }
+}
+
+fn sid(id: &str) -> SandboxId {
+    SandboxId::parse(id).unwrap()
+}
+
+fn kind(err: &SandboxError) -> ErrorKind {
+    err.kind()
+}
+
+#[test]
+fn full_cycle_reports_each_status_and_leaves_nothing() {
+    let fx = Fixture::new();
+    let view = fx.create("cycle");
+    assert_eq!(view.status, Status::Created);
+    let pid = view.vmm_pid.expect("pid recorded");
+    assert!(process::is_alive(pid, None));
+    assert_eq!(view.hypervisor, Some(vmjail_config::HypervisorKind::Qemu));
+    assert_eq!(view.jail_root, Some(fx.jails.join("cycle/root")));
+    assert!(view.created.as_deref().unwrap().ends_with('Z'));
+
+    // Every later command runs as if in a new process: reattach.
+    let id = sid("cycle");
+    assert_eq!(fx.process().start(&id, T).unwrap().status, Status::Running);
+    assert_eq!(fx.process().state(&id).unwrap().status, Status::Running);
+    assert_eq!(fx.process().pause(&id).unwrap().status, Status::Paused);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    assert!(stat.contains(") T "), "VMM not stopped by pause: {stat}");
+    assert_eq!(fx.process().resume(&id).unwrap().status, Status::Running);
+    let stopped = fx.process().stop(&id, T).unwrap();
+    assert_eq!(stopped.status, Status::Stopped);
+    assert_eq!(stopped.vmm_pid, None);
+    assert!(!process::is_alive(pid, None));
+    assert_eq!(fx.on_disk("cycle").phase, Phase::Stopped);
+    fx.process().delete(&id, false, T).unwrap();
+    fx.assert_gone("cycle");
+    let calls = fx.factory.calls();
+    assert!(
+        calls.iter().filter(|c| *c == "reattach").count() >= 5,
+        "{calls:?}"
+    );
+}
+
+#[test]
+fn one_process_reuses_its_own_hypervisor() {
+    let fx = Fixture::new();
+    let sandboxes = fx.process();
+    let id = sid("same-process");
+    sandboxes
+        .create(&id, &fx.config, Some(Path::new("/proc/self/ns/net")))
+        .unwrap();
+    sandboxes.start(&id, T).unwrap();
+    sandboxes.stop(&id, T).unwrap();
+    sandboxes.delete(&id, false, T).unwrap();
+    assert!(!fx.factory.calls().contains(&"reattach".to_owned()));
+    fx.assert_gone("same-process");
+}
+
+#[test]
+fn state_json_records_creator_config_netns_and_vmm() {
+    let fx = Fixture::new();
+    fx.create("recorded");
+    let state = fx.on_disk("recorded");
+    assert_eq!(state.version, STATE_VERSION);
+    assert_eq!(state.phase, Phase::Created);
+    assert_eq!(state.creator.unwrap().pid, std::process::id() as i32);
+    assert_eq!(state.config, fx.config);
+    assert_eq!(
+        state.netns,
+        NetnsRecord {
+            path: "/proc/self/ns/net".into(),
+            owned: false
+        }
+    );
+    assert!(state.vmm.unwrap().jail.vmm_start_time.is_some());
+    assert!(!fx.state_dir.join("recorded/state.json.tmp").exists());
+    fx.process().delete(&sid("recorded"), true, T).unwrap();
+}
+
+#[test]
+fn wrong_transitions_fail_and_change_nothing() {
+    let fx = Fixture::new();
+    let id = sid("wrong");
+    fx.create("wrong");
+    let before = fx.on_disk("wrong");
+    for err in [
+        fx.process().pause(&id).unwrap_err(),
+        fx.process().resume(&id).unwrap_err(),
+        fx.process().delete(&id, false, T).unwrap_err(),
+    ] {
+        assert_eq!(kind(&err), ErrorKind::WrongState, "{err}");
+        assert!(err.to_string().contains("it is created"), "{err}");
+    }
+    assert_eq!(fx.on_disk("wrong"), before);
+
+    fx.process().start(&id, T).unwrap();
+    let running = fx.on_disk("wrong");
+    let err = fx.process().start(&id, T).unwrap_err();
+    assert_eq!(kind(&err), ErrorKind::WrongState);
+    assert_eq!(
+        err.to_string(),
+        "cannot start sandbox \"wrong\": it is running; start needs a created sandbox"
+    );
+    let err = fx.process().delete(&id, false, T).unwrap_err();
+    assert!(err.to_string().contains("use --force"), "{err}");
+    assert_eq!(fx.on_disk("wrong"), running);
+    assert!(fx.process().state(&id).unwrap().vmm_pid.is_some());
+
+    fx.process().stop(&id, T).unwrap();
+    let err = fx.process().stop(&id, T).unwrap_err();
+    assert_eq!(kind(&err), ErrorKind::WrongState, "{err}");
+    let err = fx.process().start(&id, T).unwrap_err();
+    assert_eq!(kind(&err), ErrorKind::WrongState, "{err}");
+    fx.process().delete(&id, false, T).unwrap();
+}
+
+#[test]
+fn unknown_ids_are_not_found_and_leave_no_lock_file() {
+    let fx = Fixture::new();
+    let id = sid("ghost");
+    let sandboxes = fx.process();
+    let errors = [
+        sandboxes.start(&id, T).unwrap_err(),
+        sandboxes.pause(&id).unwrap_err(),
+        sandboxes.resume(&id).unwrap_err(),
+        sandboxes.stop(&id, T).unwrap_err(),
+        sandboxes.delete(&id, true, T).unwrap_err(),
+        sandboxes.state(&id).unwrap_err(),
+    ];
+    for err in errors {
+        assert_eq!(kind(&err), ErrorKind::NotFound, "{err}");
+        assert!(err.to_string().contains("no sandbox \"ghost\""), "{err}");
+    }
+    fx.assert_gone("ghost");
+}
+
+#[test]
+fn a_second_create_of_one_id_fails_and_keeps_the_first() {
+    let fx = Fixture::new();
+    let first = fx.create("twice");
+    let err = fx
+        .process()
+        .create(&sid("twice"), &fx.config, None)
+        .unwrap_err();
+    assert_eq!(kind(&err), ErrorKind::AlreadyExists, "{err}");
+    let view = fx.process().state(&sid("twice")).unwrap();
+    assert_eq!(view.vmm_pid, first.vmm_pid);
+    assert_eq!(view.status, Status::Created);
+    fx.process().delete(&sid("twice"), true, T).unwrap();
+}
+
+#[test]
+fn concurrent_creates_of_one_id_have_exactly_one_winner() {
+    let fx = Fixture::new();
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    fx.process()
+                        .create(
+                            &sid("race"),
+                            &fx.config,
+                            Some(Path::new("/proc/self/ns/net")),
+                        )
+                        .map(|v| v.vmm_pid)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let winners: Vec<_> = results.iter().filter(|r| r.is_ok()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for err in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(kind(err), ErrorKind::AlreadyExists, "{err}");
+    }
+    // Only the winner launched a VMM.
+    let spawned = fx.factory.calls().iter().filter(|c| *c == "create").count();
+    assert_eq!(spawned, 1);
+    fx.process().delete(&sid("race"), true, T).unwrap();
+    fx.assert_gone("race");
+}
+
+#[test]
+fn a_failed_create_undoes_everything_it_made() {
+    let fx = Fixture::new();
+    fx.factory.fail_at("create-after-spawn");
+    let err = fx
+        .process()
+        .create(
+            &sid("rollback"),
+            &fx.config,
+            Some(Path::new("/proc/self/ns/net")),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SandboxError::Hypervisor {
+                step: "creating the VMM",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(fx.factory.calls().contains(&"stop".to_owned()));
+    fx.assert_gone("rollback");
+    // The id is free again.
+    fx.factory.script.lock().unwrap().fail_at = None;
+    fx.create("rollback");
+    fx.process().delete(&sid("rollback"), true, T).unwrap();
+}
+
+#[test]
+fn a_failed_start_leaves_the_sandbox_created() {
+    let fx = Fixture::new();
+    fx.create("nostart");
+    fx.factory.fail_at("start");
+    let err = fx.process().start(&sid("nostart"), T).unwrap_err();
+    assert!(err.to_string().contains("starting the guest"), "{err}");
+    assert_eq!(fx.on_disk("nostart").phase, Phase::Created);
+    fx.process().delete(&sid("nostart"), true, T).unwrap();
+}
+
+#[test]
+fn delete_force_stops_a_running_sandbox() {
+    let fx = Fixture::new();
+    let pid = fx.create("forced").vmm_pid.unwrap();
+    fx.process().start(&sid("forced"), T).unwrap();
+    fx.process().delete(&sid("forced"), true, T).unwrap();
+    assert!(!process::is_alive(pid, None));
+    fx.assert_gone("forced");
+}
+
+#[test]
+fn a_vmm_that_exited_on_its_own_is_stopped_and_deletable() {
+    let fx = Fixture::new();
+    let pid = fx.create("exited").vmm_pid.unwrap();
+    fx.process().start(&sid("exited"), T).unwrap();
+    kill_and_reap(pid);
+    let view = fx.process().state(&sid("exited")).unwrap();
+    assert_eq!(view.status, Status::Stopped);
+    assert_eq!(view.vmm_pid, None);
+    // The record still says running: delete tears the jail down anyway.
+    assert_eq!(fx.on_disk("exited").phase, Phase::Running);
+    fx.process().delete(&sid("exited"), false, T).unwrap();
+    fx.assert_gone("exited");
+}
+
+#[test]
+fn gc_removes_dead_and_half_made_sandboxes_and_keeps_live_ones() {
+    let fx = Fixture::new();
+    let live = fx.create("live").vmm_pid.unwrap();
+    let dead = fx.create("dead").vmm_pid.unwrap();
+    kill_and_reap(dead);
+    // A creation whose creator died, recorded but without a VMM.
+    let mut half = fx.on_disk("live");
+    half.id = "half".into();
+    half.phase = Phase::Creating;
+    half.vmm = None;
+    half.creator = Some(process::ProcessId {
+        pid: dead,
+        start_time: 1,
+    });
+    std::fs::create_dir(fx.state_dir.join("half")).unwrap();
+    Store::new(&fx.state_dir).save(&half).unwrap();
+    // A creation that died right after claiming the id.
+    std::fs::create_dir(fx.state_dir.join("claimed")).unwrap();
+    // A lock file whose sandbox is gone.
+    std::fs::write(fx.state_dir.join("orphan.lock"), "").unwrap();
+    // A directory that is no sandbox id is left alone.
+    std::fs::create_dir(fx.state_dir.join("not_an_id")).unwrap();
+
+    assert_eq!(
+        fx.process().state(&sid("claimed")).unwrap().status,
+        Status::Creating
+    );
+    let report = fx.process().gc(T).unwrap();
+    assert_eq!(report.removed, ["claimed", "dead", "half"]);
+    assert!(
+        report.busy.is_empty() && report.failed.is_empty(),
+        "{report:?}"
+    );
+    for id in ["claimed", "dead", "half", "orphan"] {
+        fx.assert_gone(id);
+    }
+    assert!(fx.state_dir.join("not_an_id").is_dir());
+    assert!(process::is_alive(live, None));
+    assert_eq!(fx.process().list().unwrap().sandboxes.len(), 1);
+    fx.process().delete(&sid("live"), true, T).unwrap();
+}
+
+#[test]
+fn gc_skips_a_sandbox_another_command_holds() {
+    let fx = Fixture::new();
+    std::fs::create_dir_all(fx.state_dir.join("held")).unwrap();
+    let store = Store::new(&fx.state_dir);
+    let lock = store.lock(&sid("held")).unwrap();
+    let report = fx.process().gc(T).unwrap();
+    assert_eq!(report.busy, ["held"]);
+    assert!(fx.state_dir.join("held").is_dir());
+    drop(lock);
+    assert_eq!(fx.process().gc(T).unwrap().removed, ["held"]);
+}
+
+#[test]
+fn list_reports_every_sandbox_and_broken_state() {
+    let fx = Fixture::new();
+    fx.create("b-one");
+    fx.create("a-two");
+    fx.process().start(&sid("a-two"), T).unwrap();
+    std::fs::create_dir(fx.state_dir.join("broken")).unwrap();
+    std::fs::write(fx.state_dir.join("broken/state.json"), "{").unwrap();
+    let listing = fx.process().list().unwrap();
+    let got: Vec<_> = listing
+        .sandboxes
+        .iter()
+        .map(|v| (v.id.as_str(), v.status))
+        .collect();
+    assert_eq!(
+        got,
+        [("a-two", Status::Running), ("b-one", Status::Created)]
+    );
+    assert_eq!(listing.problems.len(), 1);
+    assert!(
+        listing.problems[0].contains("broken/state.json"),
+        "{:?}",
+        listing.problems
+    );
+    for id in ["a-two", "b-one"] {
+        fx.process().delete(&sid(id), true, T).unwrap();
+    }
+}
+
+#[test]
+fn a_symlinked_sandbox_dir_is_refused() {
+    let fx = Fixture::new();
+    std::fs::create_dir_all(&fx.state_dir).unwrap();
+    let elsewhere = fx.state_dir.parent().unwrap().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, fx.state_dir.join("link")).unwrap();
+    let err = fx.process().state(&sid("link")).unwrap_err();
+    assert!(matches!(err, SandboxError::NotADirectory { .. }), "{err}");
+    let err = fx
+        .process()
+        .create(
+            &sid("link"),
+            &fx.config,
+            Some(Path::new("/proc/self/ns/net")),
+        )
+        .unwrap_err();
+    assert_eq!(kind(&err), ErrorKind::AlreadyExists, "{err}");
+    assert!(elsewhere.read_dir().unwrap().next().is_none());
+}
+
+#[test]
+fn netns_argument_must_be_a_namespace() {
+    let fx = Fixture::new();
+    for bad in ["relative/ns", "/nonexistent/ns", "/etc/hostname"] {
+        let err = fx
+            .process()
+            .create(&sid("badns"), &fx.config, Some(Path::new(bad)))
+            .unwrap_err();
+        assert_eq!(kind(&err), ErrorKind::InvalidInput, "{bad}: {err}");
+        fx.assert_gone("badns");
+    }
+}
+
+fn kill_and_reap(pid: i32) {
+    use nix::sys::signal::{kill, Signal};
+    let pid = nix::unistd::Pid::from_raw(pid);
+    kill(pid, Signal::SIGKILL).unwrap();
+    nix::sys::wait::waitpid(pid, None).unwrap();
+}
+
+/// Root only (CI runs as root and must not skip): a sandbox without
+/// `--netns` gets its own namespace under /run/netns, removed on delete.
+#[test]
+fn an_owned_netns_is_created_and_removed() {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test as root"
+        );
+        eprintln!("skipped: needs root to create network namespaces");
+        return;
+    }
+    let fx = Fixture::new();
+    let id = format!("sbx-ut-{}", std::process::id());
+    let view = fx.process().create(&sid(&id), &fx.config, None).unwrap();
+    let ns = view.netns.unwrap();
+    assert_eq!(ns, Path::new("/run/netns").join(format!("vmjail-{id}")));
+    let fs = nix::sys::statfs::statfs(&ns).unwrap();
+    assert_eq!(fs.filesystem_type(), nix::sys::statfs::NSFS_MAGIC);
+    let ours = std::fs::metadata("/proc/self/ns/net").unwrap();
+    let theirs = std::fs::metadata(&ns).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_ne!(ours.ino(), theirs.ino(), "not a new namespace");
+    fx.process().delete(&sid(&id), true, T).unwrap();
+    assert!(!ns.exists());
+    fx.assert_gone(&id);
+}

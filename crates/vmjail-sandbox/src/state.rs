@@ -1,0 +1,171 @@
+//! What `<state_dir>/<id>/state.json` holds, and the status derived from it.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use vmjail_config::{HypervisorKind, RuntimeConfig};
+use vmjail_vmm::VmmRecord;
+
+use crate::process::{self, ProcessId};
+
+/// The on-disk format version; bumped on incompatible changes.
+pub const STATE_VERSION: u32 = 1;
+
+/// Where the sandbox is in its life, as last recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// `create` claimed the id and has not finished: resources may be
+    /// half-made (all of them recorded below).
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+/// A sandbox's status as reported to users: the recorded phase, except that
+/// a created/running/paused sandbox whose VMM is gone is `stopped`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The network namespace the VMM runs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetnsRecord {
+    pub path: PathBuf,
+    /// vmjail created it (and removes it on delete); false for `--netns`.
+    pub owned: bool,
+}
+
+/// Everything `state.json` holds: enough for any later vmjail process to
+/// find the VMM and undo every resource, even after a crash mid-`create`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxState {
+    pub version: u32,
+    pub id: String,
+    pub phase: Phase,
+    /// RFC 3339, UTC.
+    pub created: String,
+    /// The `create` process, so `gc` can tell a live creation from a dead one.
+    pub creator: Option<ProcessId>,
+    /// The configuration the sandbox was created with; later commands
+    /// reattach with it, whatever the config file says now.
+    pub config: RuntimeConfig,
+    pub netns: NetnsRecord,
+    /// The backend's record, saved before each resource it creates.
+    pub vmm: Option<VmmRecord>,
+}
+
+impl SandboxState {
+    /// The VMM's pid and start time, when recorded.
+    pub fn vmm_process(&self) -> Option<(i32, Option<u64>)> {
+        let jail = &self.vmm.as_ref()?.jail;
+        jail.vmm_pid.map(|pid| (pid, jail.vmm_start_time))
+    }
+
+    /// True while the recorded VMM process (not a recycled pid) exists.
+    pub fn vmm_alive(&self) -> bool {
+        self.vmm_process()
+            .is_some_and(|(pid, start)| process::is_alive(pid, start))
+    }
+
+    /// True while the process that is creating this sandbox still lives.
+    pub fn creator_alive(&self) -> bool {
+        self.creator.is_some_and(|c| c.is_alive())
+    }
+
+    pub fn status(&self) -> Status {
+        match self.phase {
+            Phase::Creating => Status::Creating,
+            Phase::Stopped => Status::Stopped,
+            _ if !self.vmm_alive() => Status::Stopped,
+            Phase::Created => Status::Created,
+            Phase::Running => Status::Running,
+            Phase::Paused => Status::Paused,
+        }
+    }
+
+    /// The public view printed by `vmjail state` and `vmjail list --json`.
+    pub fn view(&self) -> SandboxView {
+        let vmm = self.vmm.as_ref();
+        let status = self.status();
+        SandboxView {
+            id: self.id.clone(),
+            status,
+            hypervisor: Some(self.config.hypervisor_kind),
+            vmm_pid: match status {
+                Status::Stopped => None,
+                _ => self.vmm_process().map(|(pid, _)| pid),
+            },
+            jail_root: vmm
+                .filter(|v| !v.jail.jail_dir.as_os_str().is_empty())
+                .map(|v| v.jail.root()),
+            console_log: vmm
+                .filter(|v| !v.console_log.as_os_str().is_empty())
+                .map(|v| v.console_log.clone()),
+            netns: Some(self.netns.path.clone()),
+            created: Some(self.created.clone()),
+        }
+    }
+}
+
+/// `vmjail state ID` output; a stable JSON shape (fields are only ever
+/// added).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxView {
+    pub id: String,
+    pub status: Status,
+    /// `null` only for a sandbox whose creation died before recording it.
+    pub hypervisor: Option<HypervisorKind>,
+    /// The VMM's host pid while it runs.
+    pub vmm_pid: Option<i32>,
+    /// Host path of the jail's root directory.
+    pub jail_root: Option<PathBuf>,
+    /// Host path of the guest console log.
+    pub console_log: Option<PathBuf>,
+    pub netns: Option<PathBuf>,
+    /// RFC 3339, UTC.
+    pub created: Option<String>,
+}
+
+impl SandboxView {
+    /// A sandbox directory without a `state.json`: `create` died between
+    /// claiming the id and recording anything, so nothing else exists.
+    pub fn unrecorded(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            status: Status::Creating,
+            hypervisor: None,
+            vmm_pid: None,
+            jail_root: None,
+            console_log: None,
+            netns: None,
+            created: None,
+        }
+    }
+}

@@ -1,0 +1,789 @@
+//! [`Qemu`]: the [`Hypervisor`] for QEMU in vmjail's built-in jail.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::json;
+use vmjail_config::{HypervisorKind, RuntimeConfig};
+use vmjail_jail::{host_path, Jail, JailRecord, Jailer, LaunchStdio, Placement, Recorder};
+
+use super::cmdline::{self, Accel, Machine, Options};
+use super::connect::connect_in_jail;
+use super::qmp::Qmp;
+use super::{assets, layout, probe, process, Error};
+use crate::hypervisor::{
+    BlockDevice, Capabilities, Hypervisor, NetInterface, VmState, VmmRecord, VmmRecorder,
+    VsockDevice,
+};
+use crate::VmmError;
+
+/// How long QEMU may take to open its QMP socket after launch.
+const QMP_READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on one QMP command (TCG on shared cores can be slow).
+const QMP_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an exiting QEMU may take to disappear after closing QMP.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// QEMU's stdout/stderr inside the jail, for error messages.
+const QEMU_OUTPUT: &str = "/run/qemu.out";
+/// The tail of QEMU's output quoted in errors.
+const OUTPUT_TAIL: u64 = 2048;
+
+/// QEMU in vmjail's built-in jail.
+pub struct Qemu {
+    config: RuntimeConfig,
+    vmjail_exe: PathBuf,
+    record: VmmRecord,
+    created: bool,
+}
+
+/// Forwards the jail's record into the VMM record and persists that.
+struct Chain<'a> {
+    record: &'a mut VmmRecord,
+    outer: &'a mut dyn VmmRecorder,
+}
+
+impl Recorder for Chain<'_> {
+    fn record(&mut self, jail: &JailRecord) -> std::io::Result<()> {
+        self.record.jail = jail.clone();
+        self.outer.record(self.record)
+    }
+}
+
+fn valid_sandbox_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+fn valid_device_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// QEMU's run state → vmjail's.
+fn vm_state(status: &str) -> Result<VmState, Error> {
+    Ok(match status {
+        "prelaunch" | "inmigrate" => VmState::Created,
+        "running" => VmState::Running,
+        "paused" | "suspended" | "debug" | "save-vm" | "restore-vm" | "finish-migrate"
+        | "postmigrate" | "colo" | "watchdog" | "io-error" => VmState::Paused,
+        "shutdown" | "guest-panicked" | "internal-error" => VmState::Stopped,
+        other => {
+            return Err(Error::UnknownStatus {
+                status: other.to_owned(),
+            })
+        }
+    })
+}
+
+impl Qemu {
+    /// A backend for `config` (which must select QEMU); `vmjail_exe` is the
+    /// binary whose hidden `jailer` subcommand confines QEMU.
+    pub fn new(config: &RuntimeConfig, vmjail_exe: &Path) -> Result<Self, Error> {
+        match config.hypervisor_kind {
+            HypervisorKind::Qemu => {}
+            HypervisorKind::Acrn => return Err(Error::AcrnUnavailable),
+            other => return Err(Error::WrongHypervisor(other)),
+        }
+        Machine::parse(&config.hypervisor.machine_type)?;
+        Ok(Qemu {
+            config: config.clone(),
+            vmjail_exe: vmjail_exe.to_path_buf(),
+            record: VmmRecord {
+                kind: HypervisorKind::Qemu,
+                id: String::new(),
+                netns: PathBuf::new(),
+                jail: JailRecord::default(),
+                api_socket: PathBuf::new(),
+                console_log: PathBuf::new(),
+                taps: Vec::new(),
+                drives: Vec::new(),
+            },
+            created: false,
+        })
+    }
+
+    /// Re-attach to a VM another process created, from its saved record.
+    pub fn from_record(record: VmmRecord, config: &RuntimeConfig, vmjail_exe: &Path) -> Self {
+        Qemu {
+            config: config.clone(),
+            vmjail_exe: vmjail_exe.to_path_buf(),
+            record,
+            created: true,
+        }
+    }
+
+    fn machine(&self) -> Result<Machine, Error> {
+        Machine::parse(&self.config.hypervisor.machine_type)
+    }
+
+    /// The accelerator: `accel=` in `machine_accelerators` when given
+    /// (KVM refused when unusable), else KVM when usable, else TCG.
+    fn accelerator(&self, kvm_usable: bool) -> Result<Accel, Error> {
+        let asked = self
+            .config
+            .hypervisor
+            .machine_accelerators
+            .iter()
+            .find_map(|a| a.strip_prefix("accel="));
+        match asked {
+            Some("tcg") => Ok(Accel::Tcg),
+            Some("kvm") if kvm_usable => Ok(Accel::Kvm),
+            Some("kvm") => Err(Error::AcceleratorUnavailable {
+                asked: "kvm".into(),
+                reason: "QEMU cannot run a vCPU under this host's /dev/kvm",
+            }),
+            Some(other) => Err(Error::AcceleratorUnavailable {
+                asked: other.into(),
+                reason: "vmjail knows only kvm and tcg",
+            }),
+            None if kvm_usable => Ok(Accel::Kvm),
+            None => Ok(Accel::Tcg),
+        }
+    }
+
+    /// This sandbox's jail, re-opened from the record (devices and
+    /// `vmm_args` only matter at launch).
+    fn jail(&self) -> Jail {
+        let spec = crate::jail_spec::jail_spec(
+            &self.record.id,
+            &self.config.hypervisor.path,
+            &self.record.netns,
+            &self.config.jail,
+            Vec::new(),
+            Vec::new(),
+        );
+        Jail::from_record(spec, self.jailer(), self.record.jail.clone())
+    }
+
+    fn jailer(&self) -> Jailer {
+        Jailer::BuiltIn {
+            vmjail_exe: self.vmjail_exe.clone(),
+        }
+    }
+
+    fn pid_and_start(&self) -> Option<(i32, Option<u64>)> {
+        self.record
+            .jail
+            .vmm_pid
+            .map(|pid| (pid, self.record.jail.vmm_start_time))
+    }
+
+    /// Whether QEMU is gone now or within `grace`.
+    fn gone_within(&self, grace: Duration) -> bool {
+        self.pid_and_start().map_or(true, |(pid, started)| {
+            process::wait_gone(pid, started, grace)
+        })
+    }
+
+    fn alive(&self) -> bool {
+        self.pid_and_start()
+            .is_some_and(|(pid, started)| process::is_alive(pid, started))
+    }
+
+    /// A negotiated QMP session with this VM's QEMU.
+    fn qmp(&self, connect_timeout: Duration) -> Result<Qmp, Error> {
+        let stream = connect_in_jail(
+            &self.record.jail.root(),
+            Path::new(layout::QMP_SOCKET),
+            connect_timeout,
+        )
+        .map_err(Error::Connect)?;
+        Qmp::handshake(stream, QMP_COMMAND_TIMEOUT).map_err(|source| Error::Handshake {
+            socket: self.record.api_socket.clone(),
+            source,
+        })
+    }
+
+    fn command(
+        &self,
+        qmp: &mut Qmp,
+        command: &'static str,
+        arguments: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, Error> {
+        qmp.execute(command, arguments)
+            .map_err(|source| Error::Qmp {
+                command,
+                socket: self.record.api_socket.clone(),
+                source,
+            })
+    }
+
+    fn status(&self, qmp: &mut Qmp) -> Result<String, Error> {
+        qmp.query_status()
+            .map(|s| s.status)
+            .map_err(|source| Error::Qmp {
+                command: "query-status",
+                socket: self.record.api_socket.clone(),
+                source,
+            })
+    }
+
+    /// The last bytes QEMU wrote to stdout/stderr (for error messages).
+    fn output_tail(&self) -> String {
+        let path = host_path(&self.record.jail.root(), Path::new(QEMU_OUTPUT));
+        // The jailed uid owns the file: never follow a link it planted.
+        let Ok(mut file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+        else {
+            return "(none)".into();
+        };
+        let Ok(meta) = file.metadata() else {
+            return "(none)".into();
+        };
+        if !meta.is_file() {
+            return "(not a regular file)".into();
+        }
+        let _ = file.seek(SeekFrom::Start(meta.len().saturating_sub(OUTPUT_TAIL)));
+        let mut bytes = Vec::new();
+        let _ = file.take(OUTPUT_TAIL).read_to_end(&mut bytes);
+        let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+        if text.is_empty() {
+            "(none)".into()
+        } else {
+            text
+        }
+    }
+
+    /// A failure while QEMU may have died: say so with its output.
+    fn explain(&self, step: &'static str, error: Error) -> Error {
+        match self.pid_and_start() {
+            Some((pid, started)) if !process::is_alive(pid, started) => Error::Exited {
+                pid,
+                step,
+                output: self.output_tail(),
+            },
+            _ => error,
+        }
+    }
+
+    /// Everything `create` does once the jail directory exists.
+    fn launch(
+        &mut self,
+        jail: &mut Jail,
+        recorder: &mut dyn VmmRecorder,
+        machine: Machine,
+        accel: Accel,
+    ) -> Result<(), Error> {
+        let mut chain = Chain {
+            record: &mut self.record,
+            outer: recorder,
+        };
+        assets::place_all(jail, &mut chain, &self.config.hypervisor, machine, accel)?;
+        jail.make_dir(Path::new(layout::RUN_DIR))
+            .map_err(|source| Error::MakeDir {
+                path: layout::RUN_DIR.into(),
+                source: Box::new(source),
+            })?;
+        let output_path =
+            jail.make_file(Path::new(QEMU_OUTPUT))
+                .map_err(|source| Error::MakeDir {
+                    path: QEMU_OUTPUT.into(),
+                    source: Box::new(source),
+                })?;
+        // Created by us a moment ago and QEMU is not running yet, so the
+        // path cannot have been swapped; O_NOFOLLOW all the same.
+        let output = std::fs::OpenOptions::new()
+            .append(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&output_path)
+            .map_err(|source| Error::OutputFile {
+                path: output_path.clone(),
+                source,
+            })?;
+        let output_err = output.try_clone().map_err(|source| Error::OutputFile {
+            path: output_path.clone(),
+            source,
+        })?;
+        jail.place_shared_libraries(&mut chain)
+            .map_err(|e| Error::Libraries(Box::new(e)))?;
+        jail.launch_with(
+            &mut chain,
+            LaunchStdio {
+                stdin: std::process::Stdio::null(),
+                stdout: output.into(),
+                stderr: output_err.into(),
+            },
+        )
+        .map_err(|e| Error::Launch {
+            source: Box::new(e),
+            output: self.output_tail(),
+        })?;
+        self.record.jail = jail.record().clone();
+        recorder_after(recorder, &self.record, "connecting to QMP")?;
+
+        let mut qmp = self
+            .qmp(QMP_READY_TIMEOUT)
+            .map_err(|e| self.explain("the QMP handshake", e))?;
+        let status = self
+            .status(&mut qmp)
+            .map_err(|e| self.explain("query-status", e))?;
+        match vm_state(&status)? {
+            VmState::Created => Ok(()),
+            state => Err(Error::WrongState {
+                operation: "create",
+                state,
+                expected: "created (QEMU's prelaunch)",
+            }),
+        }
+    }
+
+    /// Undo a failed `create` as far as possible; the record (already
+    /// persisted) lets `stop`/gc finish the job if this fails.
+    fn abandon(&mut self, timeout: Duration) {
+        if let Some((pid, started)) = self.pid_and_start() {
+            let _ = process::signal(pid, started, Signal::SIGKILL);
+            process::wait_gone(pid, started, timeout);
+        }
+        let _ = vmjail_jail::teardown(&self.record.jail, timeout);
+    }
+
+    /// Wait (bounded) until QEMU reports `wanted`.
+    fn confirm(
+        &self,
+        qmp: &mut Qmp,
+        operation: &'static str,
+        wanted: VmState,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let start = Instant::now();
+        loop {
+            let status = self.status(qmp)?;
+            if vm_state(&status)? == wanted {
+                return Ok(());
+            }
+            if start.elapsed() >= timeout {
+                return Err(Error::NotConfirmed {
+                    operation,
+                    status,
+                    waited: start.elapsed(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn require_created(&self, operation: &'static str) -> Result<(), Error> {
+        if self.created {
+            Ok(())
+        } else {
+            Err(Error::NotCreated { operation })
+        }
+    }
+
+    /// The state, requiring `expected`, with a live session for the next step.
+    fn session_in(
+        &self,
+        operation: &'static str,
+        expected: VmState,
+        expected_text: &'static str,
+    ) -> Result<Qmp, Error> {
+        self.require_created(operation)?;
+        if !self.alive() {
+            return Err(Error::WrongState {
+                operation,
+                state: VmState::Stopped,
+                expected: expected_text,
+            });
+        }
+        let mut qmp = self.qmp(QMP_COMMAND_TIMEOUT)?;
+        let state = vm_state(&self.status(&mut qmp)?)?;
+        if state != expected {
+            return Err(Error::WrongState {
+                operation,
+                state,
+                expected: expected_text,
+            });
+        }
+        Ok(qmp)
+    }
+
+    /// Graceful, then forced shutdown of a live QEMU.
+    fn shut_down(&self, pid: i32, started: Option<u64>, timeout: Duration) -> Result<(), Error> {
+        let graceful = Duration::min(timeout, QMP_COMMAND_TIMEOUT);
+        if let Ok(mut qmp) = self.qmp(graceful) {
+            // Only a running guest can react to the power button.
+            if self.status(&mut qmp).ok().as_deref() == Some("running")
+                && qmp.execute("system_powerdown", None).is_ok()
+                && process::wait_gone(pid, started, timeout)
+            {
+                return Ok(());
+            }
+            // `quit` closes the connection as QEMU exits; either is fine.
+            let _ = qmp.execute("quit", None);
+            if process::wait_gone(pid, started, timeout) {
+                return Ok(());
+            }
+        }
+        for (signal, name) in [(Signal::SIGTERM, "SIGTERM"), (Signal::SIGKILL, "SIGKILL")] {
+            process::signal(pid, started, signal).map_err(|source| Error::Signal {
+                pid,
+                signal: name,
+                source,
+            })?;
+            if process::wait_gone(pid, started, timeout) {
+                return Ok(());
+            }
+        }
+        Err(Error::StillRunning {
+            pid,
+            waited: timeout,
+        })
+    }
+}
+
+/// Persist the record after `step` changed it.
+fn recorder_after(
+    recorder: &mut dyn VmmRecorder,
+    record: &VmmRecord,
+    step: &'static str,
+) -> Result<(), Error> {
+    recorder
+        .record(record)
+        .map_err(|source| Error::Record { step, source })
+}
+
+impl Hypervisor for Qemu {
+    fn kind(&self) -> HypervisorKind {
+        HypervisorKind::Qemu
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let pci = matches!(self.machine(), Ok(Machine::Pc(_)));
+        Capabilities {
+            // virtio-mmio (microvm) has no hotplug; PCI machines do.
+            block_hotplug: pci,
+            network_hotplug: false,
+            vsock: false,
+            pause: true,
+        }
+    }
+
+    fn create(
+        &mut self,
+        id: &str,
+        netns: &Path,
+        recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), VmmError> {
+        if self.created {
+            return Err(Error::AlreadyCreated { id: id.to_owned() }.into());
+        }
+        if !valid_sandbox_id(id) {
+            return Err(Error::InvalidId { id: id.to_owned() }.into());
+        }
+        let machine = self.machine()?;
+        let hv = &self.config.hypervisor;
+        let found = probe::probe(&hv.path);
+        let accel = self.accelerator(found.kvm)?;
+        let args = cmdline::build(
+            hv,
+            &assets::jail_paths(hv),
+            &Options {
+                accel,
+                seccomp: found.seccomp,
+                stopped: true,
+                tsc_khz: cmdline::host_tsc_khz(),
+            },
+        )?;
+        let devices = match accel {
+            Accel::Kvm => vec![PathBuf::from("/dev/kvm")],
+            Accel::Tcg => Vec::new(),
+        };
+        self.record.id = id.to_owned();
+        self.record.netns = netns.to_path_buf();
+        let spec =
+            crate::jail_spec::jail_spec(id, &hv.path, netns, &self.config.jail, devices, args);
+        recorder
+            .record(&self.record)
+            .map_err(|source| Error::Record {
+                step: "preparing the jail",
+                source,
+            })?;
+        let jailer = self.jailer();
+        let mut jail = {
+            let mut chain = Chain {
+                record: &mut self.record,
+                outer: &mut *recorder,
+            };
+            Jail::prepare(spec, jailer, &mut chain).map_err(|e| Error::JailPrepare(Box::new(e)))?
+        };
+        self.record.jail = jail.record().clone();
+        let root = jail.root();
+        self.record.api_socket = host_path(&root, Path::new(layout::QMP_SOCKET));
+        self.record.console_log = host_path(&root, Path::new(layout::CONSOLE_LOG));
+        self.created = true;
+        if let Err(e) = self.launch(&mut jail, recorder, machine, accel) {
+            self.record.jail = jail.record().clone();
+            self.abandon(QMP_COMMAND_TIMEOUT);
+            self.created = false;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, timeout: Duration) -> Result<(), VmmError> {
+        let mut qmp = self.session_in("start", VmState::Created, "created")?;
+        self.command(&mut qmp, "cont", None)
+            .map_err(|e| self.explain("cont", e))?;
+        match self.confirm(&mut qmp, "start", VmState::Running, timeout) {
+            Ok(()) => Ok(()),
+            // The guest ran and already powered off: it did start.
+            Err(_) if self.gone_within(EXIT_GRACE) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn state(&mut self) -> Result<VmState, VmmError> {
+        self.require_created("state")?;
+        if !self.alive() {
+            return Ok(VmState::Stopped);
+        }
+        let result = self
+            .qmp(QMP_COMMAND_TIMEOUT)
+            .and_then(|mut qmp| self.status(&mut qmp))
+            .and_then(|status| vm_state(&status));
+        match result {
+            Ok(state) => Ok(state),
+            // QEMU closing the socket as it exits: give it a moment to go.
+            Err(_) if self.gone_within(EXIT_GRACE) => Ok(VmState::Stopped),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn pause(&mut self) -> Result<(), VmmError> {
+        let mut qmp = self.session_in("pause", VmState::Running, "running")?;
+        self.command(&mut qmp, "stop", None)?;
+        self.confirm(&mut qmp, "pause", VmState::Paused, QMP_COMMAND_TIMEOUT)?;
+        Ok(())
+    }
+
+    fn resume(&mut self) -> Result<(), VmmError> {
+        let mut qmp = self.session_in("resume", VmState::Paused, "paused")?;
+        self.command(&mut qmp, "cont", None)?;
+        self.confirm(&mut qmp, "resume", VmState::Running, QMP_COMMAND_TIMEOUT)?;
+        Ok(())
+    }
+
+    fn stop(&mut self, timeout: Duration) -> Result<(), VmmError> {
+        if !self.created {
+            return Ok(());
+        }
+        if let Some((pid, started)) = self.pid_and_start() {
+            if process::is_alive(pid, started) {
+                self.shut_down(pid, started, timeout)?;
+            }
+        }
+        vmjail_jail::teardown(&self.record.jail, timeout)
+            .map_err(|e| Error::Teardown(Box::new(e)))?;
+        Ok(())
+    }
+
+    fn attach_block(
+        &mut self,
+        device: &BlockDevice,
+        recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), VmmError> {
+        let machine = self.machine()?;
+        if machine == Machine::Microvm {
+            return Err(VmmError::Unsupported {
+                kind: HypervisorKind::Qemu,
+                operation: "attach_block on microvm (virtio-mmio has no hotplug; use q35 or pc)",
+            });
+        }
+        if !valid_device_id(&device.id) {
+            return Err(Error::InvalidDeviceId {
+                id: device.id.clone(),
+            }
+            .into());
+        }
+        if self.record.drives.iter().any(|(id, _)| id == &device.id) {
+            return Err(Error::DriveAttached {
+                id: device.id.clone(),
+            }
+            .into());
+        }
+        let mut qmp = self.session_any("attach_block")?;
+        let in_jail = Path::new(layout::DRIVES_DIR).join(&device.id);
+        let how = if device.read_only {
+            Placement::ReadOnlyBind
+        } else {
+            Placement::ReadWriteBind
+        };
+        let mut jail = self.jail();
+        {
+            let mut chain = Chain {
+                record: &mut self.record,
+                outer: &mut *recorder,
+            };
+            jail.place(&mut chain, &device.host_path, &in_jail, how)
+                .map_err(|source| Error::Place {
+                    what: "drive",
+                    path: device.host_path.clone(),
+                    source: Box::new(source),
+                })?;
+        }
+        self.record.jail = jail.record().clone();
+        self.record
+            .drives
+            .push((device.id.clone(), in_jail.clone()));
+        let node = format!("drive-{}", device.id);
+        let added = self
+            .command(
+                &mut qmp,
+                "blockdev-add",
+                Some(json!({
+                    "driver": "raw",
+                    "node-name": node,
+                    "read-only": device.read_only,
+                    "file": {"driver": "file", "filename": in_jail, "read-only": device.read_only},
+                })),
+            )
+            .and_then(|_| {
+                self.command(
+                    &mut qmp,
+                    "device_add",
+                    Some(json!({
+                        "driver": format!("virtio-blk-{}", machine.virtio_suffix()),
+                        "id": device.id,
+                        "drive": node,
+                    })),
+                )
+                .inspect_err(|_| {
+                    let _ = qmp.execute("blockdev-del", Some(json!({"node-name": node})));
+                })
+            });
+        if let Err(e) = added {
+            self.forget_drive(&mut jail, &device.id, &in_jail, "attach", recorder)?;
+            return Err(e.into());
+        }
+        recorder_after(recorder, &self.record, "attaching a drive")?;
+        Ok(())
+    }
+
+    fn detach_block(&mut self, id: &str, recorder: &mut dyn VmmRecorder) -> Result<(), VmmError> {
+        let Some((_, in_jail)) = self.record.drives.iter().find(|(d, _)| d == id).cloned() else {
+            return Err(Error::UnknownDrive { id: id.to_owned() }.into());
+        };
+        let mut qmp = self.session_any("detach_block")?;
+        self.command(&mut qmp, "device_del", Some(json!({ "id": id })))?;
+        // The guest acknowledges the unplug; a guest that never does leaves
+        // the device in place and the error says so.
+        qmp.wait_event("DEVICE_DELETED", QMP_COMMAND_TIMEOUT)
+            .map_err(|source| Error::Qmp {
+                command: "device_del (waiting for DEVICE_DELETED)",
+                socket: self.record.api_socket.clone(),
+                source,
+            })?;
+        self.command(
+            &mut qmp,
+            "blockdev-del",
+            Some(json!({ "node-name": format!("drive-{id}") })),
+        )?;
+        let mut jail = self.jail();
+        self.forget_drive(&mut jail, id, &in_jail, "detach", recorder)?;
+        Ok(())
+    }
+
+    fn add_network_interface(
+        &mut self,
+        _iface: &NetInterface,
+        _recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), VmmError> {
+        Err(VmmError::Unsupported {
+            kind: HypervisorKind::Qemu,
+            operation: "add_network_interface (vmjail's QEMU backend wires no network yet)",
+        })
+    }
+
+    fn add_vsock(
+        &mut self,
+        _vsock: &VsockDevice,
+        _recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), VmmError> {
+        Err(VmmError::Unsupported {
+            kind: HypervisorKind::Qemu,
+            operation: "add_vsock (this host has no /dev/vhost-vsock)",
+        })
+    }
+
+    fn pid(&self) -> Option<i32> {
+        self.record.jail.vmm_pid
+    }
+
+    fn record(&self) -> &VmmRecord {
+        &self.record
+    }
+}
+
+impl Qemu {
+    /// A session with a live QEMU in any state.
+    fn session_any(&self, operation: &'static str) -> Result<Qmp, Error> {
+        self.require_created(operation)?;
+        if !self.alive() {
+            return Err(Error::WrongState {
+                operation,
+                state: VmState::Stopped,
+                expected: "created, running or paused",
+            });
+        }
+        self.qmp(QMP_COMMAND_TIMEOUT)
+    }
+
+    fn forget_drive(
+        &mut self,
+        jail: &mut Jail,
+        id: &str,
+        in_jail: &Path,
+        operation: &'static str,
+        recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), Error> {
+        {
+            let mut chain = Chain {
+                record: &mut self.record,
+                outer: &mut *recorder,
+            };
+            jail.unplace(&mut chain, in_jail)
+                .map_err(|source| Error::Unplace {
+                    operation,
+                    id: id.to_owned(),
+                    path: in_jail.to_path_buf(),
+                    source: Box::new(source),
+                })?;
+        }
+        self.record.jail = jail.record().clone();
+        self.record.drives.retain(|(d, _)| d != id);
+        recorder_after(recorder, &self.record, operation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qemu_run_states_map_to_vm_states() {
+        assert_eq!(vm_state("prelaunch").unwrap(), VmState::Created);
+        assert_eq!(vm_state("running").unwrap(), VmState::Running);
+        assert_eq!(vm_state("paused").unwrap(), VmState::Paused);
+        assert_eq!(vm_state("shutdown").unwrap(), VmState::Stopped);
+        assert!(matches!(
+            vm_state("no-such-state"),
+            Err(Error::UnknownStatus { .. })
+        ));
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(valid_sandbox_id("sb-1"));
+        assert!(!valid_sandbox_id("../x"));
+        assert!(!valid_sandbox_id(""));
+        assert!(!valid_sandbox_id(&"a".repeat(65)));
+        assert!(valid_device_id("drive_1"));
+        assert!(!valid_device_id("a/b"));
+    }
+}

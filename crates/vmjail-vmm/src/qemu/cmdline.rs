@@ -1,0 +1,446 @@
+//! The QEMU command line for one sandbox, from the resolved configuration.
+//!
+//! Every path on it is an in-jail path (see [`layout`](super::layout)); the
+//! same arguments run bare QEMU in benchmarks, with host paths.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use vmjail_config::{HypervisorConfig, KernelParam};
+
+use super::Error;
+
+/// Which accelerator QEMU uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    /// QEMU's software emulation (the only one that boots a stock kernel
+    /// on hosts whose `/dev/kvm` is not a usable KVM).
+    Tcg,
+}
+
+impl Accel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+/// The machine families vmjail drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Machine {
+    /// `microvm`: direct kernel boot (an uncompressed vmlinux via PVH), no
+    /// PCI, virtio-mmio devices.
+    Microvm,
+    /// `q35` or `pc`: PC firmware, PCI devices.
+    Pc(&'static str),
+}
+
+impl Machine {
+    /// `machine_type` from the config; empty means `microvm`.
+    pub fn parse(machine_type: &str) -> Result<Machine, Error> {
+        match machine_type {
+            "" | "microvm" => Ok(Machine::Microvm),
+            "q35" => Ok(Machine::Pc("q35")),
+            "pc" => Ok(Machine::Pc("pc")),
+            other => Err(Error::UnsupportedMachine {
+                machine: other.to_owned(),
+            }),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Machine::Microvm => "microvm",
+            Machine::Pc(name) => name,
+        }
+    }
+
+    /// The firmware and option ROM files QEMU loads for this machine from
+    /// its data directory (`-L`).
+    pub fn firmware_files(self) -> &'static [&'static str] {
+        match self {
+            Machine::Microvm => &["bios-microvm.bin", "pvh.bin", "linuxboot_dma.bin"],
+            Machine::Pc(_) => &[
+                "bios-256k.bin",
+                "kvmvapic.bin",
+                "linuxboot_dma.bin",
+                "pvh.bin",
+                "multiboot_dma.bin",
+            ],
+        }
+    }
+
+    /// The virtio transport's device suffix on this machine.
+    pub fn virtio_suffix(self) -> &'static str {
+        match self {
+            Machine::Microvm => "device",
+            Machine::Pc(_) => "pci",
+        }
+    }
+}
+
+/// Where QEMU finds what it needs (in-jail paths when jailed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub image: Option<PathBuf>,
+    pub firmware: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    pub qmp_socket: PathBuf,
+    pub console_log: PathBuf,
+}
+
+/// Everything the command line depends on besides the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub accel: Accel,
+    /// Add `-sandbox on,...` (QEMU built with seccomp).
+    pub seccomp: bool,
+    /// Start with the guest stopped (`-S`); `cont` starts it.
+    pub stopped: bool,
+    /// Under TCG, the guest's TSC frequency (kHz) for `tsc_early_khz=`:
+    /// on a busy host the kernel's PIT calibration fails and the boot
+    /// stalls; TCG's TSC ticks at the host's rate.
+    pub tsc_khz: Option<u32>,
+}
+
+/// The host's TSC frequency in kHz, from `/proc/cpuinfo`'s `cpu MHz`.
+pub fn host_tsc_khz() -> Option<u32> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let mhz: f64 = text
+        .lines()
+        .find(|l| l.starts_with("cpu MHz"))?
+        .split(':')
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()?;
+    let khz = (mhz * 1000.0).round();
+    (khz >= 1.0 && khz < f64::from(u32::MAX)).then_some(khz as u32)
+}
+
+/// `machine_accelerators` entries are appended to `-machine` as they are
+/// (Kata's meaning); each must be one QEMU property, so no `,`.
+fn machine_property(value: &str) -> Result<&str, Error> {
+    let valid = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.=".contains(&b));
+    if valid {
+        Ok(value)
+    } else {
+        Err(Error::BadMachineAccelerator {
+            value: value.to_owned(),
+        })
+    }
+}
+
+/// The kernel command line: the config layer's parameters, plus
+/// `console=ttyS0` (the serial port the console log is wired to) unless a
+/// `console=ttyS0` is already there.
+pub fn kernel_cmdline(params: &[KernelParam], tsc_khz: Option<u32>) -> String {
+    let mut words: Vec<String> = Vec::with_capacity(params.len() + 1);
+    let has_console = params
+        .iter()
+        .any(|p| p.key == "console" && p.value.as_deref() == Some("ttyS0"));
+    if !has_console {
+        words.push("console=ttyS0".into());
+    }
+    for p in params {
+        match &p.value {
+            Some(v) => words.push(format!("{}={}", p.key, v)),
+            None => words.push(p.key.clone()),
+        }
+    }
+    if let Some(khz) = tsc_khz {
+        if !params.iter().any(|p| p.key == "tsc_early_khz") {
+            words.push(format!("tsc_early_khz={khz}"));
+        }
+    }
+    words.join(" ")
+}
+
+/// A path handed to QEMU inside a `key=value,...` option must not contain
+/// `,` (QEMU's escape is `,,`; vmjail's own paths never need it).
+fn option_path(path: &Path) -> Result<String, Error> {
+    let text = path.to_str().ok_or_else(|| Error::UnusablePath {
+        path: path.to_path_buf(),
+    })?;
+    if text.contains(',') || text.contains('\n') {
+        return Err(Error::UnusablePath {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(text.to_owned())
+}
+
+/// Build QEMU's arguments (without the binary).
+pub fn build(
+    config: &HypervisorConfig,
+    paths: &Paths,
+    options: &Options,
+) -> Result<Vec<OsString>, Error> {
+    let machine = Machine::parse(&config.machine_type)?;
+    let mut machine_opts = format!("{},accel={}", machine.name(), options.accel.name());
+    for accelerator in &config.machine_accelerators {
+        machine_opts.push(',');
+        machine_opts.push_str(machine_property(accelerator)?);
+    }
+    if config.default_vcpus == 0 || config.default_memory == 0 {
+        return Err(Error::BadSize {
+            vcpus: config.default_vcpus,
+            memory_mib: config.default_memory,
+        });
+    }
+    let cpu = match options.accel {
+        // TCG's default CPU model gives the guest no usable TSC frequency
+        // and a stock kernel stalls calibrating it; `max` has it.
+        Accel::Tcg => "max",
+        Accel::Kvm => "host",
+    };
+
+    let mut args: Vec<String> = vec![
+        "-name".into(),
+        "vmjail,debug-threads=on".into(),
+        "-machine".into(),
+        machine_opts,
+        "-cpu".into(),
+        cpu.into(),
+        "-smp".into(),
+        config.default_vcpus.to_string(),
+        "-m".into(),
+        format!("{}M", config.default_memory),
+        "-nodefaults".into(),
+        "-no-user-config".into(),
+        "-nographic".into(),
+        // A guest reboot (panic=1, reboot=k) ends the VM, as in Firecracker.
+        "-no-reboot".into(),
+        "-L".into(),
+        option_path(&paths.data_dir)?,
+        "-kernel".into(),
+        option_path(&paths.kernel)?,
+        "-append".into(),
+        kernel_cmdline(
+            &config.kernel_params,
+            match options.accel {
+                Accel::Tcg => options.tsc_khz,
+                Accel::Kvm => None,
+            },
+        ),
+        "-serial".into(),
+        format!("file:{}", option_path(&paths.console_log)?),
+        "-qmp".into(),
+        format!(
+            "unix:{},server=on,wait=off",
+            option_path(&paths.qmp_socket)?
+        ),
+    ];
+    if let Some(initrd) = &paths.initrd {
+        args.push("-initrd".into());
+        args.push(option_path(initrd)?);
+    }
+    if let Some(image) = &paths.image {
+        args.push("-drive".into());
+        args.push(format!(
+            "file={},if=none,id=rootfs,format=raw,readonly=on",
+            option_path(image)?
+        ));
+        args.push("-device".into());
+        args.push(format!(
+            "virtio-blk-{},drive=rootfs",
+            machine.virtio_suffix()
+        ));
+    }
+    if let Some(firmware) = &paths.firmware {
+        args.push("-bios".into());
+        args.push(option_path(firmware)?);
+    }
+    if options.seccomp {
+        args.push("-sandbox".into());
+        args.push("on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny".into());
+    }
+    if options.stopped {
+        args.push("-S".into());
+    }
+    Ok(args.into_iter().map(OsString::from).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// vmjail's embedded default configuration, with its kernel and
+    /// initrd pointed at stand-in files.
+    fn config() -> HypervisorConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = dir.path().join("vmlinux");
+        let initrd = dir.path().join("initrd");
+        std::fs::write(&kernel, b"k").unwrap();
+        std::fs::write(&initrd, b"i").unwrap();
+        let text = vmjail_config::EMBEDDED_DEFAULT
+            .replace("/usr/share/vmjail/guest/vmlinux", kernel.to_str().unwrap())
+            .replace(
+                "/usr/share/vmjail/guest/initramfs.cpio.gz",
+                initrd.to_str().unwrap(),
+            );
+        let host = vmjail_config::HostFacts {
+            cpus: 2,
+            has_vhost_vsock: false,
+        };
+        match vmjail_config::load_str(&text, vmjail_config::ConfigSource::Embedded, &host) {
+            Ok(c) => c.hypervisor,
+            Err(e) => panic!("embedded default config: {e}"),
+        }
+    }
+
+    fn paths() -> Paths {
+        Paths {
+            kernel: "/assets/vmlinux".into(),
+            initrd: Some("/assets/initrd".into()),
+            image: None,
+            firmware: None,
+            data_dir: "/usr/share/qemu".into(),
+            qmp_socket: "/run/qmp.sock".into(),
+            console_log: "/run/console.log".into(),
+        }
+    }
+
+    fn strings(args: Vec<OsString>) -> Vec<String> {
+        args.into_iter().map(|a| a.into_string().unwrap()).collect()
+    }
+
+    fn after<'a>(args: &'a [String], flag: &str) -> &'a str {
+        let i = args
+            .iter()
+            .position(|a| a == flag)
+            .unwrap_or_else(|| panic!("no {flag} in {args:?}"));
+        &args[i + 1]
+    }
+
+    #[test]
+    fn microvm_tcg_line_has_every_piece() {
+        let mut config = config();
+        config.machine_type = "microvm".into();
+        config.default_vcpus = 2;
+        config.default_memory = 512;
+        config.machine_accelerators = vec!["pit=off".into()];
+        let options = Options {
+            accel: Accel::Tcg,
+            seccomp: true,
+            stopped: true,
+            tsc_khz: Some(2_000_000),
+        };
+        let args = strings(build(&config, &paths(), &options).unwrap());
+        assert!(after(&args, "-append").ends_with(" tsc_early_khz=2000000"));
+        assert_eq!(after(&args, "-machine"), "microvm,accel=tcg,pit=off");
+        assert_eq!(after(&args, "-cpu"), "max");
+        assert_eq!(after(&args, "-smp"), "2");
+        assert_eq!(after(&args, "-m"), "512M");
+        assert_eq!(after(&args, "-kernel"), "/assets/vmlinux");
+        assert_eq!(after(&args, "-initrd"), "/assets/initrd");
+        assert_eq!(after(&args, "-L"), "/usr/share/qemu");
+        assert_eq!(after(&args, "-serial"), "file:/run/console.log");
+        assert_eq!(
+            after(&args, "-qmp"),
+            "unix:/run/qmp.sock,server=on,wait=off"
+        );
+        assert!(after(&args, "-append").starts_with("console=ttyS0 "));
+        assert!(after(&args, "-sandbox").starts_with("on,"));
+        for flag in [
+            "-nodefaults",
+            "-no-user-config",
+            "-nographic",
+            "-S",
+            "-no-reboot",
+        ] {
+            assert!(
+                args.iter().any(|a| a == flag),
+                "{flag} missing from {args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn kvm_image_q35_without_seccomp_or_stop() {
+        let mut config = config();
+        config.machine_type = "q35".into();
+        let mut paths = paths();
+        paths.initrd = None;
+        paths.image = Some("/assets/image".into());
+        let options = Options {
+            accel: Accel::Kvm,
+            seccomp: false,
+            stopped: false,
+            tsc_khz: Some(2_000_000),
+        };
+        let args = strings(build(&config, &paths, &options).unwrap());
+        assert!(after(&args, "-machine").starts_with("q35,accel=kvm"));
+        assert_eq!(after(&args, "-cpu"), "host");
+        assert_eq!(
+            after(&args, "-drive"),
+            "file=/assets/image,if=none,id=rootfs,format=raw,readonly=on"
+        );
+        assert_eq!(after(&args, "-device"), "virtio-blk-pci,drive=rootfs");
+        assert!(!args
+            .iter()
+            .any(|a| a == "-S" || a == "-sandbox" || a == "-initrd"));
+        assert!(
+            !after(&args, "-append").contains("tsc_early_khz"),
+            "KVM needs no TSC hint"
+        );
+    }
+
+    #[test]
+    fn hostile_values_are_rejected() {
+        let mut config = config();
+        config.machine_accelerators = vec!["nvdimm,memory-backend=x".into()];
+        let options = Options {
+            accel: Accel::Tcg,
+            seccomp: false,
+            stopped: true,
+            tsc_khz: None,
+        };
+        assert!(matches!(
+            build(&config, &paths(), &options),
+            Err(Error::BadMachineAccelerator { .. })
+        ));
+        let config2 = self::config();
+        let mut paths = paths();
+        paths.kernel = "/assets/a,b".into();
+        assert!(matches!(
+            build(&config2, &paths, &options),
+            Err(Error::UnusablePath { .. })
+        ));
+        let mut config3 = self::config();
+        config3.machine_type = "virt".into();
+        assert!(matches!(
+            build(&config3, &self::paths(), &options),
+            Err(Error::UnsupportedMachine { .. })
+        ));
+    }
+
+    #[test]
+    fn console_is_added_once_and_the_tsc_hint_defers_to_the_config() {
+        let p = |k: &str, v: Option<&str>| KernelParam {
+            key: k.into(),
+            value: v.map(str::to_owned),
+        };
+        assert_eq!(
+            kernel_cmdline(&[p("quiet", None)], None),
+            "console=ttyS0 quiet"
+        );
+        assert_eq!(
+            kernel_cmdline(&[p("console", Some("ttyS0")), p("panic", Some("1"))], None),
+            "console=ttyS0 panic=1"
+        );
+        assert_eq!(
+            kernel_cmdline(&[p("tsc_early_khz", Some("5"))], Some(7)),
+            "console=ttyS0 tsc_early_khz=5"
+        );
+    }
+}

@@ -1,0 +1,44 @@
+//! Backend dispatch: the configured hypervisor kind → its backend.
+
+use std::path::Path;
+
+use vmjail_config::{HypervisorKind, RuntimeConfig};
+
+use crate::firecracker::Firecracker;
+use crate::qemu::{self, Qemu};
+use crate::{Hypervisor, VmmError, VmmRecord};
+
+/// A fresh backend for `config`, nothing launched yet. `vmjail_exe` is the
+/// binary whose hidden `jailer` subcommand is the built-in jailer.
+///
+/// ACRN configurations load, but no ACRN backend exists: this says so.
+pub fn new_hypervisor(
+    config: &RuntimeConfig,
+    vmjail_exe: &Path,
+) -> Result<Box<dyn Hypervisor>, VmmError> {
+    Ok(match config.hypervisor_kind {
+        HypervisorKind::Firecracker => Box::new(Firecracker::new(config, vmjail_exe)?),
+        HypervisorKind::Qemu => Box::new(Qemu::new(config, vmjail_exe)?),
+        HypervisorKind::Acrn => return Err(qemu::Error::AcrnUnavailable.into()),
+    })
+}
+
+/// A backend driving the VMM that `record` describes, launched by this or
+/// another (possibly dead) vmjail process; used for every command after
+/// `create`. The record's kind decides the backend.
+pub fn reattach(
+    record: VmmRecord,
+    config: &RuntimeConfig,
+    vmjail_exe: &Path,
+) -> Box<dyn Hypervisor> {
+    match record.kind {
+        HypervisorKind::Firecracker => {
+            Box::new(Firecracker::from_record(record, config, vmjail_exe))
+        }
+        // An ACRN record cannot exist (no ACRN VMM is ever launched); the
+        // QEMU backend's teardown of its (jail-only) record is harmless.
+        HypervisorKind::Qemu | HypervisorKind::Acrn => {
+            Box::new(Qemu::from_record(record, config, vmjail_exe))
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! `vmjail run`: create and start a sandbox, stream its console to stdout,
+//! then stop and delete it when the guest exits, at `--timeout`, or on
+//! Ctrl-C / SIGTERM / SIGHUP. Whatever happens after `create`, the sandbox
+//! is deleted before `run` returns.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use vmjail_config::RuntimeConfig;
+use vmjail_sandbox::console::{ConsoleError, ConsoleTail};
+use vmjail_sandbox::{interrupt, SandboxId, Sandboxes, SelectFactory, Status};
+
+use super::{exit, Failure, CLEANUP_TIMEOUT, START_TIMEOUT};
+use crate::cli::RunArgs;
+
+/// How often the console and the VMM are looked at.
+const POLL: Duration = Duration::from_millis(20);
+
+pub fn run(
+    sandboxes: &Sandboxes<SelectFactory>,
+    config: &RuntimeConfig,
+    args: &RunArgs,
+) -> Result<u8, Failure> {
+    interrupt::catch_termination()
+        .map_err(|e| Failure::Other(format!("installing signal handlers: {e}")))?;
+    let id = match &args.id {
+        Some(id) => SandboxId::parse(id)?,
+        None => generated_id()?,
+    };
+    sandboxes.create(&id, config, args.netns.as_deref())?;
+    let outcome = follow(sandboxes, &id, Duration::from_secs(args.timeout));
+    let cleanup = sandboxes.delete(&id, true, CLEANUP_TIMEOUT);
+    match (outcome, cleanup) {
+        (Ok(code), Ok(())) => Ok(code),
+        (Err(err), Ok(())) => Err(err),
+        (Ok(_), Err(cleanup)) => Err(cleanup.into()),
+        (Err(err), Err(cleanup)) => Err(Failure::Other(format!(
+            "{err}; deleting the sandbox also failed: {cleanup}"
+        ))),
+    }
+}
+
+/// Start the guest and stream its console until it exits, the deadline
+/// passes or a termination signal arrives; returns the exit code.
+fn follow(
+    sandboxes: &Sandboxes<SelectFactory>,
+    id: &SandboxId,
+    timeout: Duration,
+) -> Result<u8, Failure> {
+    if let Some(code) = interrupted(id) {
+        return Ok(code);
+    }
+    let view = sandboxes.start(id, START_TIMEOUT)?;
+    let deadline = Instant::now() + timeout;
+    let mut console = view.console_log.as_deref().map(ConsoleTail::new);
+    let mut stdout = std::io::stdout();
+    loop {
+        let status = sandboxes.state(id)?.status;
+        // Read after the status check, so a guest's last words are shown.
+        if let Some(tail) = console.as_mut() {
+            match tail.pump(&mut stdout) {
+                Ok(_) => {}
+                Err(ConsoleError::Write(e)) => {
+                    eprintln!(
+                        "vmjail: warning: stdout closed ({e}); no longer streaming the console"
+                    );
+                    console = None;
+                }
+                Err(e) => return Err(Failure::Other(e.to_string())),
+            }
+        }
+        // A terminal's Ctrl-C may reach the VMM too: report the signal, not
+        // the VMM's exit it caused.
+        if let Some(code) = interrupted(id) {
+            return Ok(code);
+        }
+        if status == Status::Stopped {
+            return Ok(exit::OK);
+        }
+        if Instant::now() >= deadline {
+            eprintln!(
+                "vmjail: run: the guest of sandbox {id} still runs after {}s; stopping it",
+                timeout.as_secs()
+            );
+            return Ok(exit::TIMEOUT);
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn interrupted(id: &SandboxId) -> Option<u8> {
+    let signal = interrupt::received()?;
+    eprintln!("vmjail: run: {signal} received; stopping and deleting sandbox {id}");
+    Some(128u8.saturating_add(signal as u8))
+}
+
+/// `run-<pid>-<time>`: unique per process and instant, within the id rules.
+fn generated_id() -> Result<SandboxId, Failure> {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    Ok(SandboxId::parse(&format!(
+        "run-{}-{:x}",
+        std::process::id(),
+        nanos & 0xffff_ffff_ffff
+    ))?)
+}

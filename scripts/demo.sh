@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# README command 1: set everything up on a fresh Debian machine and run
+# vmjail's main job — boot a real guest kernel in a jailed QEMU through the
+# shipped example configuration. Run as root from the repository root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+echo "==> building vmjail"
+cargo build --workspace --bins
+scripts/build-guest.sh build/guest
+
+vmjail=target/debug/vmjail
+echo "==> vmjail check (host and configuration)"
+"$vmjail" --config examples/qemu.toml check || true
+echo "==> vmjail run: boot the example sandbox"
+"$vmjail" --config examples/qemu.toml run --timeout 180
