@@ -14,4 +14,10 @@ vmjail=target/debug/vmjail
 echo "==> vmjail check (host and configuration)"
 "$vmjail" --config examples/qemu.toml check || true
 echo "==> vmjail run: boot the example sandbox"
-"$vmjail" --config examples/qemu.toml run --timeout 180
+"$vmjail" --config examples/qemu.toml run --timeout 180 | tee build/demo-console.log
+# The job is done only when the guest itself said so.
+if ! grep -q VMJAIL-GUEST-READY build/demo-console.log; then
+  echo "demo: the guest's VMJAIL-GUEST-READY marker never appeared" >&2
+  exit 1
+fi
+echo "==> demo: a real guest kernel booted in a jailed QEMU"

@@ -37,6 +37,11 @@ pub enum SandboxError {
     },
     #[error("--netns {}: {reason}", path.display())]
     BadNetns { path: PathBuf, reason: String },
+    #[error("creating the jail's chroot base directory {}: {source}", path.display())]
+    CreateChrootBase {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("creating state directory {}: {source}", path.display())]
     CreateStateDir {
         path: PathBuf,

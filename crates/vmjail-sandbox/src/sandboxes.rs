@@ -135,6 +135,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             }
             crash::point("create-netns");
         }
+        ensure_chroot_base(&state.config.jail.chroot_base_dir)?;
         let mut hv = self
             .factory
             .new_hypervisor(&state.config)
@@ -487,3 +488,18 @@ fn check_netns(path: &Path) -> Result<(), SandboxError> {
 #[cfg(test)]
 #[path = "sandboxes_tests.rs"]
 mod tests;
+
+/// The configured chroot base is vmjail's to set up, like its state dir: a
+/// missing one is created root-owned and not writable by others (the jail
+/// then refuses any base that is not). An existing one is left as it is.
+fn ensure_chroot_base(path: &Path) -> Result<(), SandboxError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(path)
+        .map_err(|source| SandboxError::CreateChrootBase {
+            path: path.to_path_buf(),
+            source,
+        })
+}

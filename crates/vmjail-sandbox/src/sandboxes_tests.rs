@@ -457,3 +457,21 @@ fn an_owned_netns_is_created_and_removed() {
     assert!(!ns.exists());
     fx.assert_gone(&id);
 }
+
+#[test]
+fn create_makes_a_missing_chroot_base_root_owned_and_closed_to_others() {
+    use std::os::unix::fs::MetadataExt;
+    let fx = Fixture::new();
+    let base = fx.config.jail.chroot_base_dir.clone();
+    assert!(!base.exists());
+    fx.create("base");
+    let meta = std::fs::metadata(&base).unwrap();
+    assert!(meta.is_dir());
+    assert_eq!(meta.mode() & 0o022, 0, "writable by group or others");
+    assert_eq!(meta.uid(), nix::unistd::geteuid().as_raw());
+    fx.process().delete(&sid("base"), true, T).unwrap();
+    assert!(
+        base.exists(),
+        "the shared base is not the sandbox's to remove"
+    );
+}

@@ -8,6 +8,7 @@ pub mod firecracker;
 pub mod hypervisor;
 pub mod jail_spec;
 pub mod net;
+mod process;
 pub mod qemu;
 pub mod select;
 

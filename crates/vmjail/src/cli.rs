@@ -19,7 +19,7 @@ pub struct Cli {
     #[arg(long)]
     pub show_default_config_paths: bool,
 
-    /// Log at debug level to stderr.
+    /// Log at debug level to stderr (or set VMJAIL_LOG to a tracing filter).
     #[arg(long, global = true)]
     pub debug: bool,
 

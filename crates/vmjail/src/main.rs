@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         return cmd::jailer::exit_code(argv.collect());
     }
     let cli = cli::Cli::parse();
+    init_logging(cli.debug);
     match cmd::dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -24,4 +25,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs go to stderr: warnings by default, everything from vmjail's crates
+/// and the VMM's own log (target `firecracker`) with `--debug`;
+/// `VMJAIL_LOG` takes a full `tracing` filter and wins over both.
+fn init_logging(debug: bool) {
+    let default = if debug { "debug" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VMJAIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -14,11 +14,12 @@ use super::api::{self, InstanceState};
 use super::client::ApiClient;
 use super::configure::{call, configure, BootPlan};
 use super::fifo::LogPump;
-use super::{drives, layout, process, Error};
+use super::{drives, layout, Error};
 use crate::hypervisor::{
     BlockDevice, Capabilities, Hypervisor, NetInterface, VmState, VmmRecord, VmmRecorder,
     VsockDevice,
 };
+use crate::process;
 use crate::VmmError;
 
 /// Default bound for one API call.

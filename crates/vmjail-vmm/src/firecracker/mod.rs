@@ -9,7 +9,6 @@ pub mod configure;
 mod drives;
 mod fifo;
 pub mod layout;
-mod process;
 
 use std::path::PathBuf;
 use std::time::Duration;

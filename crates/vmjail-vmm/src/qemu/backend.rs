@@ -13,11 +13,12 @@ use vmjail_jail::{host_path, Jail, JailRecord, Jailer, LaunchStdio, Placement, R
 use super::cmdline::{self, Accel, Machine, Options};
 use super::connect::connect_in_jail;
 use super::qmp::Qmp;
-use super::{assets, layout, probe, process, Error};
+use super::{assets, layout, probe, Error};
 use crate::hypervisor::{
     BlockDevice, Capabilities, Hypervisor, NetInterface, VmState, VmmRecord, VmmRecorder,
     VsockDevice,
 };
+use crate::process;
 use crate::VmmError;
 
 /// How long QEMU may take to open its QMP socket after launch.

@@ -11,7 +11,6 @@ pub mod cmdline;
 pub mod connect;
 pub mod layout;
 pub mod probe;
-mod process;
 pub mod qmp;
 
 use std::path::PathBuf;

@@ -1,7 +1,6 @@
-//! The QEMU process seen from the host: alive, signal, wait. A pid is only
-//! trusted together with its start time, so a recycled pid is never
-//! signalled. (The Firecracker backend keeps an identical private helper;
-//! the two could share one `crate::process` module.)
+//! The VMM process seen from the host, for every backend: is it alive,
+//! signal it, wait for it. A pid is only trusted together with its start
+//! time, so a recycled pid is never signalled.
 
 use std::time::{Duration, Instant};
 
@@ -22,15 +21,15 @@ fn stat(pid: i32) -> Option<(char, u64)> {
     Some((state, start_time))
 }
 
-/// Whether `pid` is a live process started at `started` (when known). A
-/// zombie counts as gone (and is reaped when it is our child).
+/// Whether `pid` is a live process started at `started` (when known).
+/// A zombie counts as gone (and is reaped when it is our child).
 pub fn is_alive(pid: i32, started: Option<u64>) -> bool {
     match stat(pid) {
         None => false,
         Some((_, start)) if started.is_some_and(|s| s != start) => false,
         Some(('Z' | 'X', _)) => {
-            // Succeeds only for our own child; another's zombie is its
-            // parent's to reap.
+            // Only succeeds for our own child; anyone else's zombie is
+            // reaped by its parent.
             let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
             false
         }
@@ -59,7 +58,7 @@ pub fn wait_gone(pid: i32, started: Option<u64>, timeout: Duration) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -67,18 +66,31 @@ pub fn wait_gone(pid: i32, started: Option<u64>, timeout: Duration) -> bool {
 mod tests {
     use super::*;
 
+    fn start_time(pid: i32) -> Option<u64> {
+        stat(pid).map(|(_, start)| start)
+    }
+
     #[test]
-    fn a_child_is_alive_until_it_exits_and_a_wrong_start_time_is_not_it() {
+    fn own_process_is_alive_with_its_start_time_and_not_with_another() {
+        let me = std::process::id() as i32;
+        let started = start_time(me);
+        assert!(started.is_some());
+        assert!(is_alive(me, started));
+        assert!(!is_alive(me, started.map(|s| s + 1)));
+    }
+
+    #[test]
+    fn a_killed_child_is_seen_gone_and_reaped() {
         let mut child = std::process::Command::new("sleep")
             .arg("30")
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
-        let started = stat(pid).map(|(_, s)| s);
+        let started = start_time(pid);
         assert!(is_alive(pid, started));
-        assert!(!is_alive(pid, started.map(|s| s + 1)));
         signal(pid, started, Signal::SIGKILL).unwrap();
         assert!(wait_gone(pid, started, Duration::from_secs(5)));
+        // Already reaped by is_alive, or reaped here.
         let _ = child.wait();
     }
 }
