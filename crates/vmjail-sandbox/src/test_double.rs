@@ -338,7 +338,9 @@ pub fn config(state_dir: &Path) -> RuntimeConfig {
         jail: JailConfig {
             uid: 1234,
             gid: 1234,
-            chroot_base_dir: state_dir.join("jails"),
+            // Beside the state dir, never in it: everything in the state
+            // dir is taken for a sandbox.
+            chroot_base_dir: state_dir.with_file_name("chroot-base"),
             state_dir: state_dir.to_owned(),
             cgroup_version: CgroupVersionSetting::Auto,
             cgroups: Vec::new(),
