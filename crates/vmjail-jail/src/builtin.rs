@@ -138,6 +138,7 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
                 drop(go_read);
                 let handed_over = write_pid_file(&pid_file, child.as_raw())
                     .and_then(|()| report(args.status_fd, &format!("pid {child}")))
+                    .and_then(|()| wait_for_pid_recorded(args.status_fd))
                     .and_then(|()| {
                         nix::unistd::write(&go_write, b"g")
                             .map(drop)
@@ -145,6 +146,8 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
                     });
                 if let Err(e) = handed_over {
                     let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                    // Reap it here: an orphaned zombie would wait on init.
+                    let _ = nix::sys::wait::waitpid(child, None);
                     return Err(e);
                 }
                 std::process::exit(0);
@@ -187,6 +190,40 @@ fn report(status_fd: Option<RawFd>, line: &str) -> Result<(), JailError> {
         }
     }
     Ok(())
+}
+
+/// With a status channel, wait (bounded) for the caller's word that the
+/// VMM's pid is recorded; its death or silence keeps the VMM from running.
+fn wait_for_pid_recorded(status_fd: Option<RawFd>) -> Result<(), JailError> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let Some(fd) = status_fd else {
+        return Ok(());
+    };
+    // SAFETY: the status fd stays open in this process until exec or exit.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let deadline = std::time::Instant::now() + crate::status::LAUNCH_TIMEOUT;
+    let not_recorded = |why: String| JailError::JailerFailed {
+        message: format!("the caller did not record the VMM's pid ({why}); not starting it"),
+    };
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let timeout =
+            PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
+        match poll(&mut [PollFd::new(fd, PollFlags::POLLIN)], timeout) {
+            Ok(0) => return Err(not_recorded("timed out".into())),
+            Ok(_) => {}
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(JailError::sys("waiting for the pid acknowledgement", e)),
+        }
+        let mut byte = [0u8; 1];
+        match nix::unistd::read(fd.as_raw_fd(), &mut byte) {
+            Ok(1) if byte[0] == crate::status::PID_RECORDED => return Ok(()),
+            Ok(0) => return Err(not_recorded("it went away".into())),
+            Ok(_) => return Err(not_recorded(format!("it answered {:?}", byte[0]))),
+            Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(JailError::sys("reading the pid acknowledgement", e)),
+        }
+    }
 }
 
 /// Block until the parent jailer has handed our pid over.

@@ -120,8 +120,15 @@ impl Jail {
             .stderr(stdio.stderr);
         let status_pipe = if self.builtin() {
             args.status_fd = Some(STATUS_FD);
-            let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|e| JailError::sys("creating the status pipe", e))?;
+            // A socket pair, not a pipe: the caller answers `recorded` to a
+            // `pid <n>` line (see status.rs).
+            let (read, write) = nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| JailError::sys("creating the status socket", e))?;
             let raw = write.as_raw_fd();
             // SAFETY: fcntl and dup2 are async-signal-safe; they are the only
             // calls made between fork and exec. Either way fd 3 ends up the
@@ -209,6 +216,8 @@ impl Jail {
             status.take(&line);
             if let (false, Some(pid)) = (had_pid, status.pid) {
                 self.record_vmm(recorder, pid)?;
+                // Only now may the jailer let the VMM run.
+                reader.acknowledge_pid()?;
             }
         }
         let jailer = if self.spec.new_pid_ns {

@@ -1,14 +1,21 @@
-//! The built-in jailer's status pipe, read by the caller: `pid <n>` (the
-//! VMM's host pid, from the parent jailer in a new pid namespace), `exec`
-//! (written just before execve), any other line is an error message. EOF
-//! comes when every jailer process has exec'd or died — and a death is told
-//! apart from an exec by the missing `exec` marker.
+//! The built-in jailer's status channel (a Unix socket pair), read by the
+//! caller: `pid <n>` (the VMM's host pid, from the parent jailer in a new
+//! pid namespace), `exec` (written just before execve), any other line is an
+//! error message. EOF comes when every jailer process has exec'd or died —
+//! and a death is told apart from an exec by the missing `exec` marker.
+//!
+//! A `pid <n>` line is answered with one byte once the caller has recorded
+//! the pid: until then the forked VMM is held back, so a caller that dies
+//! before recording never leaves a VMM that nothing knows about.
 
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use crate::error::JailError;
+
+/// The caller's answer to `pid <n>`: recorded, the VMM may run.
+pub const PID_RECORDED: u8 = b'r';
 
 /// How long a jailer may take to exec the VMM.
 pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -118,6 +125,14 @@ impl StatusReader {
             }
             self.fill()?;
         }
+    }
+
+    /// Tell the jailer its `pid <n>` is recorded.
+    pub fn acknowledge_pid(&mut self) -> Result<(), JailError> {
+        use std::io::Write;
+        self.file
+            .write_all(&[PID_RECORDED])
+            .map_err(|e| JailError::sys("acknowledging the VMM pid", crate::fsat::errno_of(&e)))
     }
 
     fn fill(&mut self) -> Result<(), JailError> {

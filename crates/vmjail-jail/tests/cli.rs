@@ -136,3 +136,73 @@ fn qemu_runs_jailed_with_its_shared_libraries() {
     launched.unwrap();
     assert!(out.contains("QEMU emulator version"), "{out:?}");
 }
+
+/// A caller that dies after reading `pid <n>` but before recording it (and
+/// so before answering) must not leave a VMM running that nothing knows
+/// about: the jailer holds the forked VMM back until the answer comes.
+#[test]
+fn a_vmm_pid_nobody_recorded_never_runs() {
+    use std::io::{BufRead, BufReader};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+
+    if !root_or_skip("pid_ack") {
+        return;
+    }
+    let base = base_dir();
+    let probe = probe_file();
+    let saved = Saved::default();
+    let mut recorder = saved.recorder();
+    let mut spec = spec(&unique("ack"), &probe.path, base.path());
+    spec.new_pid_ns = true;
+    let mut jail = Jail::prepare(
+        spec,
+        Jailer::BuiltIn {
+            vmjail_exe: vmjail_exe(),
+        },
+        &mut recorder,
+    )
+    .unwrap();
+    jail.place_shared_libraries(&mut recorder).unwrap();
+    let argv = jail.jailer_argv();
+    let (ours, theirs) = nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .unwrap();
+    let raw = theirs.as_raw_fd();
+    let mut command = Command::new(&argv[0]);
+    command
+        .arg(&argv[1])
+        .args(["--status-fd", "3"])
+        .args(&argv[2..]);
+    // SAFETY: dup2 is async-signal-safe and the only call before exec.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut jailer = command.spawn().unwrap();
+    drop(theirs);
+    let mut line = String::new();
+    BufReader::new(std::fs::File::from(ours))
+        .read_line(&mut line)
+        .unwrap();
+    // The reader (and our end of the socket) is gone here: the "caller
+    // crashed" before recording the pid.
+    let vmm: i32 = line.trim().strip_prefix("pid ").unwrap().parse().unwrap();
+    let exit = jailer.wait().unwrap();
+    // Long enough for a released probe to write its report.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let ran = jail.root().join("report.json").exists();
+    let alive = std::path::Path::new(&format!("/proc/{vmm}")).exists();
+    vmjail_jail::teardown(&saved.get(), std::time::Duration::from_millis(500)).unwrap();
+    assert!(!exit.success(), "the jailer reported success: {exit}");
+    assert!(!ran, "the VMM ran although its pid was never recorded");
+    assert!(!alive, "the held-back VMM process {vmm} is still there");
+}
