@@ -29,6 +29,11 @@ fn tap_is_created_owned_up_and_removed_inside_the_netns() {
     // Not in the host's namespace.
     assert!(!PathBuf::from(format!("/sys/class/net/{tap}")).exists());
 
+    // An existing tap is never taken over (nor re-owned).
+    let err = net::create_tap(&ns.path(), tap, 1, 1).unwrap_err();
+    assert!(matches!(err, net::Error::SetIff { .. }), "{err}");
+    assert!(ns.link_details(tap).contains("user 48611"));
+
     net::remove_tap(&ns.path(), tap).unwrap();
     assert!(!net::link_exists(&ns.path(), tap).unwrap());
     // Idempotent, and a vanished netns counts as removed.

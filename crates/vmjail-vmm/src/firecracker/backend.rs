@@ -614,17 +614,24 @@ impl Firecracker {
                 operation: "add_network_interface",
             });
         }
-        if !self.record.taps.contains(&iface.tap_name) {
+        let newly_recorded = !self.record.taps.contains(&iface.tap_name);
+        if newly_recorded {
             self.record.taps.push(iface.tap_name.clone());
         }
         self.save(recorder, "creating a tap")?;
-        crate::net::create_tap(
+        if let Err(e) = crate::net::create_tap(
             &netns,
             &iface.tap_name,
             self.jail_config.uid,
             self.jail_config.gid,
-        )
-        .map_err(tap_error)?;
+        ) {
+            // Not made (it may be someone else's): stop must not remove it.
+            if newly_recorded {
+                self.record.taps.retain(|tap| tap != &iface.tap_name);
+                self.save(recorder, "forgetting a tap that was not created")?;
+            }
+            return Err(tap_error(e));
+        }
         self.call(&api::put_network_interface(&api::NetworkInterface {
             iface_id: iface.id.clone(),
             host_dev_name: iface.tap_name.clone(),

@@ -66,11 +66,17 @@ fn open_tun() -> Result<File, Error> {
         .map_err(|source| Error::OpenTun { source })
 }
 
-/// Attach to (or create) tap `name` on a fresh /dev/net/tun descriptor.
-fn attach(name: &str) -> Result<File, Error> {
+/// Attach to tap `name` on a fresh /dev/net/tun descriptor; `exclusive`
+/// creates it and fails (EBUSY) when it already exists, so vmjail never takes
+/// over (and later deletes) a tap it did not make.
+fn attach(name: &str, exclusive: bool) -> Result<File, Error> {
     let tun = open_tun()?;
     // IFF_VNET_HDR matches how Firecracker opens the tap later.
-    let req = ifreq(name, libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR);
+    let mut flags = libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR;
+    if exclusive {
+        flags |= libc::IFF_TUN_EXCL;
+    }
+    let req = ifreq(name, flags);
     // SAFETY: `req` is a valid ifreq that outlives the call.
     unsafe { tun_set_iff(tun.as_raw_fd(), &req) }.map_err(|source| Error::SetIff {
         name: name.to_owned(),
@@ -80,7 +86,7 @@ fn attach(name: &str) -> Result<File, Error> {
 }
 
 pub(super) fn create(name: &str, uid: u32, gid: u32) -> Result<(), Error> {
-    let tun = attach(name)?;
+    let tun = attach(name, true)?;
     let owner_err = |source| Error::SetOwner {
         name: name.to_owned(),
         uid,
@@ -104,7 +110,7 @@ pub(super) fn remove(name: &str) -> Result<(), Error> {
     if !exists(name) {
         return Ok(());
     }
-    let tun = attach(name)?;
+    let tun = attach(name, false)?;
     // SAFETY: plain integer ioctl on a tun descriptor we own; the device
     // disappears when `tun` is closed.
     unsafe { tun_set_persist(tun.as_raw_fd(), 0) }.map_err(|source| Error::SetPersist {

@@ -90,6 +90,12 @@ impl Qemu {
             other => return Err(Error::WrongHypervisor(other)),
         }
         Machine::parse(&config.hypervisor.machine_type)?;
+        // The config keeps Kata's meaning (vsock where the host has
+        // vhost-vsock, and then no proxy); a guest left without the channel
+        // the config promised would be worse than a clear refusal.
+        if config.hypervisor.use_vsock {
+            return Err(Error::VsockUnsupported);
+        }
         Ok(Qemu {
             config: config.clone(),
             vmjail_exe: vmjail_exe.to_path_buf(),
@@ -225,15 +231,16 @@ impl Qemu {
 
     /// The last bytes QEMU wrote to stdout/stderr (for error messages).
     fn output_tail(&self) -> String {
-        let path = host_path(&self.record.jail.root(), Path::new(QEMU_OUTPUT));
-        // The jailed uid owns the file: never follow a link it planted.
-        let Ok(mut file) = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&path)
-        else {
+        // The jailed uid owns the file and its directory: never follow a
+        // link it planted anywhere on the way.
+        let Ok(fd) = vmjail_jail::open_in_jail(
+            &self.record.jail.root(),
+            Path::new(QEMU_OUTPUT),
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK,
+        ) else {
             return "(none)".into();
         };
+        let mut file = std::fs::File::from(fd);
         let Ok(meta) = file.metadata() else {
             return "(none)".into();
         };
@@ -480,6 +487,12 @@ impl Hypervisor for Qemu {
         let machine = self.machine()?;
         let hv = &self.config.hypervisor;
         let found = probe::probe(&hv.path);
+        if !found.seccomp {
+            tracing::warn!(
+                qemu = %hv.path.display(),
+                "QEMU has no working -sandbox (seccomp): running it without its syscall filter"
+            );
+        }
         let accel = self.accelerator(found.kvm)?;
         let args = cmdline::build(
             hv,

@@ -32,6 +32,8 @@ pub enum Error {
     InvalidId { id: String },
     #[error("{}", ACRN_UNAVAILABLE)]
     AcrnUnavailable,
+    #[error("use_vsock = true: vmjail's QEMU backend does not wire a vsock device yet; set use_vsock = false in [hypervisor.qemu] (the agent is then reached over the serial console)")]
+    VsockUnsupported,
     #[error("the QEMU backend was given a {0:?} configuration")]
     WrongHypervisor(vmjail_config::HypervisorKind),
     #[error("machine_type {machine:?} is not supported by vmjail's QEMU backend (valid: microvm, q35, pc)")]

@@ -51,7 +51,10 @@ fn follow(
     }
     let view = sandboxes.start(id, START_TIMEOUT)?;
     let deadline = Instant::now() + timeout;
-    let mut console = view.console_log.as_deref().map(ConsoleTail::new);
+    let mut console = view
+        .console_log
+        .as_deref()
+        .map(|log| ConsoleTail::new(log, view.jail_root.as_deref()));
     let mut stdout = std::io::stdout();
     loop {
         let status = sandboxes.state(id)?.status;
