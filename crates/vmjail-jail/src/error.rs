@@ -51,6 +51,8 @@ pub enum JailError {
         path: PathBuf,
         expected: &'static str,
     },
+    #[error("{path} cannot be placed writable: the jail's user would own it; only a regular file without other hard links, or a block device, can be a writable drive")]
+    WritableAssetNotADrive { path: PathBuf },
     #[error("{path} inside the jail has {links} hard links: refusing to write through it")]
     HardLinkedDestination { path: PathBuf, links: u64 },
     #[error("{path} is already placed in the jail")]

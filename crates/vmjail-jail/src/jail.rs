@@ -238,8 +238,18 @@ impl Jail {
             .map_err(|e| JailError::fs("opening asset", source, fsat::errno_of(&e)))?;
         let source_fd: OwnedFd = source_file.into();
         let source_stat = fsat::stat_fd(&source_fd, source)?;
-        let is_dir =
-            SFlag::from_bits_truncate(source_stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+        let file_type = SFlag::from_bits_truncate(source_stat.st_mode) & SFlag::S_IFMT;
+        let is_dir = file_type == SFlag::S_IFDIR;
+        // A writable asset is handed to the jail's user: only a drive (a
+        // regular file or block device) with no other name on the host.
+        if how == Placement::ReadWriteBind {
+            let drive = file_type == SFlag::S_IFREG || file_type == SFlag::S_IFBLK;
+            if !drive || (file_type == SFlag::S_IFREG && source_stat.st_nlink > 1) {
+                return Err(JailError::WritableAssetNotADrive {
+                    path: source.to_path_buf(),
+                });
+            }
+        }
         match how {
             Placement::ReadOnlyBind | Placement::ReadWriteBind => {
                 if is_dir {

@@ -116,6 +116,22 @@ fn every_placement_kind() {
         (UID, GID, 0o700)
     );
 
+    // Only a drive may be writable (its owner becomes the jail's user): not
+    // a directory, not a file with another name on the host.
+    let other_name = assets.path().join("other-name");
+    let linked = file("linked");
+    std::fs::hard_link(&linked, &other_name).unwrap();
+    for bad in [assets.path().to_path_buf(), linked] {
+        let err = jail
+            .place(&mut rec, &bad, Path::new("/bad"), Placement::ReadWriteBind)
+            .unwrap_err();
+        assert!(
+            matches!(err, vmjail_jail::JailError::WritableAssetNotADrive { .. }),
+            "{err}"
+        );
+    }
+    assert!(!root.join("bad").exists());
+
     jail.place(&mut rec, &rw, Path::new("/rw"), Placement::ReadWriteBind)
         .unwrap();
     std::fs::write(root.join("rw"), b"written in jail").unwrap();
