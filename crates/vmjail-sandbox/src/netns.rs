@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sched::{setns, unshare, CloneFlags};
+use nix::sched::{unshare, CloneFlags};
 
 use crate::SandboxId;
 
@@ -139,48 +139,15 @@ pub fn remove(path: &Path) -> Result<(), NetnsError> {
 }
 
 /// Delete tap devices a backend left in a namespace vmjail does not own
-/// (in an owned one they go with the namespace). Best effort: a tap that
-/// no longer exists is fine; failures are returned as messages.
+/// (in an owned one they go with the namespace). Best effort: a tap (or a
+/// namespace) that no longer exists is fine; failures are returned as
+/// messages.
 pub fn delete_taps(netns: &Path, taps: &[String]) -> Vec<String> {
-    if taps.is_empty() {
-        return Vec::new();
-    }
-    let netns = netns.to_owned();
-    let taps = taps.to_vec();
-    // `ip` is spawned from a thread that joined the namespace, so the child
-    // starts inside it; vmjail's other threads are not moved.
-    std::thread::spawn(move || -> Vec<String> {
-        let ns = match std::fs::File::open(&netns) {
-            Ok(ns) => ns,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Vec::new(),
-            Err(e) => return vec![format!("opening {}: {e}", netns.display())],
-        };
-        if let Err(e) = setns(&ns, CloneFlags::CLONE_NEWNET) {
-            return vec![format!("entering {}: {e}", netns.display())];
-        }
-        let mut problems = Vec::new();
-        for tap in &taps {
-            // /sys/class/net shows the mounter's namespace, not ours: ask `ip`.
-            let present = std::process::Command::new("ip")
-                .args(["link", "show", "dev", tap])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !present {
-                continue;
-            }
-            match std::process::Command::new("ip")
-                .args(["link", "delete", "dev", tap])
-                .status()
-            {
-                Ok(s) if s.success() => {}
-                Ok(s) => problems.push(format!("`ip link delete dev {tap}` exited with {s}")),
-                Err(e) => problems.push(format!("running `ip link delete dev {tap}`: {e}")),
-            }
-        }
-        problems
-    })
-    .join()
-    .unwrap_or_else(|_| vec!["the tap cleanup thread panicked".to_owned()])
+    taps.iter()
+        .filter_map(|tap| {
+            vmjail_vmm::net::remove_tap(netns, tap)
+                .err()
+                .map(|e| format!("{tap}: {e}"))
+        })
+        .collect()
 }
