@@ -3,10 +3,12 @@
 //! repository's guest (`build/guest/*`), as root:
 //!
 //! 1. `create` → ready: wall time of `vmjail create` (returns once the
-//!    jailed QEMU answers QMP), then `delete --force`; `ITER` rounds.
+//!    jailed QEMU answers QMP), then `delete --force`; `ITER` rounds. The
+//!    baseline, measured in the same run: the same QEMU started bare with
+//!    the same kernel and initrd until its QMP greeting.
 //! 2. 10 sandboxes created in parallel, then deleted in parallel: wall time
-//!    of each phase, then a leak check (state dir, mounts, processes,
-//!    netns).
+//!    of each phase (against 10 bare QEMUs to QMP in parallel), then a leak
+//!    check (state dir, mounts, processes, netns).
 //!
 //! The binary is `$VMJAIL_BIN`, else `<target>/release/vmjail`, else
 //! `<target>/debug/vmjail` (build it first: `cargo build --bins`).
@@ -50,7 +52,9 @@ fn main() {
 
     let mut creates = Vec::new();
     let mut deletes = Vec::new();
+    let mut bare = Vec::new();
     for i in 0..ITER {
+        bare.push(bare_qemu_to_qmp(&guest, dir.path(), 1));
         let id = format!("bench-{i}-{}", std::process::id());
         let t = Instant::now();
         check(run(&["create", "--id", &id]), "create");
@@ -59,7 +63,12 @@ fn main() {
         check(run(&["delete", "--force", &id]), "delete --force");
         deletes.push(t.elapsed());
     }
-    report("create -> ready (QMP up)", &mut creates);
+    let bare_median = report("bare QEMU -> QMP greeting (baseline)", &mut bare);
+    let create_median = report("create -> ready (QMP up)", &mut creates);
+    println!(
+        "ratio create/bare (medians): {:.2}x",
+        create_median.as_secs_f64() / bare_median.as_secs_f64()
+    );
     report("delete --force of a created sandbox", &mut deletes);
 
     let ids: Vec<String> = (0..PARALLEL)
@@ -86,6 +95,7 @@ fn main() {
         }
         t.elapsed()
     };
+    let bare_parallel = bare_qemu_to_qmp(&guest, dir.path(), PARALLEL);
     let created = spawn_all(&|id| vec!["create".into(), "--id".into(), id.into()]);
     let listed = run(&["list", "--json"]);
     let listing: serde_json::Value =
@@ -93,8 +103,10 @@ fn main() {
     assert_eq!(listing.as_array().map(Vec::len), Some(PARALLEL));
     let deleted = spawn_all(&|id| vec!["delete".into(), "--force".into(), id.into()]);
     println!(
-        "{PARALLEL} sandboxes created in parallel: {:.3} s",
-        created.as_secs_f64()
+        "{PARALLEL} sandboxes created in parallel: {:.3} s ({:.2}x {PARALLEL} bare QEMUs to QMP in parallel: {:.3} s)",
+        created.as_secs_f64(),
+        created.as_secs_f64() / bare_parallel.as_secs_f64(),
+        bare_parallel.as_secs_f64()
     );
     println!(
         "{PARALLEL} sandboxes deleted in parallel: {:.3} s",
@@ -112,7 +124,55 @@ fn main() {
     assert!(leaks.is_empty());
 }
 
-fn report(what: &str, times: &mut [Duration]) {
+/// Wall time for `count` bare QEMUs (same kernel and initrd, `-S`, as the
+/// sandboxes) to all greet on QMP; they are killed afterwards.
+fn bare_qemu_to_qmp(guest: &Path, dir: &Path, count: usize) -> Duration {
+    use std::io::{BufRead, BufReader};
+    let t = Instant::now();
+    let started: Vec<_> = (0..count)
+        .map(|i| {
+            let socket = dir.join(format!("bare-{i}.sock"));
+            let _ = std::fs::remove_file(&socket);
+            let child = Command::new("qemu-system-x86_64")
+                .args(["-machine", "microvm,accel=tcg", "-cpu", "max", "-m", "256M"])
+                .args(["-nodefaults", "-no-user-config", "-nographic", "-S"])
+                .arg("-kernel")
+                .arg(guest.join("vmlinux"))
+                .arg("-initrd")
+                .arg(guest.join("initramfs.cpio.gz"))
+                .args(["-append", "console=ttyS0", "-serial", "null", "-qmp"])
+                .arg(format!("unix:{},server=on,wait=off", socket.display()))
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("starting bare QEMU");
+            (child, socket)
+        })
+        .collect();
+    for (_, socket) in &started {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(stream) = std::os::unix::net::UnixStream::connect(socket) {
+                let mut greeting = String::new();
+                let _ = BufReader::new(stream).read_line(&mut greeting);
+                if greeting.contains("QMP") {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "bare QEMU never greeted on QMP");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let elapsed = t.elapsed();
+    for (mut child, socket) in started {
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_file(socket);
+    }
+    elapsed
+}
+
+/// Print min/median/max of `times`; returns the median.
+fn report(what: &str, times: &mut [Duration]) -> Duration {
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
@@ -122,6 +182,7 @@ fn report(what: &str, times: &mut [Duration]) {
         ms(times[times.len() / 2]),
         ms(times[times.len() - 1])
     );
+    times[times.len() / 2]
 }
 
 fn leaks(dir: &Path, ids: &[String]) -> Vec<String> {
