@@ -62,6 +62,31 @@ pub fn wait_gone(pid: i32, started: Option<u64>, timeout: Duration) -> bool {
     }
 }
 
+/// Why [`terminate`] could not end a process.
+#[derive(Debug)]
+pub enum TerminateError {
+    Signal {
+        signal: &'static str,
+        source: nix::Error,
+    },
+    StillRunning,
+}
+
+/// The forced end of a VMM, after its graceful shutdown: SIGTERM, a wait
+/// bounded by `timeout`, then SIGKILL and the same wait.
+pub fn terminate(pid: i32, started: Option<u64>, timeout: Duration) -> Result<(), TerminateError> {
+    for (sig, name) in [(Signal::SIGTERM, "SIGTERM"), (Signal::SIGKILL, "SIGKILL")] {
+        signal(pid, started, sig).map_err(|source| TerminateError::Signal {
+            signal: name,
+            source,
+        })?;
+        if wait_gone(pid, started, timeout) {
+            return Ok(());
+        }
+    }
+    Err(TerminateError::StillRunning)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
 use vmjail_config::{HypervisorConfig, HypervisorKind, JailConfig, RuntimeConfig};
 use vmjail_jail::{host_path, Jail, JailRecord, Jailer, LaunchStdio, Placement};
 
@@ -682,19 +681,16 @@ impl Firecracker {
         if asked && process::wait_gone(pid, started, timeout) {
             return Ok(());
         }
-        for (signal, name) in [(Signal::SIGTERM, "SIGTERM"), (Signal::SIGKILL, "SIGKILL")] {
-            process::signal(pid, started, signal).map_err(|source| Error::Signal {
+        process::terminate(pid, started, timeout).map_err(|e| match e {
+            process::TerminateError::Signal { signal, source } => Error::Signal {
                 pid,
-                signal: name,
+                signal,
                 source,
-            })?;
-            if process::wait_gone(pid, started, timeout) {
-                return Ok(());
-            }
-        }
-        Err(Error::StillRunning {
-            pid,
-            waited: timeout,
+            },
+            process::TerminateError::StillRunning => Error::StillRunning {
+                pid,
+                waited: timeout,
+            },
         })
     }
 

@@ -424,19 +424,16 @@ impl Qemu {
                 return Ok(());
             }
         }
-        for (signal, name) in [(Signal::SIGTERM, "SIGTERM"), (Signal::SIGKILL, "SIGKILL")] {
-            process::signal(pid, started, signal).map_err(|source| Error::Signal {
+        process::terminate(pid, started, timeout).map_err(|e| match e {
+            process::TerminateError::Signal { signal, source } => Error::Signal {
                 pid,
-                signal: name,
+                signal,
                 source,
-            })?;
-            if process::wait_gone(pid, started, timeout) {
-                return Ok(());
-            }
-        }
-        Err(Error::StillRunning {
-            pid,
-            waited: timeout,
+            },
+            process::TerminateError::StillRunning => Error::StillRunning {
+                pid,
+                waited: timeout,
+            },
         })
     }
 }
