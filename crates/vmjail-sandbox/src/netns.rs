@@ -151,3 +151,15 @@ pub fn delete_taps(netns: &Path, taps: &[String]) -> Vec<String> {
         })
         .collect()
 }
+
+// NS_GET_NSTYPE from <linux/nsfs.h>: _IO(0xb7, 0x3).
+nix::ioctl_none!(ns_get_nstype, 0xb7, 3);
+
+/// Whether `path` is a namespace file of a *network* namespace.
+pub fn is_net_namespace(path: &Path) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path)?;
+    // SAFETY: a plain ioctl with no argument on a descriptor we own.
+    let kind = unsafe { ns_get_nstype(file.as_raw_fd()) }.map_err(std::io::Error::from)?;
+    Ok(kind == CloneFlags::CLONE_NEWNET.bits())
+}

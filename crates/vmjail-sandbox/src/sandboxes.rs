@@ -482,6 +482,12 @@ fn check_netns(path: &Path) -> Result<(), SandboxError> {
             "is not a namespace file (expected /run/netns/<name> or /proc/<pid>/ns/net)".to_owned(),
         ));
     }
+    if !netns::is_net_namespace(path).map_err(|e| bad(e.to_string()))? {
+        return Err(bad(
+            "is a namespace, but not a network namespace (expected /run/netns/<name> or /proc/<pid>/ns/net)"
+                .to_owned(),
+        ));
+    }
     Ok(())
 }
 

@@ -475,3 +475,17 @@ fn create_makes_a_missing_chroot_base_root_owned_and_closed_to_others() {
         "the shared base is not the sandbox's to remove"
     );
 }
+
+#[test]
+fn netns_must_be_a_network_namespace() {
+    assert!(check_netns(Path::new("/proc/self/ns/net")).is_ok());
+    for bad in [
+        "/proc/self/ns/mnt",
+        "/proc/self/ns/pid",
+        "/etc/hostname",
+        "relative",
+    ] {
+        let err = check_netns(Path::new(bad)).unwrap_err();
+        assert_eq!(kind(&err), ErrorKind::InvalidInput, "{bad}: {err}");
+    }
+}
