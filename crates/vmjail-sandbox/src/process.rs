@@ -25,52 +25,11 @@ impl ProcessId {
     }
 }
 
-/// True while `pid` exists, is not a zombie and, when `start_time` is given,
-/// started at that time.
-pub fn is_alive(pid: i32, start_time: Option<u64>) -> bool {
-    if pid <= 0 {
-        return false;
-    }
-    match read_stat(pid) {
-        Some((state, started)) => {
-            !matches!(state, 'Z' | 'X' | 'x') && start_time.map_or(true, |t| t == started)
-        }
-        None => false,
-    }
-}
-
-/// The start time of `pid`, if it exists.
-pub fn start_time(pid: i32) -> Option<u64> {
-    read_stat(pid).map(|(_, started)| started)
-}
-
-/// (state, start time) from `/proc/<pid>/stat`. The command name (field 2)
-/// may contain spaces and parentheses, so fields are counted after the last
-/// `)`.
-fn read_stat(pid: i32) -> Option<(char, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&stat)
-}
-
-fn parse_stat(stat: &str) -> Option<(char, u64)> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    // Field 3 is `state`; field 22 is `starttime`: 19 fields further on.
-    let start = fields.nth(18)?.parse().ok()?;
-    Some((state, start))
-}
+pub use vmjail_jail::process::{is_alive, start_time};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_names_with_spaces_and_parens() {
-        let stat = "42 (a) b (c) S 1 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1 2 3";
-        assert_eq!(parse_stat(stat), Some(('S', 987654)));
-        assert_eq!(parse_stat("42 (x) S 1"), None);
-    }
 
     #[test]
     fn current_process_is_alive_and_a_wrong_start_time_is_not() {
@@ -91,7 +50,7 @@ mod tests {
         let pid = child.id() as i32;
         // Wait for it to become a zombie without reaping it.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while read_stat(pid).map(|(s, _)| s) != Some('Z') {
+        while vmjail_jail::process::stat(pid).map(|(s, _)| s) != Some('Z') {
             assert!(std::time::Instant::now() < deadline, "child never exited");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }

@@ -8,23 +8,10 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 
-/// `/proc/<pid>/stat`: (state, start time in clock ticks).
-fn stat(pid: i32) -> Option<(char, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields start after
-    // the last ')'.
-    let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    // Field 22 overall is the 20th after the name (state is field 3).
-    let start_time = fields.nth(18)?.parse().ok()?;
-    Some((state, start_time))
-}
-
 /// Whether `pid` is a live process started at `started` (when known).
 /// A zombie counts as gone (and is reaped when it is our child).
 pub fn is_alive(pid: i32, started: Option<u64>) -> bool {
-    match stat(pid) {
+    match vmjail_jail::process::stat(pid) {
         None => false,
         Some((_, start)) if started.is_some_and(|s| s != start) => false,
         Some(('Z' | 'X', _)) => {
@@ -92,7 +79,7 @@ mod tests {
     use super::*;
 
     fn start_time(pid: i32) -> Option<u64> {
-        stat(pid).map(|(_, start)| start)
+        vmjail_jail::process::start_time(pid)
     }
 
     #[test]
