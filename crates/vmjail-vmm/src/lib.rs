@@ -13,5 +13,6 @@ pub mod qemu;
 pub mod select;
 
 pub use error::VmmError;
+pub use process::TerminateError;
 
 pub use hypervisor::*;

@@ -49,14 +49,17 @@ pub fn wait_gone(pid: i32, started: Option<u64>, timeout: Duration) -> bool {
     }
 }
 
-/// Why [`terminate`] could not end a process.
-#[derive(Debug)]
+/// Why [`terminate`] could not end a VMM.
+#[derive(Debug, thiserror::Error)]
 pub enum TerminateError {
+    #[error("sending {signal} to the VMM (pid {pid}): {source}")]
     Signal {
+        pid: i32,
         signal: &'static str,
         source: nix::Error,
     },
-    StillRunning,
+    #[error("the VMM (pid {pid}) still runs {waited:?} after SIGKILL")]
+    StillRunning { pid: i32, waited: Duration },
 }
 
 /// The forced end of a VMM, after its graceful shutdown: SIGTERM, a wait
@@ -64,6 +67,7 @@ pub enum TerminateError {
 pub fn terminate(pid: i32, started: Option<u64>, timeout: Duration) -> Result<(), TerminateError> {
     for (sig, name) in [(Signal::SIGTERM, "SIGTERM"), (Signal::SIGKILL, "SIGKILL")] {
         signal(pid, started, sig).map_err(|source| TerminateError::Signal {
+            pid,
             signal: name,
             source,
         })?;
@@ -71,7 +75,10 @@ pub fn terminate(pid: i32, started: Option<u64>, timeout: Duration) -> Result<()
             return Ok(());
         }
     }
-    Err(TerminateError::StillRunning)
+    Err(TerminateError::StillRunning {
+        pid,
+        waited: timeout,
+    })
 }
 
 #[cfg(test)]

@@ -272,12 +272,7 @@ impl Firecracker {
 
         let api_socket = host_path(&root, Path::new(layout::API_SOCKET));
         self.record.api_socket = api_socket;
-        recorder
-            .record(&self.record)
-            .map_err(|source| Error::Record {
-                step: "placing assets",
-                source,
-            })?;
+        self.save(recorder, "placing assets")?;
         self.populate_jail(recorder)?;
         self.launch(recorder)?;
         let api_answering = started.elapsed();
@@ -375,12 +370,7 @@ impl Firecracker {
     fn console(&mut self, recorder: &mut dyn VmmRecorder) -> Result<LaunchStdio, Error> {
         let path = self.record.jail.jail_dir.join("console.log");
         self.record.console_log = path.clone();
-        recorder
-            .record(&self.record)
-            .map_err(|source| Error::Record {
-                step: "creating the console log",
-                source,
-            })?;
+        self.save(recorder, "creating the console log")?;
         let err = |source| Error::ConsoleLog {
             path: path.clone(),
             source,
@@ -413,12 +403,7 @@ impl Firecracker {
         jail.launch_with(&mut jail_recorder, stdio)
             .map_err(Error::Launch)?;
         self.record.jail = jail.record().clone();
-        recorder
-            .record(&self.record)
-            .map_err(|source| Error::Record {
-                step: "configuring firecracker",
-                source,
-            })?;
+        self.save(recorder, "configuring firecracker")?;
         let (pid, started) = (self.record.jail.vmm_pid, self.record.jail.vmm_start_time);
         let timeout = self.socket_timeout;
         let path = self.record.api_socket.clone();
@@ -681,17 +666,7 @@ impl Firecracker {
         if asked && process::wait_gone(pid, started, timeout) {
             return Ok(());
         }
-        process::terminate(pid, started, timeout).map_err(|e| match e {
-            process::TerminateError::Signal { signal, source } => Error::Signal {
-                pid,
-                signal,
-                source,
-            },
-            process::TerminateError::StillRunning => Error::StillRunning {
-                pid,
-                waited: timeout,
-            },
-        })
+        Ok(process::terminate(pid, started, timeout)?)
     }
 
     fn remove_taps(&mut self) -> Result<(), Error> {

@@ -11,7 +11,6 @@ mod fifo;
 pub mod layout;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 pub use backend::{CreateTimings, Firecracker};
 pub use client::{ApiClient, ApiError, WaitError};
@@ -107,14 +106,8 @@ pub enum Error {
         path: PathBuf,
         source: vmjail_jail::JailError,
     },
-    #[error("stop: sending {signal} to firecracker (pid {pid}): {source}")]
-    Signal {
-        pid: i32,
-        signal: &'static str,
-        source: nix::Error,
-    },
-    #[error("stop: firecracker (pid {pid}) still runs {waited:?} after SIGKILL")]
-    StillRunning { pid: i32, waited: Duration },
+    #[error("stop: firecracker: {0}")]
+    Terminate(#[from] crate::process::TerminateError),
     #[error("stop: tearing the jail down: {0}")]
     Teardown(#[source] vmjail_jail::JailError),
     #[error("stop: removing taps: {0}")]

@@ -424,17 +424,7 @@ impl Qemu {
                 return Ok(());
             }
         }
-        process::terminate(pid, started, timeout).map_err(|e| match e {
-            process::TerminateError::Signal { signal, source } => Error::Signal {
-                pid,
-                signal,
-                source,
-            },
-            process::TerminateError::StillRunning => Error::StillRunning {
-                pid,
-                waited: timeout,
-            },
-        })
+        Ok(process::terminate(pid, started, timeout)?)
     }
 }
 

@@ -129,14 +129,8 @@ pub enum Error {
         path: PathBuf,
         source: Box<vmjail_jail::JailError>,
     },
-    #[error("stop: sending {signal} to QEMU (pid {pid}): {source}")]
-    Signal {
-        pid: i32,
-        signal: &'static str,
-        source: nix::Error,
-    },
-    #[error("stop: QEMU (pid {pid}) still runs {waited:?} after SIGKILL")]
-    StillRunning { pid: i32, waited: Duration },
+    #[error("stop: QEMU: {0}")]
+    Terminate(#[from] crate::process::TerminateError),
     #[error("stop: tearing the jail down: {0}")]
     Teardown(#[source] Box<vmjail_jail::JailError>),
 }
