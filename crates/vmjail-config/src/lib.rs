@@ -45,9 +45,38 @@ pub fn load(explicit: Option<&Path>, host: &HostFacts) -> Result<RuntimeConfig, 
 /// shipped file is about 20 KiB): `--config /dev/zero` must not hang.
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
+/// Discover the configuration like [`load`], but parse and check only its
+/// `[jail]` section: what commands that manage existing sandboxes need (the
+/// state directory). A sandbox created earlier can still be listed, stopped
+/// and deleted after, say, its kernel file was removed; each sandbox's state
+/// keeps the full configuration it was created with.
+pub fn load_jail(explicit: Option<&Path>) -> Result<JailConfig, ConfigError> {
+    let env = |name: &str| std::env::var_os(name);
+    let (text, origin) = match discovery::locate(explicit, &env, &default_config_paths())? {
+        discovery::Located::File(path) => {
+            let (text, resolved) = read_file(&path)?;
+            (text, ConfigSource::File(resolved))
+        }
+        discovery::Located::Embedded => (EMBEDDED_DEFAULT.to_owned(), ConfigSource::Embedded),
+    };
+    let src = source::SourceText {
+        text: &text,
+        origin: &origin,
+    };
+    let raw = raw::parse(&src, &mut Vec::new())?;
+    rules::jail::jail_config(&src, &raw.jail)
+}
+
 /// Load one file. Relative paths inside it are resolved against its
 /// directory.
 pub fn load_file(path: &Path, host: &HostFacts) -> Result<RuntimeConfig, ConfigError> {
+    let (text, resolved) = read_file(path)?;
+    load_str(&text, ConfigSource::File(resolved), host)
+}
+
+/// The text of a configuration file (a bounded regular file) and its
+/// resolved path.
+fn read_file(path: &Path) -> Result<(String, PathBuf), ConfigError> {
     let read_err = |p: &Path| {
         let p = p.to_path_buf();
         move |cause| ConfigError::Read { path: p, cause }
@@ -71,7 +100,7 @@ pub fn load_file(path: &Path, host: &HostFacts) -> Result<RuntimeConfig, ConfigE
             problem: format!("is larger than {MAX_CONFIG_BYTES} bytes"),
         });
     }
-    load_str(&text, ConfigSource::File(resolved), host)
+    Ok((text, resolved))
 }
 
 /// Load configuration text that came from `origin`.

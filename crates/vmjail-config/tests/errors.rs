@@ -191,3 +191,36 @@ fn config_must_be_a_small_regular_file() {
         "{got}"
     );
 }
+
+/// `load_jail` reads only `[jail]`: a file whose assets are gone (so that
+/// `load` fails) still gives the state directory.
+#[test]
+fn load_jail_needs_only_the_jail_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("configuration.toml");
+    std::fs::write(
+        &file,
+        "[hypervisor.qemu]\nkernel = \"/nonexistent/vmlinux\"\ninitrd = \"/nonexistent/initrd\"\n\n[jail]\nstate_dir = \"/run/vmjail-elsewhere\"\n",
+    )
+    .unwrap();
+    let host = vmjail_config::HostFacts {
+        cpus: 2,
+        has_vhost_vsock: false,
+    };
+    assert!(vmjail_config::load(Some(&file), &host).is_err());
+    let jail = vmjail_config::load_jail(Some(&file)).unwrap();
+    assert_eq!(
+        jail.state_dir,
+        std::path::Path::new("/run/vmjail-elsewhere")
+    );
+    // A bad [jail] value is still an error with its place.
+    std::fs::write(
+        &file,
+        "[hypervisor.qemu]\n[jail]\nstate_dir = \"relative\"\n",
+    )
+    .unwrap();
+    let err = vmjail_config::load_jail(Some(&file))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("state_dir"), "{err}");
+}

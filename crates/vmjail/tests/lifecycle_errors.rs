@@ -96,4 +96,10 @@ fn a_config_whose_kernel_is_missing_creates_nothing() {
     }
     assert!(!w.state_dir.join(&id).exists());
     w.assert_no_leaks(&id, None);
+    // Commands on existing sandboxes need only `[jail]`: a config whose
+    // assets are gone still lists, and a delete says "no such sandbox"
+    // rather than failing on the kernel.
+    w.ok(&["list"]);
+    let err = stderr_of(&w, &["delete", "--force", &id], 3);
+    assert!(err.contains("no sandbox"), "{err}");
 }

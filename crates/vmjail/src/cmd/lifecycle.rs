@@ -92,16 +92,30 @@ impl From<SandboxError> for Failure {
 }
 
 fn execute(config_path: Option<&Path>, command: Command) -> Result<u8, Failure> {
-    let config = load_config(
-        config_path,
-        matches!(command, Command::Create(_) | Command::Run(_)),
-    )?;
-    let sandboxes = sandboxes(&config)?;
+    // Only create and run launch anything: they need the whole, validated
+    // configuration. Every other command manages sandboxes that exist and
+    // needs just `[jail]` (each sandbox's own configuration is in its state).
     match command {
         Command::Create(args) => {
+            let config = load_config(config_path)?;
             let id = SandboxId::parse(&args.id)?;
-            sandboxes.create(&id, &config, args.netns.as_deref())?;
+            sandboxes(&config.jail.state_dir)?.create(&id, &config, args.netns.as_deref())?;
+            Ok(exit::OK)
         }
+        Command::Run(args) => {
+            let config = load_config(config_path)?;
+            run::run(&sandboxes(&config.jail.state_dir)?, &config, &args)
+        }
+        command => {
+            let jail = vmjail_config::load_jail(config_path).map_err(Failure::Config)?;
+            manage(&sandboxes(&jail.state_dir)?, command)
+        }
+    }
+}
+
+/// The commands that act on existing sandboxes.
+fn manage(sandboxes: &Sandboxes<SelectFactory>, command: Command) -> Result<u8, Failure> {
+    match command {
         Command::Start(args) => {
             sandboxes.start(&SandboxId::parse(&args.id)?, START_TIMEOUT)?;
         }
@@ -134,7 +148,6 @@ fn execute(config_path: Option<&Path>, command: Command) -> Result<u8, Failure> 
             let id = SandboxId::parse(&args.id)?;
             sandboxes.delete(&id, args.force, CLEANUP_TIMEOUT)?;
         }
-        Command::Run(args) => return run::run(&sandboxes, &config, &args),
         Command::Gc => {
             let report = sandboxes.gc(CLEANUP_TIMEOUT)?;
             for id in &report.removed {
@@ -150,36 +163,34 @@ fn execute(config_path: Option<&Path>, command: Command) -> Result<u8, Failure> 
                 return Ok(exit::FAILURE);
             }
         }
-        Command::Env(_) | Command::Check(_) | Command::Jailer { .. } => {
+        Command::Create(_)
+        | Command::Run(_)
+        | Command::Env(_)
+        | Command::Check(_)
+        | Command::Jailer { .. } => {
             return Err(Failure::Other(
-                "internal: not a lifecycle command".to_owned(),
+                "internal: not a command on existing sandboxes".to_owned(),
             ))
         }
     }
     Ok(exit::OK)
 }
 
-/// The configuration locates the state directory for every command; only
-/// `create` and `run` launch anything, so only they print its warnings.
-fn load_config(path: Option<&Path>, show_warnings: bool) -> Result<RuntimeConfig, Failure> {
+/// The whole configuration, its warnings on stderr (for create and run).
+fn load_config(path: Option<&Path>) -> Result<RuntimeConfig, Failure> {
     let config = vmjail_config::load(path, &HostFacts::detect()).map_err(Failure::Config)?;
-    if show_warnings {
-        for warning in &config.warnings {
-            match &warning.location {
-                Some(at) => eprintln!("vmjail: warning: {at}: {}", warning.message),
-                None => eprintln!("vmjail: warning: {}", warning.message),
-            }
+    for warning in &config.warnings {
+        match &warning.location {
+            Some(at) => eprintln!("vmjail: warning: {at}: {}", warning.message),
+            None => eprintln!("vmjail: warning: {}", warning.message),
         }
     }
     Ok(config)
 }
 
-fn sandboxes(config: &RuntimeConfig) -> Result<Sandboxes<SelectFactory>, Failure> {
+fn sandboxes(state_dir: &Path) -> Result<Sandboxes<SelectFactory>, Failure> {
     // The built-in jailer is this very binary's hidden `jailer` subcommand.
     let vmjail_exe: PathBuf = std::env::current_exe()
         .map_err(|e| Failure::Other(format!("locating the vmjail binary (/proc/self/exe): {e}")))?;
-    Ok(Sandboxes::new(
-        &config.jail.state_dir,
-        SelectFactory { vmjail_exe },
-    ))
+    Ok(Sandboxes::new(state_dir, SelectFactory { vmjail_exe }))
 }
