@@ -1,18 +1,47 @@
 #!/usr/bin/env bash
 # Installs the host packages vmjail, its guest assets and its tests need on
 # Debian (run as root). Idempotent: skips apt when everything is present.
+# Never removes a package the host has (--no-remove): when the host already
+# carries a newer QEMU part from the release's backports (e.g. qemu-utils),
+# the QEMU packages come from the same backports suite instead.
 set -euo pipefail
 
-packages=(qemu-system-x86 busybox-static cpio gzip xz-utils zstd iproute2 kmod hyperfine)
+packages=(qemu-system-x86 busybox-static cpio gzip xz-utils zstd iproute2 kmod)
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+
+install() {
+  DEBIAN_FRONTEND=noninteractive apt-get "$@" install -y -qq --no-remove --no-install-recommends "${missing[@]}"
+}
+
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if ! install; then
+    # Only the host's own sources plus <codename>-backports, in a private
+    # apt state dir: the host's sources.list is left as it was.
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:?}")
+    echo "==> retrying from ${codename}-backports (an installed package conflicts with ${codename}'s QEMU)"
+    apt_dir=/var/lib/vmjail/apt
+    mkdir -p "$apt_dir/sources" "$apt_dir/lists/partial"
+    rm -f "$apt_dir"/sources/*
+    cp /etc/apt/sources.list.d/*.sources "$apt_dir/sources/" 2>/dev/null || true
+    [ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$apt_dir/sources/host.list"
+    cat >"$apt_dir/sources/vmjail-backports.sources" <<EOF
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: ${codename}-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    opts=(-o "Dir::Etc::sourcelist=/dev/null" -o "Dir::Etc::sourceparts=$apt_dir/sources"
+          -o "Dir::State::Lists=$apt_dir/lists")
+    apt-get "${opts[@]}" update -qq
+    install "${opts[@]}" -t "${codename}-backports"
+  fi
 else
   echo "==> Debian packages present"
 fi

@@ -54,6 +54,12 @@ fn read_deps(path: &Path) -> Result<ElfDeps, JailError> {
     })
 }
 
+/// The `DT_NEEDED` names of `exec` (e.g. `libseccomp.so.2`), read from its
+/// headers: what it was linked against, without running it.
+pub fn needed_libraries(exec: &Path) -> Result<Vec<String>, JailError> {
+    Ok(read_deps(exec)?.needed)
+}
+
 /// Directories named in `/etc/ld.so.conf` (and its `include`s).
 fn ld_so_conf_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();

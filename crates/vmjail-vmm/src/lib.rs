@@ -7,6 +7,7 @@ mod error;
 pub mod firecracker;
 pub mod hypervisor;
 pub mod jail_spec;
+pub mod kvm;
 pub mod net;
 mod process;
 pub mod qemu;

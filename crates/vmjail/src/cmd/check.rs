@@ -10,7 +10,8 @@ use vmjail_config::{CgroupVersionSetting, HostFacts, HypervisorKind, RuntimeConf
 
 use crate::cli::JsonArgs;
 use crate::cmd::env::{load_config, print_warnings};
-use crate::probe::{binaries, cgroups, devices, dirs, kvm, namespaces};
+use crate::probe::{binaries, cgroups, devices, dirs, namespaces};
+use vmjail_vmm::kvm;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

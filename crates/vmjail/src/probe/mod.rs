@@ -7,5 +7,4 @@ pub mod binaries;
 pub mod cgroups;
 pub mod devices;
 pub mod dirs;
-pub mod kvm;
 pub mod namespaces;

@@ -1,4 +1,5 @@
-//! Is `/dev/kvm` usable, and which kind of KVM is it?
+//! Is `/dev/kvm` usable, and which kind of KVM is it? (Shared by `vmjail
+//! check` and the QEMU backend's accelerator choice.)
 //!
 //! Usable means: the device opens read-write, `KVM_GET_API_VERSION` answers
 //! 12 (the only stable API), `KVM_CREATE_VM` returns a VM and
