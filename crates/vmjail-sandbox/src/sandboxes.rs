@@ -8,7 +8,8 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::path::Path;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use vmjail_config::RuntimeConfig;
@@ -46,6 +47,8 @@ pub struct Sandboxes<F> {
     /// commands in the same process (`run`), so a VMM that is our own child
     /// is stopped and reaped by the object that spawned it.
     live: RefCell<HashMap<String, Box<dyn Hypervisor>>>,
+    /// Where network namespaces are pinned: `/run/netns`.
+    netns_dir: PathBuf,
 }
 
 impl<F: HypervisorFactory> Sandboxes<F> {
@@ -54,7 +57,15 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             store: Store::new(state_dir),
             factory,
             live: RefCell::new(HashMap::new()),
+            netns_dir: PathBuf::from(netns::NETNS_DIR),
         }
+    }
+
+    /// Pin network namespaces in `dir` instead of `/run/netns` (for tests
+    /// that must not share the host's directory).
+    pub fn with_netns_dir(mut self, dir: &Path) -> Self {
+        self.netns_dir = dir.to_owned();
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -70,9 +81,12 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         config: &RuntimeConfig,
         netns: Option<&Path>,
     ) -> Result<SandboxView, SandboxError> {
-        if let Some(path) = netns {
-            check_netns(path)?;
-        }
+        let given = match netns {
+            Some(path) => Some(open_netns(path, config)?),
+            // The VMM stays in the host's namespace: pin vmjail's own.
+            None if config.runtime.disable_new_netns => Some(open_own_netns()?),
+            None => None,
+        };
         let lock = self.store.lock(id)?;
         self.store.claim(id, &lock)?;
         crash::point("create-claimed");
@@ -83,15 +97,10 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             created: crate::time::rfc3339(SystemTime::now()),
             creator: ProcessId::current(),
             config: config.clone(),
-            netns: match netns {
-                Some(path) => NetnsRecord {
-                    path: path.to_owned(),
-                    owned: false,
-                },
-                None => NetnsRecord {
-                    path: netns::path_for(id),
-                    owned: true,
-                },
+            netns: NetnsRecord {
+                path: netns::path_for(&self.netns_dir, id),
+                owned: given.is_none(),
+                pinned: given.is_some(),
             },
             vmm: None,
         };
@@ -100,7 +109,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             return Err(err);
         }
         crash::point("create-recorded");
-        match self.create_resources(id, &mut state) {
+        match self.create_resources(id, &mut state, given.as_ref()) {
             Ok(()) => Ok(state.view()),
             Err(err) => match self
                 .teardown(&mut state, ROLLBACK_TIMEOUT)
@@ -120,21 +129,25 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         &self,
         id: &SandboxId,
         state: &mut SandboxState,
+        given: Option<&File>,
     ) -> Result<(), SandboxError> {
-        if state.netns.owned {
-            if let Err(source) = netns::create(&state.netns.path) {
-                if matches!(source, netns::NetnsError::Exists { .. }) {
-                    // Not ours: make sure teardown leaves it alone.
-                    state.netns.owned = false;
-                    self.store.save(state)?;
-                }
-                return Err(SandboxError::Netns {
-                    id: id.to_string(),
-                    source,
-                });
+        let made = match given {
+            Some(ns) => netns::pin(ns, &state.netns.path),
+            None => netns::create(&state.netns.path),
+        };
+        if let Err(source) = made {
+            if matches!(source, netns::NetnsError::Exists { .. }) {
+                // Not ours: make sure teardown leaves it alone.
+                state.netns.owned = false;
+                state.netns.pinned = false;
+                self.store.save(state)?;
             }
-            crash::point("create-netns");
+            return Err(SandboxError::Netns {
+                id: id.to_string(),
+                source,
+            });
         }
+        crash::point("create-netns");
         ensure_chroot_base(&state.config.jail.chroot_base_dir)?;
         let mut hv = self
             .factory
@@ -412,7 +425,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
     }
 
     /// Undo everything `state` records: the VMM and its jail (through the
-    /// backend's idempotent stop), taps in a foreign netns, our own netns.
+    /// backend's idempotent stop), taps in a foreign netns, our pin.
     fn teardown(&self, state: &mut SandboxState, timeout: Duration) -> Result<(), SandboxError> {
         self.stop_vmm(state, timeout)?;
         self.live.borrow_mut().remove(&state.id);
@@ -423,7 +436,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 }
             }
         }
-        if state.netns.owned {
+        if state.netns.is_ours() {
             netns::remove(&state.netns.path).map_err(|source| SandboxError::Netns {
                 id: state.id.clone(),
                 source,
@@ -467,8 +480,10 @@ fn expect_status(
 }
 
 /// `--netns` must name an existing network namespace (a `/run/netns/<name>`
-/// bind mount or a `/proc/<pid>/ns/net` link).
-fn check_netns(path: &Path) -> Result<(), SandboxError> {
+/// bind mount or a `/proc/<pid>/ns/net` link), opened here once so that
+/// what is checked is what gets pinned. The host's own namespace only with
+/// `disable_new_netns = true`.
+fn open_netns(path: &Path, config: &RuntimeConfig) -> Result<File, SandboxError> {
     let bad = |reason: String| SandboxError::BadNetns {
         path: path.to_owned(),
         reason,
@@ -476,19 +491,37 @@ fn check_netns(path: &Path) -> Result<(), SandboxError> {
     if !path.is_absolute() {
         return Err(bad("must be an absolute path".to_owned()));
     }
-    let fs = nix::sys::statfs::statfs(path).map_err(|e| bad(e.to_string()))?;
+    let ns = File::open(path).map_err(|e| bad(e.to_string()))?;
+    let fs = nix::sys::statfs::fstatfs(&ns).map_err(|e| bad(e.to_string()))?;
     if fs.filesystem_type() != nix::sys::statfs::NSFS_MAGIC {
         return Err(bad(
             "is not a namespace file (expected /run/netns/<name> or /proc/<pid>/ns/net)".to_owned(),
         ));
     }
-    if !netns::is_net_namespace(path).map_err(|e| bad(e.to_string()))? {
+    if !netns::is_net_namespace(&ns).map_err(|e| bad(e.to_string()))? {
         return Err(bad(
             "is a namespace, but not a network namespace (expected /run/netns/<name> or /proc/<pid>/ns/net)"
                 .to_owned(),
         ));
     }
-    Ok(())
+    if !config.runtime.disable_new_netns
+        && netns::is_host_namespace(&ns).map_err(|e| bad(e.to_string()))?
+    {
+        return Err(bad(
+            "is the host's network namespace; a VMM runs there only with `disable_new_netns = true` in [runtime]"
+                .to_owned(),
+        ));
+    }
+    Ok(ns)
+}
+
+/// vmjail's own network namespace, for `disable_new_netns = true`.
+fn open_own_netns() -> Result<File, SandboxError> {
+    let path = Path::new("/proc/thread-self/ns/net");
+    File::open(path).map_err(|e| SandboxError::BadNetns {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -13,8 +13,24 @@ struct Fixture {
     _tmp: tempfile::TempDir,
     state_dir: PathBuf,
     jails: PathBuf,
+    /// Each fixture pins its sandboxes' namespaces here, not in /run/netns.
+    netns_dir: PathBuf,
     factory: TestDoubleFactory,
     config: RuntimeConfig,
+}
+
+/// Every sandbox pins a network namespace (a mount): root only. CI runs as
+/// root and must not skip.
+fn root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run this test as root"
+    );
+    eprintln!("skipped: needs root to create and pin network namespaces");
+    false
 }
 
 impl Fixture {
@@ -22,24 +38,25 @@ impl Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let state_dir = tmp.path().join("state");
         let jails = tmp.path().join("jails");
+        let netns_dir = tmp.path().join("netns");
+        std::fs::create_dir(&netns_dir).unwrap();
         Self {
             factory: TestDoubleFactory::new(&jails),
             config: config(&state_dir),
             state_dir,
             jails,
+            netns_dir,
             _tmp: tmp,
         }
     }
 
     /// A fresh `Sandboxes`, as a new vmjail process would have.
     fn process(&self) -> Sandboxes<TestDoubleFactory> {
-        Sandboxes::new(&self.state_dir, self.factory.clone())
+        Sandboxes::new(&self.state_dir, self.factory.clone()).with_netns_dir(&self.netns_dir)
     }
 
     fn create(&self, id: &str) -> SandboxView {
-        self.process()
-            .create(&sid(id), &self.config, Some(Path::new("/proc/self/ns/net")))
-            .unwrap()
+        self.process().create(&sid(id), &self.config, None).unwrap()
     }
 
     fn on_disk(&self, id: &str) -> SandboxState {
@@ -68,6 +85,9 @@ fn kind(err: &SandboxError) -> ErrorKind {
 
 #[test]
 fn full_cycle_reports_each_status_and_leaves_nothing() {
+    if !root() {
+        return;
+    }
     let fx = Fixture::new();
     let view = fx.create("cycle");
     assert_eq!(view.status, Status::Created);
@@ -101,12 +121,13 @@ fn full_cycle_reports_each_status_and_leaves_nothing() {
 
 #[test]
 fn one_process_reuses_its_own_hypervisor() {
+    if !root() {
+        return;
+    }
     let fx = Fixture::new();
     let sandboxes = fx.process();
     let id = sid("same-process");
-    sandboxes
-        .create(&id, &fx.config, Some(Path::new("/proc/self/ns/net")))
-        .unwrap();
+    sandboxes.create(&id, &fx.config, None).unwrap();
     sandboxes.start(&id, T).unwrap();
     sandboxes.stop(&id, T).unwrap();
     sandboxes.delete(&id, false, T).unwrap();
@@ -116,6 +137,9 @@ fn one_process_reuses_its_own_hypervisor() {
 
 #[test]
 fn state_json_records_creator_config_netns_and_vmm() {
+    if !root() {
+        return;
+    }
     let fx = Fixture::new();
     fx.create("recorded");
     let state = fx.on_disk("recorded");
@@ -126,8 +150,9 @@ fn state_json_records_creator_config_netns_and_vmm() {
     assert_eq!(
         state.netns,
         NetnsRecord {
-            path: "/proc/self/ns/net".into(),
-            owned: false
+            path: fx.netns_dir.join("vmjail-recorded"),
+            owned: true,
+            pinned: false,
         }
     );
     assert!(state.vmm.unwrap().jail.vmm_start_time.is_some());
@@ -137,6 +162,9 @@ fn state_json_records_creator_config_netns_and_vmm() {
 
 #[test]
 fn wrong_transitions_fail_and_change_nothing() {
+    if !root() {
+        return;
+    }
     let fx = Fixture::new();
     let id = sid("wrong");
     fx.create("wrong");
@@ -174,6 +202,9 @@ fn wrong_transitions_fail_and_change_nothing() {
 
 #[test]
 fn unknown_ids_are_not_found_and_leave_no_lock_file() {
+    if !root() {
+        return;
+    }
     let fx = Fixture::new();
     let id = sid("ghost");
     let sandboxes = fx.process();
@@ -194,6 +225,9 @@ fn unknown_ids_are_not_found_and_leave_no_lock_file() {
 
 #[test]
 fn a_second_create_of_one_id_fails_and_keeps_the_first() {
+    if !root() {
+        return;
+    }
     let fx = Fixture::new();
     let first = fx.create("twice");
     let err = fx
@@ -209,17 +243,16 @@ fn a_second_create_of_one_id_fails_and_keeps_the_first() {
 
 #[test]
 fn concurrent_creates_of_one_id_have_exactly_one_winner() {
+    if !root() {
+        return;
+    }
     let fx = Fixture::new();
     let results: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
             .map(|_| {
                 s.spawn(|| {
                     fx.process()
-                        .create(
-                            &sid("race"),
-                            &fx.config,
-                            Some(Path::new("/proc/self/ns/net")),
-                        )
+                        .create(&sid("race"), &fx.config, None)
                         .map(|v| v.vmm_pid)
                 })
             })
@@ -240,15 +273,14 @@ fn concurrent_creates_of_one_id_have_exactly_one_winner() {
 
 #[test]
 fn a_failed_create_undoes_everything_it_made() {
+    if !root() {
+        return;
+    }
     let fx = Fixture::new();
     fx.factory.fail_at("create-after-spawn");
     let err = fx
         .process()
-        .create(
-            &sid("rollback"),
-            &fx.config,
-            Some(Path::new("/proc/self/ns/net")),
-        )
+        .create(&sid("rollback"), &fx.config, None)
         .unwrap_err();
     assert!(
         matches!(
@@ -270,6 +302,9 @@ fn a_failed_create_undoes_everything_it_made() {
 
 #[test]
 fn a_failed_start_leaves_the_sandbox_created() {
+    if !root() {
+        return;
+    }
     let fx = Fixture::new();
     fx.create("nostart");
     fx.factory.fail_at("start");
@@ -281,6 +316,9 @@ fn a_failed_start_leaves_the_sandbox_created() {
 
 #[test]
 fn delete_force_stops_a_running_sandbox() {
+    if !root() {
+        return;
+    }
     let fx = Fixture::new();
     let pid = fx.create("forced").vmm_pid.unwrap();
     fx.process().start(&sid("forced"), T).unwrap();
@@ -291,6 +329,9 @@ fn delete_force_stops_a_running_sandbox() {
 
 #[test]
 fn a_vmm_that_exited_on_its_own_is_stopped_and_deletable() {
+    if !root() {
+        return;
+    }
     let fx = Fixture::new();
     let pid = fx.create("exited").vmm_pid.unwrap();
     fx.process().start(&sid("exited"), T).unwrap();
@@ -306,6 +347,9 @@ fn a_vmm_that_exited_on_its_own_is_stopped_and_deletable() {
 
 #[test]
 fn gc_removes_dead_and_half_made_sandboxes_and_keeps_live_ones() {
+    if !root() {
+        return;
+    }
     let fx = Fixture::new();
     let live = fx.create("live").vmm_pid.unwrap();
     let dead = fx.create("dead").vmm_pid.unwrap();
@@ -349,6 +393,9 @@ fn gc_removes_dead_and_half_made_sandboxes_and_keeps_live_ones() {
 
 #[test]
 fn gc_skips_a_sandbox_another_command_holds() {
+    if !root() {
+        return;
+    }
     let fx = Fixture::new();
     std::fs::create_dir_all(fx.state_dir.join("held")).unwrap();
     let store = Store::new(&fx.state_dir);
@@ -362,6 +409,9 @@ fn gc_skips_a_sandbox_another_command_holds() {
 
 #[test]
 fn list_reports_every_sandbox_and_broken_state() {
+    if !root() {
+        return;
+    }
     let fx = Fixture::new();
     fx.create("b-one");
     fx.create("a-two");
@@ -391,6 +441,9 @@ fn list_reports_every_sandbox_and_broken_state() {
 
 #[test]
 fn a_symlinked_sandbox_dir_is_refused() {
+    if !root() {
+        return;
+    }
     let fx = Fixture::new();
     std::fs::create_dir_all(&fx.state_dir).unwrap();
     let elsewhere = fx.state_dir.parent().unwrap().join("elsewhere");
@@ -400,27 +453,10 @@ fn a_symlinked_sandbox_dir_is_refused() {
     assert!(matches!(err, SandboxError::NotADirectory { .. }), "{err}");
     let err = fx
         .process()
-        .create(
-            &sid("link"),
-            &fx.config,
-            Some(Path::new("/proc/self/ns/net")),
-        )
+        .create(&sid("link"), &fx.config, None)
         .unwrap_err();
     assert_eq!(kind(&err), ErrorKind::AlreadyExists, "{err}");
     assert!(elsewhere.read_dir().unwrap().next().is_none());
-}
-
-#[test]
-fn netns_argument_must_be_a_namespace() {
-    let fx = Fixture::new();
-    for bad in ["relative/ns", "/nonexistent/ns", "/etc/hostname"] {
-        let err = fx
-            .process()
-            .create(&sid("badns"), &fx.config, Some(Path::new(bad)))
-            .unwrap_err();
-        assert_eq!(kind(&err), ErrorKind::InvalidInput, "{bad}: {err}");
-        fx.assert_gone("badns");
-    }
 }
 
 fn kill_and_reap(pid: i32) {
@@ -430,37 +466,127 @@ fn kill_and_reap(pid: i32) {
     nix::sys::wait::waitpid(pid, None).unwrap();
 }
 
-/// Root only (CI runs as root and must not skip): a sandbox without
-/// `--netns` gets its own namespace under /run/netns, removed on delete.
+/// A sandbox without `--netns` gets its own namespace, removed on delete.
 #[test]
 fn an_owned_netns_is_created_and_removed() {
-    if !nix::unistd::geteuid().is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run this test as root"
-        );
-        eprintln!("skipped: needs root to create network namespaces");
+    if !root() {
         return;
     }
     let fx = Fixture::new();
-    let id = format!("sbx-ut-{}", std::process::id());
-    let view = fx.process().create(&sid(&id), &fx.config, None).unwrap();
+    let view = fx.create("owned");
     let ns = view.netns.unwrap();
-    assert_eq!(ns, Path::new("/run/netns").join(format!("vmjail-{id}")));
+    assert_eq!(ns, fx.netns_dir.join("vmjail-owned"));
     let fs = nix::sys::statfs::statfs(&ns).unwrap();
     assert_eq!(fs.filesystem_type(), nix::sys::statfs::NSFS_MAGIC);
-    let ours = std::fs::metadata("/proc/self/ns/net").unwrap();
-    let theirs = std::fs::metadata(&ns).unwrap();
-    use std::os::unix::fs::MetadataExt;
-    assert_ne!(ours.ino(), theirs.ino(), "not a new namespace");
-    fx.process().delete(&sid(&id), true, T).unwrap();
+    assert_ne!(ns_inode(&ns), ns_inode(Path::new("/proc/self/ns/net")));
+    fx.process().delete(&sid("owned"), true, T).unwrap();
     assert!(!ns.exists());
-    fx.assert_gone(&id);
+    fx.assert_gone("owned");
+}
+
+fn ns_inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().ino()
+}
+
+/// `--netns /proc/<pid>/ns/net` is pinned at create: the sandbox keeps the
+/// namespace after that process is gone (and its pid may be reused), and
+/// delete removes only the pin, not the namespace's other users' view.
+#[test]
+fn a_given_proc_netns_is_pinned_and_outlives_its_process() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let mut holder = std::process::Command::new("unshare")
+        .args(["--net", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    let given = PathBuf::from(format!("/proc/{}/ns/net", holder.id()));
+    // unshare execs sleep once it is in its new namespace.
+    let comm = format!("/proc/{}/comm", holder.id());
+    let deadline = std::time::Instant::now() + T;
+    while std::fs::read_to_string(&comm).unwrap_or_default().trim() != "sleep" {
+        assert!(std::time::Instant::now() < deadline, "unshare never ran");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let inode = ns_inode(&given);
+    let view = fx
+        .process()
+        .create(&sid("pinned"), &fx.config, Some(&given))
+        .unwrap();
+    let pin = fx.netns_dir.join("vmjail-pinned");
+    assert_eq!(view.netns.as_deref(), Some(pin.as_path()));
+    let state = fx.on_disk("pinned");
+    assert!(
+        state.netns.pinned && !state.netns.owned,
+        "{:?}",
+        state.netns
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(ns_inode(&pin), inode, "the pin lost the namespace");
+    fx.process().delete(&sid("pinned"), true, T).unwrap();
+    assert!(!pin.exists());
+    fx.assert_gone("pinned");
+}
+
+/// The host's own namespace is refused unless the configuration says
+/// `disable_new_netns = true`; then the VMM's sandbox pins vmjail's own.
+#[test]
+fn the_host_netns_only_with_disable_new_netns() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let host = Path::new("/proc/self/ns/net");
+    let err = fx
+        .process()
+        .create(&sid("host"), &fx.config, Some(host))
+        .unwrap_err();
+    assert_eq!(kind(&err), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("disable_new_netns"), "{err}");
+    fx.assert_gone("host");
+
+    let mut config = fx.config.clone();
+    config.runtime.disable_new_netns = true;
+    for given in [Some(host), None] {
+        let view = fx.process().create(&sid("host"), &config, given).unwrap();
+        let pin = view.netns.unwrap();
+        assert_eq!(ns_inode(&pin), ns_inode(host));
+        fx.process().delete(&sid("host"), true, T).unwrap();
+        fx.assert_gone("host");
+    }
+}
+
+#[test]
+fn netns_must_be_a_network_namespace() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    for bad in [
+        "/proc/self/ns/mnt",
+        "/proc/self/ns/pid",
+        "/etc/hostname",
+        "relative",
+        "/nonexistent/ns",
+    ] {
+        let err = fx
+            .process()
+            .create(&sid("badns"), &fx.config, Some(Path::new(bad)))
+            .unwrap_err();
+        assert_eq!(kind(&err), ErrorKind::InvalidInput, "{bad}: {err}");
+        fx.assert_gone("badns");
+    }
 }
 
 #[test]
 fn create_makes_a_missing_chroot_base_root_owned_and_closed_to_others() {
     use std::os::unix::fs::MetadataExt;
+    if !root() {
+        return;
+    }
     let fx = Fixture::new();
     let base = fx.config.jail.chroot_base_dir.clone();
     assert!(!base.exists());
@@ -474,18 +600,4 @@ fn create_makes_a_missing_chroot_base_root_owned_and_closed_to_others() {
         base.exists(),
         "the shared base is not the sandbox's to remove"
     );
-}
-
-#[test]
-fn netns_must_be_a_network_namespace() {
-    assert!(check_netns(Path::new("/proc/self/ns/net")).is_ok());
-    for bad in [
-        "/proc/self/ns/mnt",
-        "/proc/self/ns/pid",
-        "/etc/hostname",
-        "relative",
-    ] {
-        let err = check_netns(Path::new(bad)).unwrap_err();
-        assert_eq!(kind(&err), ErrorKind::InvalidInput, "{bad}: {err}");
-    }
 }

@@ -57,9 +57,23 @@ impl std::fmt::Display for Status {
 /// The network namespace the VMM runs in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetnsRecord {
+    /// The namespace file the VMM joins and every later command uses:
+    /// `/run/netns/vmjail-<id>` when `owned` or `pinned`.
     pub path: PathBuf,
-    /// vmjail created it (and removes it on delete); false for `--netns`.
+    /// vmjail created the namespace (it goes with the pin on delete).
     pub owned: bool,
+    /// vmjail pinned a namespace it was given (`--netns`, or its own with
+    /// `disable_new_netns`) at `path`: the pin goes on delete, the
+    /// namespace and its other users stay.
+    #[serde(default)]
+    pub pinned: bool,
+}
+
+impl NetnsRecord {
+    /// vmjail made the file at `path` (a pin of either kind).
+    pub fn is_ours(&self) -> bool {
+        self.owned || self.pinned
+    }
 }
 
 /// Everything `state.json` holds: enough for any later vmjail process to

@@ -73,7 +73,8 @@ pub struct CreateArgs {
     /// Sandbox id: [A-Za-z0-9-]{1,64}.
     #[arg(long)]
     pub id: String,
-    /// Network namespace to run the VMM in (created and removed by vmjail when absent).
+    /// Network namespace to run the VMM in (/run/netns/NAME or /proc/PID/ns/net), pinned at
+    /// /run/netns/vmjail-ID; without it vmjail creates one (and removes it on delete).
     #[arg(long, value_name = "PATH")]
     pub netns: Option<PathBuf>,
 }
@@ -102,7 +103,8 @@ pub struct RunArgs {
     /// Seconds to wait for the guest to finish before stopping it.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
-    /// Network namespace to run the VMM in (created and removed by vmjail when absent).
+    /// Network namespace to run the VMM in (/run/netns/NAME or /proc/PID/ns/net), pinned at
+    /// /run/netns/vmjail-ID; without it vmjail creates one (and removes it on delete).
     #[arg(long, value_name = "PATH")]
     pub netns: Option<PathBuf>,
 }

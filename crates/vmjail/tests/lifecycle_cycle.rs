@@ -108,7 +108,10 @@ fn a_given_netns_is_used_and_left_in_place() {
     assert!(ok.success());
     w.ok(&["create", "--id", &id, "--netns", ns.to_str().unwrap()]);
     let state = w.state(&id);
-    assert_eq!(state["netns"], ns.to_str().unwrap());
+    // Pinned at create: later commands do not depend on the given path.
+    let pin = Path::new("/run/netns").join(format!("vmjail-{id}"));
+    assert_eq!(state["netns"], pin.to_str().unwrap());
+    assert_eq!(ns_inode(&pin), ns_inode(&ns));
     let pid = state["vmm_pid"].as_i64().unwrap();
     assert_eq!(
         ns_inode(Path::new(&format!("/proc/{pid}/ns/net"))),
