@@ -8,13 +8,16 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
+use std::time::{Duration, Instant};
+
 use nix::fcntl::{openat, OFlag};
+use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
 use nix::sys::stat::{Mode, SFlag};
 
 use crate::error::JailError;
 use crate::fsat;
 use crate::spec::host_path;
-use crate::validate::{self, MAX_SOCKET_PATH};
+use crate::validate;
 
 /// Open `path_in_jail` (absolute, inside the jail whose host root is
 /// `root`) with `flags`, never following a symlink on the way or at the end
@@ -37,28 +40,93 @@ pub fn open_in_jail(root: &Path, path_in_jail: &Path, flags: OFlag) -> Result<Ow
     Ok(fsat::own(fd))
 }
 
-/// Connect to the Unix socket at `path_in_jail`. The socket inode is held
-/// by an `O_PATH | O_NOFOLLOW` handle, checked to be a socket, and connected
-/// to through `/proc/self/fd/N`: a symlink planted there is never followed.
-pub fn connect_in_jail(root: &Path, path_in_jail: &Path) -> Result<UnixStream, JailError> {
-    let host = host_path(root, path_in_jail);
-    let len = host.as_os_str().len();
-    if len > MAX_SOCKET_PATH {
-        return Err(JailError::SocketAddressTooLong { path: host, len });
+/// Connect to the Unix socket at `path_in_jail`, retrying for up to
+/// `timeout` while it does not exist yet, refuses, or its backlog is full.
+///
+/// The socket inode is held by an `O_PATH | O_NOFOLLOW` handle, checked to
+/// be a socket, and connected to through `/proc/self/fd/N`: a symlink
+/// planted there is never followed, and the path is short however deep the
+/// jail is. The connect itself is non-blocking: a VMM that stops accepting
+/// (a full backlog) makes a blocking connect hang forever; here it costs at
+/// most `timeout` and then an error. A zero `timeout` is one attempt.
+pub fn connect_in_jail(
+    root: &Path,
+    path_in_jail: &Path,
+    timeout: Duration,
+) -> Result<UnixStream, JailError> {
+    let deadline = Instant::now() + timeout;
+    let mut delay = Duration::from_millis(1);
+    loop {
+        match connect_once(root, path_in_jail) {
+            Ok(stream) => return Ok(stream),
+            Err(Attempt::Retry(error)) if Instant::now() < deadline => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                std::thread::sleep(delay.min(left));
+                delay = (delay * 2).min(Duration::from_millis(20));
+                let _ = error;
+            }
+            Err(Attempt::Retry(error) | Attempt::Fail(error)) => return Err(error),
+        }
     }
-    let (dir, name, shown) = parent_in_jail(root, path_in_jail)?;
-    let socket = fsat::open_path_nofollow(&dir, name.as_os_str(), &shown)?;
-    let st = fsat::stat_fd(&socket, &shown)?;
+}
+
+/// One connection attempt: worth retrying, or not.
+enum Attempt {
+    Retry(JailError),
+    Fail(JailError),
+}
+
+fn connect_once(root: &Path, path_in_jail: &Path) -> Result<UnixStream, Attempt> {
+    let (dir, name, shown) = parent_in_jail(root, path_in_jail).map_err(|e| match e {
+        JailError::Fs {
+            source: nix::Error::ENOENT,
+            ..
+        } => Attempt::Retry(e),
+        e => Attempt::Fail(e),
+    })?;
+    let socket = fsat::open_path_nofollow(&dir, name.as_os_str(), &shown).map_err(|e| match e {
+        JailError::Fs {
+            source: nix::Error::ENOENT,
+            ..
+        } => Attempt::Retry(e),
+        e => Attempt::Fail(e),
+    })?;
+    let st = fsat::stat_fd(&socket, &shown).map_err(Attempt::Fail)?;
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFSOCK {
-        return Err(JailError::UnexpectedFileType {
+        return Err(Attempt::Fail(JailError::UnexpectedFileType {
             path: shown,
             expected: "socket",
-        });
+        }));
     }
-    UnixStream::connect(fsat::proc_fd_path(&socket)).map_err(|source| JailError::Connect {
-        path: shown,
-        source,
-    })
+    let connect_error = |source: nix::Error| JailError::Connect {
+        path: shown.clone(),
+        source: source.into(),
+    };
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| Attempt::Fail(connect_error(e)))?;
+    let address =
+        UnixAddr::new(&fsat::proc_fd_path(&socket)).map_err(|e| Attempt::Fail(connect_error(e)))?;
+    match socket::connect(fd.as_raw_fd(), &address) {
+        Ok(()) => {}
+        // Not listening yet, or its backlog is full.
+        Err(e @ (nix::Error::ECONNREFUSED | nix::Error::EAGAIN | nix::Error::ENOENT)) => {
+            return Err(Attempt::Retry(connect_error(e)))
+        }
+        Err(e) => return Err(Attempt::Fail(connect_error(e))),
+    }
+    let stream = UnixStream::from(fd);
+    stream.set_nonblocking(false).map_err(|source| {
+        Attempt::Fail(JailError::Connect {
+            path: shown,
+            source,
+        })
+    })?;
+    Ok(stream)
 }
 
 /// The open parent directory of `path_in_jail`, its last name, its host path.
@@ -79,6 +147,8 @@ fn parent_in_jail(
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
     use std::io::Read;
     use std::os::unix::net::UnixListener;
     use std::path::Path;
@@ -113,18 +183,71 @@ mod tests {
             );
         }
 
-        connect_in_jail(root.path(), Path::new("/run/api.sock")).unwrap();
+        let no_wait = std::time::Duration::ZERO;
+        connect_in_jail(root.path(), Path::new("/run/api.sock"), no_wait).unwrap();
         for bad in ["/run/s", "/up/host.sock", "/run/log"] {
             assert!(
-                connect_in_jail(root.path(), Path::new(bad)).is_err(),
+                connect_in_jail(root.path(), Path::new(bad), no_wait).is_err(),
                 "{bad}"
             );
         }
-        let long = format!("/{}", "s".repeat(120));
-        let err = connect_in_jail(root.path(), Path::new(&long)).unwrap_err();
+        // However deep the jail, the path connected to is /proc/self/fd/N.
+        let deep = root.path().join("d".repeat(100));
+        std::fs::create_dir(&deep).unwrap();
+        // Bound by a relative name from a thread of its own cwd: the host
+        // path is too long for any socket address.
+        let _deep_listener = std::thread::spawn(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS).unwrap();
+            std::env::set_current_dir(&deep).unwrap();
+            UnixListener::bind("api.sock").unwrap()
+        })
+        .join()
+        .unwrap();
+        let in_jail = format!("/{}/api.sock", "d".repeat(100));
+        connect_in_jail(root.path(), Path::new(&in_jail), no_wait).unwrap();
+    }
+
+    /// A listener that never accepts: once its backlog is full a blocking
+    /// connect would hang forever; this one gives up at its deadline.
+    #[test]
+    fn a_full_backlog_costs_the_timeout_not_forever() {
+        let root = tempfile::tempdir().unwrap();
+        let listener = UnixListener::bind(root.path().join("api.sock")).unwrap();
+        let mut held = Vec::new();
+        let err = loop {
+            match connect_in_jail(root.path(), Path::new("/api.sock"), Duration::ZERO) {
+                Ok(stream) => held.push(stream),
+                Err(e) => break e,
+            }
+            assert!(held.len() < 10_000, "the backlog never filled");
+        };
+        assert!(matches!(err, JailError::Connect { .. }), "{err}");
+        let started = Instant::now();
+        let err = connect_in_jail(
+            root.path(),
+            Path::new("/api.sock"),
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        let waited = started.elapsed();
+        assert!(matches!(err, JailError::Connect { .. }), "{err}");
         assert!(
-            matches!(err, JailError::SocketAddressTooLong { .. }),
-            "{err}"
+            waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+            "{waited:?}"
         );
+        drop(listener);
+    }
+
+    /// A socket that appears later is waited for.
+    #[test]
+    fn waits_for_a_socket_that_appears() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("late.sock");
+        let binder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            UnixListener::bind(path).unwrap()
+        });
+        connect_in_jail(root.path(), Path::new("/late.sock"), Duration::from_secs(5)).unwrap();
+        drop(binder.join().unwrap());
     }
 }

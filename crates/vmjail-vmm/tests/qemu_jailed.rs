@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use vmjail_config::{ConfigSource, HostFacts, HypervisorKind, KernelParam, RuntimeConfig};
-use vmjail_vmm::qemu::connect::connect_in_jail;
+use vmjail_jail::connect_in_jail;
 use vmjail_vmm::qemu::{layout, Qemu, Qmp};
 use vmjail_vmm::{BlockDevice, Hypervisor, VmState, VmmError, VmmRecord};
 

@@ -80,10 +80,10 @@ impl ApiClient {
         &self.socket
     }
 
-    /// Connect without following symlinks (blocking: a Unix socket connect
-    /// completes or fails at once), ready for tokio.
-    fn connect(&self) -> std::io::Result<std::os::unix::net::UnixStream> {
-        let stream = vmjail_jail::connect_in_jail(&self.root, &self.socket_in_jail)
+    /// Connect without following symlinks, trying for at most `timeout`
+    /// (a VMM whose backlog is full never blocks us), ready for tokio.
+    fn connect(&self, timeout: Duration) -> std::io::Result<std::os::unix::net::UnixStream> {
+        let stream = vmjail_jail::connect_in_jail(&self.root, &self.socket_in_jail, timeout)
             .map_err(std::io::Error::other)?;
         stream.set_nonblocking(true)?;
         Ok(stream)
@@ -92,7 +92,7 @@ impl ApiClient {
     /// Send `request`; a 2xx status is `Ok`, anything else an
     /// [`ApiError::Status`] carrying Firecracker's `fault_message`.
     pub fn send(&self, request: &ApiRequest, timeout: Duration) -> Result<ApiResponse, ApiError> {
-        let stream = self.connect().map_err(|source| ApiError::Connect {
+        let stream = self.connect(timeout).map_err(|source| ApiError::Connect {
             path: self.socket.clone(),
             source,
         })?;
@@ -122,7 +122,7 @@ impl ApiClient {
         let started = Instant::now();
         let mut delay = Duration::from_millis(1);
         loop {
-            match self.connect() {
+            match self.connect(Duration::ZERO) {
                 Ok(_) => return Ok(started.elapsed()),
                 Err(last) => {
                     if !alive() {

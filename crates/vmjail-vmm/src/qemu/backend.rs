@@ -11,7 +11,6 @@ use vmjail_config::{HypervisorKind, RuntimeConfig};
 use vmjail_jail::{host_path, Jail, JailRecord, Jailer, LaunchStdio, Placement, Recorder};
 
 use super::cmdline::{self, Accel, Machine, Options};
-use super::connect::connect_in_jail;
 use super::qmp::Qmp;
 use super::{assets, layout, probe, Error};
 use crate::hypervisor::{
@@ -189,12 +188,12 @@ impl Qemu {
 
     /// A negotiated QMP session with this VM's QEMU.
     fn qmp(&self, connect_timeout: Duration) -> Result<Qmp, Error> {
-        let stream = connect_in_jail(
+        let stream = vmjail_jail::connect_in_jail(
             &self.record.jail.root(),
             Path::new(layout::QMP_SOCKET),
             connect_timeout,
         )
-        .map_err(Error::Connect)?;
+        .map_err(|e| Error::Connect(Box::new(e)))?;
         Qmp::handshake(stream, QMP_COMMAND_TIMEOUT).map_err(|source| Error::Handshake {
             socket: self.record.api_socket.clone(),
             source,

@@ -8,7 +8,6 @@
 mod assets;
 mod backend;
 pub mod cmdline;
-pub mod connect;
 pub mod layout;
 pub mod probe;
 pub mod qmp;
@@ -101,7 +100,7 @@ pub enum Error {
         output: String,
     },
     #[error("connecting to QMP in the jail: {0}")]
-    Connect(#[source] connect::ConnectError),
+    Connect(#[source] Box<vmjail_jail::JailError>),
     #[error("QMP handshake on {socket}: {source}")]
     Handshake { socket: PathBuf, source: QmpError },
     #[error("QMP {command} on {socket}: {source}")]

@@ -12,8 +12,16 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// The longest line accepted from QEMU (replies here are small).
-const MAX_LINE: u64 = 1 << 20;
+/// The longest line accepted from QEMU (the replies vmjail asks for are
+/// small; a longer line is an error, not a bigger buffer).
+const MAX_LINE: u64 = 256 << 10;
+/// Events kept while waiting for a reply or an event: the oldest go first.
+const MAX_EVENTS: usize = 64;
+/// An event whose line is longer keeps only its name: the events vmjail
+/// waits for (SHUTDOWN, DEVICE_DELETED, ...) are a few hundred bytes.
+const MAX_EVENT_LINE: usize = 4 << 10;
+/// The longest event name kept.
+const MAX_EVENT_NAME: usize = 128;
 
 /// Every way a QMP exchange can fail.
 #[derive(Debug, thiserror::Error)]
@@ -151,7 +159,7 @@ impl Qmp {
                 e => e,
             })?;
             match message {
-                Message::Event(event) => self.events.push(event),
+                Message::Event(event) => self.keep(event),
                 Message::Greeting => {}
                 Message::Return { id: reply, value } if reply == Some(json!(id)) => {
                     return Ok(value)
@@ -189,6 +197,15 @@ impl Qmp {
         })
     }
 
+    /// Queue an event, bounded: a hostile QEMU flooding events while a
+    /// command waits costs at most `MAX_EVENTS` small entries.
+    fn keep(&mut self, event: QmpEvent) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.remove(0);
+        }
+        self.events.push(event);
+    }
+
     /// The events received so far, oldest first.
     pub fn take_events(&mut self) -> Vec<QmpEvent> {
         std::mem::take(&mut self.events)
@@ -213,7 +230,7 @@ impl Qmp {
             let message = self.read_message();
             self.set_timeout(previous)?;
             match message {
-                Ok(Message::Event(event)) => self.events.push(event),
+                Ok(Message::Event(event)) => self.keep(event),
                 Ok(_) => {}
                 Err(QmpError::Read(io))
                     if matches!(
@@ -286,11 +303,15 @@ fn parse_message(line: &[u8]) -> Result<Message, QmpError> {
         });
     }
     if object.contains_key("event") {
-        let event: QmpEvent =
+        let mut event: QmpEvent =
             serde_json::from_value(value.clone()).map_err(|e| QmpError::BadMessage {
                 reason: e.to_string(),
                 line: shown(),
             })?;
+        if line.len() > MAX_EVENT_LINE {
+            event.data = Value::Null;
+            event.event = event.event.chars().take(MAX_EVENT_NAME).collect();
+        }
         return Ok(Message::Event(event));
     }
     if object.contains_key("QMP") {
@@ -458,5 +479,54 @@ mod tests {
             matches!(err, QmpError::Closed | QmpError::Timeout { .. }),
             "{err:?}"
         );
+    }
+
+    /// A hostile QEMU floods large events before answering: the reply still
+    /// arrives, and what is kept stays small (the review saw 998 MB RSS
+    /// when every event was kept until the command's deadline).
+    #[test]
+    fn an_event_flood_is_bounded() {
+        let big = format!(
+            r#"{{"event": "FLOOD", "data": {{"x": "{}"}}}}"#,
+            "a".repeat(200 << 10)
+        );
+        let mut answers = vec![big; 500];
+        answers.push(r#"{"event": "SHUTDOWN", "data": {"guest": true}}"#.into());
+        answers.push(r#"{"return": {"running": false, "status": "shutdown"}, "id": ID}"#.into());
+        let (stream, peer) = scripted_peer(vec![
+            (
+                "qmp_capabilities",
+                vec![r#"{"return": {}, "id": ID}"#.into()],
+            ),
+            ("query-status", answers),
+        ]);
+        let mut qmp = Qmp::handshake(stream, Duration::from_secs(30)).unwrap();
+        assert_eq!(qmp.query_status().unwrap().status, "shutdown");
+        let events = qmp.take_events();
+        assert_eq!(events.len(), MAX_EVENTS);
+        assert_eq!(events.last().unwrap().event, "SHUTDOWN");
+        assert!(events[0].data.is_null(), "a large event kept its data");
+        peer.join().unwrap();
+    }
+
+    /// One line longer than the bound is an error, not a bigger buffer.
+    #[test]
+    fn an_overlong_line_is_refused() {
+        let huge = format!(
+            r#"{{"return": "{}", "id": ID}}"#,
+            "a".repeat(MAX_LINE as usize)
+        );
+        let (stream, peer) = scripted_peer(vec![
+            (
+                "qmp_capabilities",
+                vec![r#"{"return": {}, "id": ID}"#.into()],
+            ),
+            ("query-status", vec![huge]),
+        ]);
+        let mut qmp = Qmp::handshake(stream, Duration::from_secs(30)).unwrap();
+        let err = qmp.query_status().unwrap_err();
+        assert!(matches!(err, QmpError::LineTooLong), "{err:?}");
+        drop(qmp);
+        let _ = peer.join();
     }
 }
