@@ -27,6 +27,19 @@ pub enum JailError {
     ChrootBaseNotDir { path: PathBuf },
     #[error("chroot base dir {path} is owned by uid {uid} with mode {mode:o}: it must be root-owned and writable by root only")]
     ChrootBaseWorldWritable { path: PathBuf, uid: u32, mode: u32 },
+    #[error("{what} {path}: {source}")]
+    DirAccess {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what} {path} is not safe from other users: {dir} is {reason}; it and every directory above it must be root-owned and writable by root only (sticky directories such as /tmp excepted above it)")]
+    UntrustedDir {
+        what: &'static str,
+        path: PathBuf,
+        dir: PathBuf,
+        reason: String,
+    },
     #[error("{path} (shared by every jail of this VMM) is owned by uid {uid} with mode {mode:o}: it must be root-owned and writable by root only")]
     UnsafeExecDir { path: PathBuf, uid: u32, mode: u32 },
     #[error("API socket {path} is {len} bytes long seen from the host; a Unix socket path holds at most 107")]

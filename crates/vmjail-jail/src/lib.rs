@@ -25,6 +25,7 @@ pub mod spec;
 mod status;
 mod sys;
 mod teardown;
+pub mod trust;
 mod validate;
 
 pub use access::{connect_in_jail, open_in_jail};

@@ -56,7 +56,8 @@ pub fn validate_exec_file(path: &Path) -> Result<(PathBuf, String), JailError> {
 }
 
 /// The chroot base must exist, be a directory and not be writable by others
-/// (else another user could swap `<exec_name>` under us). Returns it canonical.
+/// (else another user could swap `<exec_name>` under us), and so must every
+/// directory above it (see `trust`). Returns it canonical.
 pub fn validate_chroot_base(path: &Path) -> Result<PathBuf, JailError> {
     let canonical = std::fs::canonicalize(path).map_err(|source| JailError::ChrootBaseAccess {
         path: path.to_path_buf(),
@@ -79,6 +80,11 @@ pub fn validate_chroot_base(path: &Path) -> Result<PathBuf, JailError> {
             uid: meta.uid(),
             mode,
         });
+    }
+    // And every directory above it: whoever can rename one of them can
+    // swap the base for a symlink between this check and teardown.
+    if let Some(parent) = canonical.parent() {
+        crate::trust::check_trusted_dir(parent, "chroot base dir's parent")?;
     }
     Ok(canonical)
 }
@@ -220,5 +226,30 @@ mod tests {
         ] {
             assert!(validate_cgroup_setting(f, v).is_err(), "{f}={v}");
         }
+    }
+
+    /// Review finding 9: under an ancestor another user can write, that
+    /// user could swap the base for a symlink between prepare and teardown.
+    #[test]
+    fn a_chroot_base_under_an_ancestor_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let open = tmp.path().join("open");
+        let base = open.join("base");
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o711)).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        if !nix::unistd::geteuid().is_root() {
+            // A non-root owner fails the base's own check first.
+            assert!(validate_chroot_base(&base).is_err());
+            return;
+        }
+        let err = validate_chroot_base(&base).unwrap_err();
+        assert!(
+            matches!(err, JailError::UntrustedDir { ref dir, .. } if *dir == open.canonicalize().unwrap()),
+            "{err}"
+        );
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(validate_chroot_base(&base).is_ok());
     }
 }

@@ -47,6 +47,8 @@ pub enum SandboxError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{source}")]
+    UntrustedState { source: Box<vmjail_jail::JailError> },
     #[error("{} is not a directory; the state store holds one directory per sandbox", path.display())]
     NotADirectory { path: PathBuf },
     #[error("locking {}: {source}", path.display())]

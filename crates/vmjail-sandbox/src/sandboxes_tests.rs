@@ -601,3 +601,54 @@ fn create_makes_a_missing_chroot_base_root_owned_and_closed_to_others() {
         "the shared base is not the sandbox's to remove"
     );
 }
+
+/// Review finding 2: a state dir other users can write lets them forge
+/// records that root's `gc` acts on. Such a state dir is refused outright,
+/// and a forged entry left by another user is never acted on.
+#[test]
+fn a_state_dir_or_entry_other_users_control_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.create("honest");
+    let victim = fx.state_dir.parent().unwrap().join("victim");
+    std::fs::write(&victim, "root's file").unwrap();
+    let forge = |dir: &Path| {
+        std::fs::create_dir(dir).unwrap();
+        let mut state = fx.on_disk("honest");
+        state.id = dir.file_name().unwrap().to_str().unwrap().to_owned();
+        state.phase = Phase::Stopped;
+        state.netns.path = victim.clone();
+        std::fs::write(dir.join("state.json"), serde_json::to_vec(&state).unwrap()).unwrap();
+        let nobody = Some(nix::unistd::Uid::from_raw(65534));
+        nix::unistd::chown(dir, nobody, None).unwrap();
+        nix::unistd::chown(&dir.join("state.json"), nobody, None).unwrap();
+    };
+
+    // An entry owned by another user: gc leaves it and says why.
+    forge(&fx.state_dir.join("evil"));
+    let report = fx.process().gc(T).unwrap();
+    assert!(
+        report
+            .failed
+            .iter()
+            .any(|(id, why)| id == "evil" && why.contains("65534")),
+        "{report:?}"
+    );
+    assert!(victim.exists(), "gc acted on a forged record");
+    let err = fx.process().delete(&sid("evil"), true, T).unwrap_err();
+    assert!(err.to_string().contains("not root"), "{err}");
+    assert!(victim.exists());
+    std::fs::remove_dir_all(fx.state_dir.join("evil")).unwrap();
+
+    // A state dir others may write: nothing is read from it at all.
+    std::fs::set_permissions(&fx.state_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = fx.process().gc(T).unwrap_err();
+    assert!(matches!(err, SandboxError::UntrustedState { .. }), "{err}");
+    assert!(fx.process().list().is_err());
+    std::fs::set_permissions(&fx.state_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    fx.process().delete(&sid("honest"), true, T).unwrap();
+    fx.assert_gone("honest");
+}

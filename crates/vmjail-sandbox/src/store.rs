@@ -11,6 +11,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use vmjail_jail::trust;
+
 use crate::lock::SandboxLock;
 use crate::state::SandboxState;
 use crate::{SandboxError, SandboxId};
@@ -18,6 +20,14 @@ use crate::{SandboxError, SandboxId};
 const STATE_FILE: &str = "state.json";
 const STATE_TMP: &str = "state.json.tmp";
 const LOCK_SUFFIX: &str = ".lock";
+/// A state file larger than this is not one vmjail wrote.
+const MAX_STATE_BYTES: u64 = 4 << 20;
+
+fn untrusted(source: vmjail_jail::JailError) -> SandboxError {
+    SandboxError::UntrustedState {
+        source: Box::new(source),
+    }
+}
 
 /// What a sandbox directory holds.
 #[derive(Debug)]
@@ -49,15 +59,29 @@ impl Store {
         self.root.join(format!("{id}{LOCK_SUFFIX}"))
     }
 
+    /// Create the state dir if missing, under ancestors no other user can
+    /// change, and check that it is root's alone: root acts on what it
+    /// reads here (kills, unmounts, removes, chowns).
     fn ensure_root(&self) -> Result<(), SandboxError> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.root)
-            .map_err(|source| SandboxError::CreateStateDir {
-                path: self.root.clone(),
-                source,
-            })
+        if self.root.symlink_metadata().is_err() {
+            trust::check_trusted_parent(&self.root, "state dir").map_err(untrusted)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.root)
+                .map_err(|source| SandboxError::CreateStateDir {
+                    path: self.root.clone(),
+                    source,
+                })?;
+        }
+        self.check_root()
+    }
+
+    /// The state dir and every directory above it are root's alone.
+    fn check_root(&self) -> Result<(), SandboxError> {
+        trust::check_trusted_dir(&self.root, "state dir")
+            .map(drop)
+            .map_err(untrusted)
     }
 
     /// Wait for the id's lock.
@@ -124,11 +148,17 @@ impl Store {
             .map_err(err(&dir))
     }
 
-    /// Read a sandbox's record.
+    /// Read a sandbox's record (from a trusted state dir, a root-owned
+    /// sandbox dir and a root-owned `state.json`).
     pub fn load(&self, id: &SandboxId) -> Result<Stored, SandboxError> {
         let dir = self.dir(id);
+        if self.root.symlink_metadata().is_ok() {
+            self.check_root()?;
+        }
         match std::fs::symlink_metadata(&dir) {
-            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.is_dir() => {
+                trust::check_trusted_entry(&dir, "sandbox dir").map_err(untrusted)?;
+            }
             Ok(_) => {
                 return Err(SandboxError::NotADirectory { path: dir });
             }
@@ -148,7 +178,10 @@ impl Store {
             .open(&path);
         match opened {
             Ok(mut file) => {
-                file.read_to_string(&mut text)
+                trust::check_trusted_entry(&path, "sandbox state").map_err(untrusted)?;
+                (&mut file)
+                    .take(MAX_STATE_BYTES)
+                    .read_to_string(&mut text)
                     .map_err(|source| SandboxError::ReadState {
                         path: path.clone(),
                         source,
@@ -185,6 +218,9 @@ impl Store {
 
     /// Every sandbox id with a directory in the store, sorted.
     pub fn ids(&self) -> Result<Vec<SandboxId>, SandboxError> {
+        if self.root.symlink_metadata().is_ok() {
+            self.check_root()?;
+        }
         let entries = match std::fs::read_dir(&self.root) {
             Ok(entries) => entries,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
