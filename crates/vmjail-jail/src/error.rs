@@ -33,10 +33,9 @@ pub enum JailError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{what} {path} is not safe from other users: {dir} is {reason}; it and every directory above it must be root-owned and writable by root only (sticky directories such as /tmp excepted above it)")]
+    #[error("{what} is not safe from other users: {dir} is {reason}; it and every directory above it must be root-owned and writable by root only (sticky directories such as /tmp excepted above it)")]
     UntrustedDir {
         what: &'static str,
-        path: PathBuf,
         dir: PathBuf,
         reason: String,
     },

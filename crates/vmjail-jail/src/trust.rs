@@ -30,7 +30,6 @@ pub fn check_trusted_dir(path: &Path, what: &'static str) -> Result<PathBuf, Jai
     })?;
     let untrusted = |dir: &Path, reason: String| JailError::UntrustedDir {
         what,
-        path: canonical.clone(),
         dir: dir.to_path_buf(),
         reason,
     };
@@ -96,7 +95,6 @@ pub fn check_trusted_entry(path: &Path, what: &'static str) -> Result<(), JailEr
     match reason {
         Some(reason) => Err(JailError::UntrustedDir {
             what,
-            path: path.to_path_buf(),
             dir: path.to_path_buf(),
             reason,
         }),
