@@ -83,9 +83,7 @@ pub fn validate_chroot_base(path: &Path) -> Result<PathBuf, JailError> {
     }
     // And every directory above it: whoever can rename one of them can
     // swap the base for a symlink between this check and teardown.
-    if let Some(parent) = canonical.parent() {
-        crate::trust::check_trusted_dir(parent, "chroot base dir's parent")?;
-    }
+    crate::trust::check_trusted_dir(&canonical, "chroot base dir")?;
     Ok(canonical)
 }
 
