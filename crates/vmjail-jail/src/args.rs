@@ -12,14 +12,11 @@ use crate::spec::{CgroupVersion, JailSpec};
 /// Firecracker's jailer default for `--resource-limit no-file`.
 pub const DEFAULT_NO_FILE: u64 = 2048;
 
-/// Device nodes made when `--device` is not given, each only where the host has it.
-pub const DEFAULT_DEVICES: &[&str] = &[
-    "/dev/kvm",
-    "/dev/net/tun",
-    "/dev/vhost-vsock",
-    "/dev/urandom",
-    "/dev/userfaultfd",
-];
+/// Device nodes made when neither `--device` nor `--no-devices` is given,
+/// each only where the host has it. Unlike Firecracker's jailer, never
+/// `/dev/userfaultfd`: it would let the VMM bypass
+/// `vm.unprivileged_userfaultfd=0`, and only snapshot restore needs it.
+pub const DEFAULT_DEVICES: &[&str] = &["/dev/kvm", "/dev/net/tun", "/dev/vhost-vsock", "/dev/urandom"];
 
 /// A parsed jailer command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,8 +34,9 @@ pub struct JailerArgs {
     pub parent_cgroup: Option<String>,
     pub rlimit_fsize: Option<u64>,
     pub rlimit_no_file: u64,
-    /// vmjail: `--device <path>` (repeatable); empty = [`DEFAULT_DEVICES`].
-    pub devices: Vec<PathBuf>,
+    /// vmjail: `--device <path>` (repeatable) and `--no-devices`: exactly
+    /// these; `None` (neither given) = [`DEFAULT_DEVICES`].
+    pub devices: Option<Vec<PathBuf>>,
     /// vmjail: `--api-sock <path in jail>`, checked against `sun_path`.
     pub api_sock: Option<PathBuf>,
     /// vmjail: `--status-fd <n>`: kept open across the fd purge; the error
@@ -81,7 +79,7 @@ impl JailerArgs {
             parent_cgroup: None,
             rlimit_fsize: None,
             rlimit_no_file: DEFAULT_NO_FILE,
-            devices: Vec::new(),
+            devices: None,
             api_sock: None,
             status_fd: None,
             copy_exec_file: false,
@@ -157,7 +155,10 @@ impl JailerArgs {
                 "--device" => {
                     let device = PathBuf::from(value(&mut iter)?);
                     crate::devices::check_allowed(&device)?;
-                    parsed.devices.push(device);
+                    parsed.devices.get_or_insert_with(Vec::new).push(device);
+                }
+                "--no-devices" => {
+                    parsed.devices.get_or_insert_with(Vec::new);
                 }
                 "--api-sock" => parsed.api_sock = Some(PathBuf::from(value(&mut iter)?)),
                 "--status-fd" => {
@@ -174,7 +175,7 @@ impl JailerArgs {
                         other,
                         "unknown; valid: --id --exec-file --uid --gid --chroot-base-dir --netns \
                          --daemonize --new-pid-ns --cgroup --cgroup-version --parent-cgroup \
-                         --resource-limit --device --api-sock --status-fd --copy-exec-file \
+                         --resource-limit --device --no-devices --api-sock --status-fd --copy-exec-file \
                          --allow-root --",
                     ))
                 }
@@ -213,7 +214,8 @@ impl JailerArgs {
             parent_cgroup: spec.parent_cgroup.clone(),
             rlimit_fsize: spec.rlimit_fsize,
             rlimit_no_file: spec.rlimit_no_file,
-            devices: spec.devices.clone(),
+            // Exactly the spec's devices: an empty list is none, not defaults.
+            devices: Some(spec.devices.clone()),
             api_sock: spec.api_socket_in_jail.clone(),
             status_fd: None,
             copy_exec_file: false,
@@ -258,7 +260,7 @@ impl JailerArgs {
             OsStr::new(&format!("no-file={}", self.rlimit_no_file)),
         );
         if builtin {
-            for device in &self.devices {
+            for device in self.devices.iter().flatten() {
                 push("--device", device.as_os_str());
             }
             if let Some(sock) = &self.api_sock {
@@ -273,6 +275,9 @@ impl JailerArgs {
         }
         if self.new_pid_ns {
             out.push("--new-pid-ns".into());
+        }
+        if builtin && self.devices.as_ref().is_some_and(Vec::is_empty) {
+            out.push("--no-devices".into());
         }
         if builtin && self.copy_exec_file {
             out.push("--copy-exec-file".into());
@@ -332,6 +337,25 @@ mod tests {
         assert_eq!(JailerArgs::parse(&args.to_args(true)).unwrap(), args);
     }
 
+    /// Review finding 5: a spec asking for no devices gets none, not the
+    /// defaults; the defaults never include /dev/userfaultfd.
+    #[test]
+    fn no_devices_means_none_and_defaults_lack_userfaultfd() {
+        let mut none = spec();
+        none.devices.clear();
+        let args = JailerArgs::from_spec(&none);
+        let argv = args.to_args(true);
+        assert!(argv.iter().any(|a| a == "--no-devices"), "{argv:?}");
+        assert_eq!(JailerArgs::parse(&argv).unwrap().devices, Some(Vec::new()));
+        let by_hand: Vec<OsString> = ["--id", "a", "--exec-file", "/x", "--uid", "1", "--gid", "1"]
+            .into_iter()
+            .chain(["--chroot-base-dir", "/srv"])
+            .map(OsString::from)
+            .collect();
+        assert_eq!(JailerArgs::parse(&by_hand).unwrap().devices, None);
+        assert!(!DEFAULT_DEVICES.contains(&"/dev/userfaultfd"));
+    }
+
     #[test]
     fn firecracker_argv_has_no_vmjail_additions() {
         let argv = JailerArgs::from_spec(&spec()).to_args(false);
@@ -340,7 +364,7 @@ mod tests {
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         let before_dashdash = &text[..text.iter().position(|a| a == "--").unwrap()];
-        for addition in ["--device", "--status-fd", "--copy-exec-file"] {
+        for addition in ["--device", "--no-devices", "--status-fd", "--copy-exec-file"] {
             assert!(!before_dashdash.iter().any(|a| a == addition), "{text:?}");
         }
         assert!(

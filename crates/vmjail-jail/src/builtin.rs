@@ -99,10 +99,9 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
     //    is still visible; then pivot_root and the host is gone.
     chroot::enter_mount_namespace(&root)?;
     place_exec_file(&exec_file, &root, &exec_name, owner, args.copy_exec_file)?;
-    let wanted: Vec<PathBuf> = if args.devices.is_empty() {
-        DEFAULT_DEVICES.iter().map(PathBuf::from).collect()
-    } else {
-        args.devices.clone()
+    let wanted: Vec<PathBuf> = match &args.devices {
+        Some(devices) => devices.clone(),
+        None => DEFAULT_DEVICES.iter().map(PathBuf::from).collect(),
     };
     for dir in ["/dev", "/dev/net", "/run"] {
         let root_fd = fsat::open_dir(&root)?;

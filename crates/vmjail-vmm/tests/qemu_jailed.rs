@@ -338,6 +338,19 @@ fn qemu_lifecycle_confinement_and_teardown() {
         let p = PathBuf::from(format!("/proc/{pid}/root/{host_only}"));
         assert!(!p.exists(), "{} is visible to QEMU", p.display());
     }
+    // Under TCG (this host's KVM cannot boot the guest) QEMU needs no device
+    // node at all: above all no /dev/kvm or /dev/userfaultfd (review 5).
+    if !vmjail_vmm::qemu::probe::probe(&config.hypervisor.path).kvm {
+        let dev = PathBuf::from(format!("/proc/{pid}/root/dev"));
+        let nodes: Vec<_> = walk(&dev)
+            .into_iter()
+            .filter(|p| {
+                use std::os::unix::fs::FileTypeExt;
+                std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_char_device())
+            })
+            .collect();
+        assert!(nodes.is_empty(), "device nodes in a TCG jail: {nodes:?}");
+    }
     // Every host file in the jail is a read-only mount.
     let probe = PathBuf::from(format!("/proc/{pid}/root/vmjail/vmlinux"));
     assert!(probe.exists());
@@ -594,4 +607,17 @@ fn qemu_pc_attaches_and_detaches_a_drive_in_the_jail() {
         .unwrap_or_else(|e| panic!("stop: {e}"));
     assert_nothing_left(qemu.record());
     assert!(disk.exists(), "stop removed the host's drive file");
+}
+
+/// Every path below `dir` (not following symlinks).
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            found.extend(walk(&path));
+        }
+        found.push(path);
+    }
+    found
 }

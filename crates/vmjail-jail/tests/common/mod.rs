@@ -136,7 +136,10 @@ pub fn spec(id: &str, exec: &Path, base: &Path) -> JailSpec {
         rlimit_no_file: 2048,
         new_pid_ns: false,
         daemonize: false,
-        devices: Vec::new(),
+        devices: ["/dev/kvm", "/dev/net/tun", "/dev/urandom"]
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
         vmm_args: ["--report", "/report.json", "--hold"]
             .iter()
             .map(Into::into)
