@@ -16,7 +16,12 @@ pub const DEFAULT_NO_FILE: u64 = 2048;
 /// each only where the host has it. Unlike Firecracker's jailer, never
 /// `/dev/userfaultfd`: it would let the VMM bypass
 /// `vm.unprivileged_userfaultfd=0`, and only snapshot restore needs it.
-pub const DEFAULT_DEVICES: &[&str] = &["/dev/kvm", "/dev/net/tun", "/dev/vhost-vsock", "/dev/urandom"];
+pub const DEFAULT_DEVICES: &[&str] = &[
+    "/dev/kvm",
+    "/dev/net/tun",
+    "/dev/vhost-vsock",
+    "/dev/urandom",
+];
 
 /// A parsed jailer command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -364,7 +369,12 @@ mod tests {
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         let before_dashdash = &text[..text.iter().position(|a| a == "--").unwrap()];
-        for addition in ["--device", "--no-devices", "--status-fd", "--copy-exec-file"] {
+        for addition in [
+            "--device",
+            "--no-devices",
+            "--status-fd",
+            "--copy-exec-file",
+        ] {
             assert!(!before_dashdash.iter().any(|a| a == addition), "{text:?}");
         }
         assert!(

@@ -89,14 +89,17 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
         }
     }
     plan.apply(me)?;
-    let dev_null = if args.daemonize {
-        Some(open_dev_null()?)
-    } else {
-        None
-    };
+    // For stdio the VMM must not keep (see step 6); the jail has no /dev/null.
+    let dev_null = open_dev_null()?;
 
     // 5. Mount namespace: the exec file and device nodes go in while the host
-    //    is still visible; then pivot_root and the host is gone.
+    //    is still visible; then pivot_root and the host is gone. IPC and UTS
+    //    namespaces of its own: no host SysV segment, queue or semaphore is
+    //    reachable, and a hostname change stays inside.
+    nix::sched::unshare(
+        nix::sched::CloneFlags::CLONE_NEWIPC | nix::sched::CloneFlags::CLONE_NEWUTS,
+    )
+    .map_err(|e| JailError::sys("unshare(CLONE_NEWIPC | CLONE_NEWUTS)", e))?;
     chroot::enter_mount_namespace(&root)?;
     place_exec_file(&exec_file, &root, &exec_name, owner, args.copy_exec_file)?;
     let wanted: Vec<PathBuf> = match &args.devices {
@@ -112,15 +115,19 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
     devices::create(&root, &wanted, owner)?;
     chroot::pivot_into(&root)?;
 
-    // 6. Daemonize, pid namespace, pid file. setsid comes after the fork so
-    //    that in a new pid namespace the VMM itself leads its session.
-    if let Some(null) = &dev_null {
-        for fd in 0..=2 {
-            dup2(null.as_raw_fd(), fd)
+    // 6. Stdio, pid namespace, session, pid file. The VMM never keeps a
+    //    terminal: with the caller's tty as stdio (and in its session) it
+    //    could read the keystrokes or inject input with TIOCSTI into a root
+    //    shell, and it would die with the terminal (SIGHUP). With
+    //    --daemonize every stdio fd goes to /dev/null, else each that is a
+    //    terminal does. setsid comes after the fork so that in a new pid
+    //    namespace the VMM itself leads its session.
+    for fd in 0..=2 {
+        if args.daemonize || nix::unistd::isatty(fd).unwrap_or(false) {
+            dup2(dev_null.as_raw_fd(), fd)
                 .map_err(|e| JailError::sys("redirecting stdio to /dev/null", e))?;
         }
     }
-    drop(dev_null);
     let pid_file = PathBuf::from(format!("/{exec_name}.pid"));
     if args.new_pid_ns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)
@@ -157,18 +164,55 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
             }
         }
     } else {
-        write_pid_file(&pid_file, me as i32)?;
+        own_session(&dev_null)?;
+        write_pid_file(&pid_file, std::process::id() as i32)?;
     }
-    if args.daemonize {
-        setsid().map_err(|e| JailError::sys("setsid", e))?;
+    if args.new_pid_ns {
+        own_session(&dev_null)?;
     }
+    drop(dev_null);
 
-    // 7. Limits, privileges, signals, exec. RLIMIT_FSIZE comes this late so
-    //    that no earlier step of ours (the exec file copy) can exceed it.
+    // 7. Limits, privileges, keyring, seccomp, signals, exec. RLIMIT_FSIZE
+    //    comes this late so that no earlier step of ours (the exec file
+    //    copy) can exceed it. The session keyring is joined as the jail's
+    //    user, so it is that user's alone; the seccomp filter needs
+    //    no_new_privs, set by `drop_all`.
     rlimits::install(args.rlimit_fsize, args.rlimit_no_file)?;
     privileges::drop_all(args.uid, args.gid)?;
+    crate::sys::join_new_session_keyring()
+        .map_err(|e| JailError::sys("joining a new session keyring", e))?;
+    crate::seccomp::refuse_user_namespaces()?;
     reset_signals()?;
     exec(&exec_name, &args.vmm_args, args.status_fd)
+}
+
+/// Lead a new session, without a controlling terminal. `setsid` fails only
+/// for a process-group leader, which a jailer is when a shell started it by
+/// hand (vmjail never does): then a child goes on and this process waits
+/// for it and passes its exit status on, holding nothing of the jail.
+fn own_session(dev_null: &OwnedFd) -> Result<(), JailError> {
+    match setsid() {
+        Ok(_) => return Ok(()),
+        Err(nix::Error::EPERM) => {}
+        Err(e) => return Err(JailError::sys("setsid", e)),
+    }
+    // SAFETY: this process is single-threaded; the child continues with the
+    // same sequential code and ends in exec.
+    match unsafe { fork() }.map_err(|e| JailError::sys("fork to leave the process group", e))? {
+        ForkResult::Child => setsid().map(drop).map_err(|e| JailError::sys("setsid", e)),
+        ForkResult::Parent { child } => {
+            let _ = sys::close_range(3, u32::MAX);
+            for fd in 0..=2 {
+                let _ = dup2(dev_null.as_raw_fd(), fd);
+            }
+            let code = match nix::sys::wait::waitpid(child, None) {
+                Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => code,
+                Ok(nix::sys::wait::WaitStatus::Signaled(_, signal, _)) => 128 + signal as i32,
+                _ => 1,
+            };
+            std::process::exit(code)
+        }
+    }
 }
 
 /// One line on the status pipe (when there is one).

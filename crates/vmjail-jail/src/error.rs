@@ -27,6 +27,8 @@ pub enum JailError {
     ChrootBaseNotDir { path: PathBuf },
     #[error("chroot base dir {path} is owned by uid {uid} with mode {mode:o}: it must be root-owned and writable by root only")]
     ChrootBaseWorldWritable { path: PathBuf, uid: u32, mode: u32 },
+    #[error("seccomp: {step}: {reason}")]
+    Seccomp { step: &'static str, reason: String },
     #[error("{what} {path}: {source}")]
     DirAccess {
         what: &'static str,

@@ -102,3 +102,19 @@ pub fn close_range(first: u32, last: u32) -> Result<(), Errno> {
     let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
     Errno::result(rc).map(drop)
 }
+
+const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+
+/// `keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)`: a new, anonymous session
+/// keyring for this process, shared with no one.
+pub fn join_new_session_keyring() -> Result<(), Errno> {
+    // SAFETY: integer arguments and a NULL name: an anonymous keyring.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    Errno::result(rc).map(drop)
+}

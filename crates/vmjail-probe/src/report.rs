@@ -234,6 +234,63 @@ fn nofile_test() -> Value {
     })
 }
 
+/// The id of this process's session keyring (without creating one).
+fn session_keyring() -> Value {
+    const KEYCTL_GET_KEYRING_ID: libc::c_long = 0;
+    const KEY_SPEC_SESSION_KEYRING: libc::c_long = -3;
+    // SAFETY: integer arguments only.
+    let id = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_GET_KEYRING_ID,
+            KEY_SPEC_SESSION_KEYRING,
+            0 as libc::c_long,
+        )
+    };
+    if id < 0 {
+        json!({ "error": std::io::Error::last_os_error().to_string() })
+    } else {
+        json!(id)
+    }
+}
+
+/// What a new user namespace costs to make: in a child, so that the probe
+/// itself stays where it is. "ok" or the errno's name.
+fn user_namespace_test() -> Value {
+    // SAFETY: the probe is single-threaded; the child only unshares and exits.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            let code = match nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER) {
+                Ok(()) => 0,
+                Err(e) => e as i32,
+            };
+            // SAFETY: leaving the forked child at once.
+            unsafe { libc::_exit(code) }
+        }
+        Ok(ForkResult::Parent { child }) => match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, 0)) => json!("ok"),
+            Ok(WaitStatus::Exited(_, errno)) => {
+                json!(format!("{:?}", nix::errno::Errno::from_raw(errno)))
+            }
+            other => json!(format!("{other:?}")),
+        },
+        Err(e) => json!(format!("fork: {e}")),
+    }
+}
+
+/// `clone3` with no flags: the jail answers ENOSYS (so that the C library
+/// uses `clone`, whose flags a filter can read).
+fn clone3_test() -> Value {
+    // SAFETY: an invalid (NULL) argument: the kernel answers EFAULT unless
+    // a filter answers first; nothing is created either way.
+    let rc = unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize) };
+    if rc < 0 {
+        json!(format!("{:?}", nix::errno::Errno::last()))
+    } else {
+        json!("ok")
+    }
+}
+
 pub fn collect(args: &[String], fds: Vec<i32>, checks: &[String]) -> Value {
     let res_uid = nix::unistd::getresuid().ok();
     let res_gid = nix::unistd::getresgid().ok();
@@ -284,6 +341,9 @@ pub fn collect(args: &[String], fds: Vec<i32>, checks: &[String]) -> Value {
         "signal_xfsz": Signal::SIGXFSZ as i32,
         "fsize_test": fsize_test(),
         "nofile_test": nofile_test(),
+        "session_keyring": session_keyring(),
+        "user_namespace": user_namespace_test(),
+        "clone3": clone3_test(),
     })
 }
 
