@@ -21,6 +21,7 @@ mod ownership;
 mod privileges;
 pub mod process;
 mod rlimits;
+mod rmtree;
 mod seccomp;
 pub mod spec;
 mod status;

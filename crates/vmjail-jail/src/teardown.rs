@@ -254,13 +254,5 @@ fn remove_jail_dir(jail_dir: &Path) -> Result<(), JailError> {
             source: std::io::Error::from_raw_os_error(libc::EBUSY),
         });
     }
-    match std::fs::remove_dir_all(jail_dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(JailError::Teardown {
-            what: "jail dir",
-            path: jail_dir.to_path_buf(),
-            source,
-        }),
-    }
+    crate::rmtree::remove_tree(jail_dir)
 }
