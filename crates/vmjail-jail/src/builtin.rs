@@ -106,13 +106,20 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
         Some(devices) => devices.clone(),
         None => DEFAULT_DEVICES.iter().map(PathBuf::from).collect(),
     };
-    for dir in ["/dev", "/dev/net", "/run"] {
-        let root_fd = fsat::open_dir(&root)?;
+    let root_fd = fsat::open_dir(&root)?;
+    for dir in ["/dev", "/run"] {
         let parts: Vec<&OsStr> = Path::new(dir).iter().skip(1).collect();
         fsat::walk_create(&root_fd, &root, &parts, Some(owner))?;
     }
-    let wanted: Vec<&Path> = wanted.iter().map(PathBuf::as_path).collect();
-    devices::create(&root, &wanted, owner)?;
+    if !wanted.is_empty() {
+        // The root is `nodev`: device nodes live on a /dev of their own,
+        // which is root's (the VMM cannot add entries) and vanishes with
+        // this mount namespace.
+        let dev = fsat::open_path_nofollow(&root_fd, OsStr::new("dev"), &root.join("dev"))?;
+        mounts::mount_dev_tmpfs(&fsat::proc_fd_path(&dev))?;
+        let wanted: Vec<&Path> = wanted.iter().map(PathBuf::as_path).collect();
+        devices::create(&root, &wanted, owner)?;
+    }
     chroot::pivot_into(&root)?;
 
     // 6. Stdio, pid namespace, session, pid file. The VMM never keeps a
@@ -307,8 +314,13 @@ fn close_inherited_fds(keep: Option<RawFd>) -> Result<(), JailError> {
 fn make_layout(base: &Path, exec_name: &str, id: &str, owner: Owner) -> Result<(), JailError> {
     let base_fd = fsat::open_dir(base)?;
     let exec_dir_path = base.join(exec_name);
-    let exec_dir =
-        fsat::ensure_subdir(&base_fd, OsStr::new(exec_name), &exec_dir_path, 0o755, None)?;
+    let exec_dir = fsat::ensure_subdir(
+        &base_fd,
+        OsStr::new(exec_name),
+        &exec_dir_path,
+        crate::jail::JAIL_DIR_MODE,
+        None,
+    )?;
     fsat::check_root_only(&exec_dir, &exec_dir_path)?;
     let id_path = exec_dir_path.join(id);
     // root:root like `Jail::prepare` makes it; only `root` is the jail user's.
@@ -316,7 +328,7 @@ fn make_layout(base: &Path, exec_name: &str, id: &str, owner: Owner) -> Result<(
         &exec_dir,
         OsStr::new(id),
         &id_path,
-        crate::jail::ID_DIR_MODE,
+        crate::jail::JAIL_DIR_MODE,
         None,
     )?;
     fsat::ensure_subdir(

@@ -71,11 +71,6 @@ pub enum JailError {
     HardLinkedDestination { path: PathBuf, links: u64 },
     #[error("{path} is already placed in the jail")]
     AlreadyPlaced { path: PathBuf },
-    #[error("hard-linking {source_path} to {target}: not on the same mount (hard links work for assets on the jail's file system, placed before launch); use a bind or a copy")]
-    HardLinkAcrossMounts {
-        source_path: PathBuf,
-        target: PathBuf,
-    },
     #[error("mounting {source_path} at {target}: {source}")]
     Mount {
         source_path: PathBuf,

@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{Mode, SFlag};
-use nix::unistd::{linkat, unlinkat, Gid, Uid, UnlinkatFlags};
+use nix::unistd::{unlinkat, Gid, Uid, UnlinkatFlags};
 
 use crate::devices;
 use crate::error::JailError;
@@ -17,12 +17,20 @@ use crate::ownership;
 use crate::spec::{host_path, JailRecord, JailSpec, Jailer, Placement, Recorder};
 use crate::validate;
 
-/// Mode of `<base>/<exec_name>/<id>`, owned root:root. A deliberate
-/// difference from Firecracker's jailer, which leaves it root-owned with the
-/// umask's mode (0755 usually): 0711 also hides the names below it. Owned
-/// by the jail uid, any host process of that uid could rename `root` away
-/// under the host-side steps.
-pub(crate) const ID_DIR_MODE: u32 = 0o711;
+/// Mode of `<base>/<exec_name>` and `<base>/<exec_name>/<id>`, owned
+/// root:root. A deliberate difference from Firecracker's jailer, which
+/// leaves them with the umask's mode (0755 usually): no other user may list
+/// the sandboxes or reach into a jail (a VMM that planted a setuid copy of
+/// itself or opened up a device node in its root would otherwise hand them
+/// to any local account). Only root walks these paths: the VMM sees its
+/// root as `/`. Owned by the jail uid, any host process of that uid could
+/// rename `root` away under the host-side steps.
+pub(crate) const JAIL_DIR_MODE: u32 = 0o700;
+
+/// The jail root is a tmpfs of this size (plus the exec file's, which a
+/// jailer may copy in): what the VMM writes in its jail (console, sockets,
+/// logs) cannot fill a host file system.
+const ROOT_TMPFS_MIB: u64 = 64;
 
 /// One jail on the host. Cheap to re-create from its [`JailRecord`].
 #[derive(Debug, Clone)]
@@ -85,12 +93,12 @@ impl Jail {
 
         let base_fd = fsat::open_dir(&base)?;
         let exec_dir_path = base.join(&jail.exec_name);
-        // Shared by every jail of this VMM: root-owned, traversable.
+        // Shared by every jail of this VMM: root's alone.
         let exec_dir = fsat::ensure_subdir(
             &base_fd,
             OsStr::new(&jail.exec_name),
             &exec_dir_path,
-            0o755,
+            JAIL_DIR_MODE,
             None,
         )?;
         fsat::check_root_only(&exec_dir, &exec_dir_path)?;
@@ -98,7 +106,7 @@ impl Jail {
         match nix::sys::stat::mkdirat(
             Some(exec_dir.as_raw_fd()),
             id_name,
-            Mode::from_bits_truncate(ID_DIR_MODE),
+            Mode::from_bits_truncate(JAIL_DIR_MODE),
         ) {
             Ok(()) => {}
             Err(nix::Error::EEXIST) => {
@@ -116,12 +124,39 @@ impl Jail {
         // mkdir's mode is masked by the umask: set it exactly. The <id> dir
         // stays root's (the VMM only needs to traverse it); only `root` is
         // the jail user's.
-        nix::sys::stat::fchmod(id_dir.as_raw_fd(), Mode::from_bits_truncate(ID_DIR_MODE))
+        nix::sys::stat::fchmod(id_dir.as_raw_fd(), Mode::from_bits_truncate(JAIL_DIR_MODE))
             .map_err(|e| JailError::fs("chmod", &jail_dir, e))?;
         let root_name = OsStr::new("root");
-        fsat::ensure_subdir(&id_dir, root_name, &root, 0o700, Some(owner))?;
-
+        let root_fd = fsat::ensure_subdir(&id_dir, root_name, &root, 0o700, Some(owner))?;
+        jail.mount_root(recorder, &root_fd)?;
         Ok(jail)
+    }
+
+    /// Mount the jail root, recorded first: a size-bounded tmpfs owned by
+    /// the jail user, `nosuid` (a setuid file planted there grants
+    /// nothing) and, with the built-in jailer, `nodev` (its device nodes
+    /// get a /dev of their own in the jail's mount namespace; Firecracker's
+    /// jailer makes them in the root itself). Made shared, in a peer group
+    /// of its own, so that assets placed on the host after launch
+    /// propagate into the jail's slave mount namespace.
+    fn mount_root(
+        &mut self,
+        recorder: &mut dyn Recorder,
+        root_fd: &OwnedFd,
+    ) -> Result<(), JailError> {
+        let root = self.root();
+        let exec_size = std::fs::metadata(&self.spec.exec_file).map_or(0, |m| m.len());
+        self.record.mounts.push(root.clone());
+        self.save(recorder, "mounting the jail root")?;
+        mounts::mount_root_tmpfs(
+            root_fd,
+            &root,
+            (ROOT_TMPFS_MIB << 20) + exec_size,
+            self.owner(),
+            matches!(self.jailer, Jailer::BuiltIn { .. }),
+        )?;
+        mounts::make_private(&root)?;
+        mounts::make_shared(&root)
     }
 
     /// Re-open a jail from its record (for teardown/attach from another process).
@@ -188,24 +223,6 @@ impl Jail {
         recorder
             .record(&self.record)
             .map_err(|source| JailError::Record { step, source })
-    }
-
-    /// Make the jail root a shared mount (bound on itself), recorded first, so
-    /// that assets placed on the host after launch propagate into the jail's
-    /// slave mount namespace. Done at launch, not at prepare: a hard link
-    /// cannot cross into a mount, so `Placement::HardLink` works before launch.
-    pub(crate) fn share_root(&mut self, recorder: &mut dyn Recorder) -> Result<(), JailError> {
-        let root = self.root();
-        // Not prepared (a jail re-opened from a record): the jailer makes
-        // the layout itself, without the shared root.
-        if self.record.mounts.contains(&root) || !root.is_dir() {
-            return Ok(());
-        }
-        self.record.mounts.push(root.clone());
-        self.save(recorder, "bind-mounting the jail root")?;
-        mounts::bind_self(&root)?;
-        mounts::make_private(&root)?;
-        mounts::make_shared(&root)
     }
 
     /// Open the jail root and the (created) parent directory of `path_in_jail`.
@@ -285,33 +302,6 @@ impl Jail {
                     self.save(recorder, "changing the owner of a writable asset")?;
                     ownership::chown_fd(&source_fd, source, uid, gid)?;
                 }
-            }
-            Placement::HardLink => {
-                // The host asset path is operator-given: resolve its symlinks,
-                // then link the real file (linkat does not follow the source).
-                // Not chowned: a hard link shares the host inode, so an owner
-                // change would be permanent. Hard-linked assets are read by
-                // the VMM (kernels, initrds) and must be readable by its user;
-                // granting more is the operator's choice.
-                let real = std::fs::canonicalize(source)
-                    .map_err(|e| JailError::fs("resolving asset", source, fsat::errno_of(&e)))?;
-                linkat(
-                    None,
-                    real.as_path(),
-                    Some(dir.as_raw_fd()),
-                    Path::new(name),
-                    nix::fcntl::AtFlags::empty(),
-                )
-                .map_err(|e| match e {
-                    nix::Error::EEXIST => JailError::AlreadyPlaced {
-                        path: shown.clone(),
-                    },
-                    nix::Error::EXDEV => JailError::HardLinkAcrossMounts {
-                        source_path: source.to_path_buf(),
-                        target: shown.clone(),
-                    },
-                    e => JailError::fs("hard-linking asset to", &shown, e),
-                })?;
             }
             Placement::Copy => {
                 // Read the inode already held (not the path again), and only

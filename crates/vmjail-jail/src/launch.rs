@@ -106,7 +106,6 @@ impl Jail {
             }
         }
         self.save(recorder, "launching the jailer")?;
-        self.share_root(recorder)?;
 
         let mut args = self.args();
         let program: PathBuf = match &self.jailer {

@@ -92,18 +92,49 @@ pub fn remount_read_write(target: &OwnedFd, target_shown: &Path) -> Result<(), J
     })
 }
 
-/// Bind a trusted host directory onto itself (the jail root on the host).
-pub fn bind_self(path: &Path) -> Result<(), JailError> {
+/// Mount a tmpfs of `size` bytes on the jail root `target` (an open handle
+/// of the directory), mode 0700, owned by `owner`, `nosuid` and, when
+/// `nodev`, `nodev`.
+pub fn mount_root_tmpfs(
+    target: &OwnedFd,
+    target_shown: &Path,
+    size: u64,
+    owner: crate::fsat::Owner,
+    nodev: bool,
+) -> Result<(), JailError> {
+    let mut flags = MsFlags::MS_NOSUID;
+    if nodev {
+        flags |= MsFlags::MS_NODEV;
+    }
+    let options = format!("size={size},mode=0700,uid={},gid={}", owner.uid, owner.gid);
     mount(
-        Some(path),
-        path,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
+        Some("tmpfs"),
+        &proc_fd_path(target),
+        Some("tmpfs"),
+        flags,
+        Some(options.as_str()),
     )
     .map_err(|source| JailError::Mount {
-        source_path: path.to_path_buf(),
-        target: path.to_path_buf(),
+        source_path: "tmpfs".into(),
+        target: target_shown.to_path_buf(),
+        source,
+    })
+}
+
+/// Mount the jail's own /dev at `target` (in the jail's mount namespace,
+/// before `pivot_root`): a small tmpfs, root's, where device nodes work
+/// although the jail root is `nodev`; `nosuid`, `noexec`.
+pub fn mount_dev_tmpfs(target: &Path) -> Result<(), JailError> {
+    mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("size=64k,mode=0755"),
+    )
+    .map_err(|source| JailError::Mount {
+        source_path: "tmpfs".into(),
+        target: target.to_path_buf(),
         source,
     })
 }

@@ -53,7 +53,6 @@ pub struct JailSpec {
 pub enum Placement {
     ReadOnlyBind,
     ReadWriteBind,
-    HardLink,
     Copy,
 }
 

@@ -202,19 +202,33 @@ fn default_hierarchy_modes_and_owners() {
         let run = launch(kind, |_| {}).unwrap();
         run.report();
         let root = run.jail.root();
-        // `<id>`: root-owned (Firecracker's jailer leaves it root's too);
-        // vmjail sets 0711 where Firecracker's has the umask's mode.
-        let id_dir = std::fs::metadata(root.parent().unwrap()).unwrap();
-        assert_eq!((id_dir.uid(), id_dir.gid()), (0, 0));
-        if kind.builtin() {
-            assert_eq!(id_dir.mode() & 0o7777, 0o711);
-        }
+        // `<exec>` and `<id>`: root's alone (review finding 1: nobody else
+        // lists sandboxes or reaches into a jail); `prepare` makes them so
+        // for either jailer, where Firecracker's has the umask's mode.
         for dir in [
-            root.clone(),
-            root.join("dev"),
-            root.join("dev/net"),
-            root.join("run"),
+            root.parent().unwrap(),
+            root.parent().unwrap().parent().unwrap(),
         ] {
+            let meta = std::fs::metadata(dir).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (0, 0), "{}", dir.display());
+            assert_eq!(meta.mode() & 0o7777, 0o700, "{}", dir.display());
+        }
+        // The root: a tmpfs, nosuid (and nodev with the built-in jailer,
+        // whose device nodes live on a /dev of the jail's own).
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let line = mountinfo
+            .lines()
+            .find(|l| l.split(' ').nth(4) == root.to_str())
+            .unwrap_or_else(|| panic!("the jail root is not a mount"));
+        let options = line.split(' ').nth(5).unwrap();
+        assert!(line.contains(" - tmpfs "), "{line}");
+        assert!(options.contains("nosuid"), "{line}");
+        assert_eq!(options.contains("nodev"), kind.builtin(), "{line}");
+        let mut dirs = vec![root.clone(), root.join("dev"), root.join("run")];
+        if !kind.builtin() {
+            dirs.push(root.join("dev/net"));
+        }
+        for dir in dirs {
             let meta = std::fs::metadata(&dir).unwrap();
             assert_eq!(meta.mode() & 0o7777, 0o700, "{}", dir.display());
             assert_eq!((meta.uid(), meta.gid()), (UID, GID), "{}", dir.display());

@@ -46,9 +46,10 @@ fn prepare_records_first_and_refuses_an_existing_jail_dir() {
         record.jail_dir,
         base.path().join("probe-firecracker").join(&record.id)
     );
-    assert!(
-        record.mounts.is_empty(),
-        "the root is bound at launch, not before"
+    assert_eq!(
+        record.mounts,
+        vec![jail.root()],
+        "the root (a tmpfs) is the one mount prepare makes, recorded"
     );
     let meta = std::fs::metadata(jail.root()).unwrap();
     assert_eq!(
@@ -100,7 +101,7 @@ fn every_placement_kind() {
         std::fs::write(&p, name.as_bytes()).unwrap();
         p
     };
-    let (ro, rw, link, copy) = (file("ro"), file("rw"), file("link"), file("copy"));
+    let (ro, rw, copy) = (file("ro"), file("rw"), file("copy"));
     let root = jail.root();
 
     assert_eq!(
@@ -158,15 +159,6 @@ fn every_placement_kind() {
         "the owner before is recorded"
     );
 
-    jail.place(&mut rec, &link, Path::new("/link"), Placement::HardLink)
-        .unwrap();
-    // Review finding 2: a hard link shares the host inode; never chowned.
-    assert_eq!(std::fs::metadata(&link).unwrap().uid(), 0);
-    assert_eq!(
-        std::fs::metadata(root.join("link")).unwrap().ino(),
-        std::fs::metadata(&link).unwrap().ino()
-    );
-
     jail.place(&mut rec, &copy, Path::new("/copy"), Placement::Copy)
         .unwrap();
     let copied = std::fs::metadata(root.join("copy")).unwrap();
@@ -193,7 +185,7 @@ fn every_placement_kind() {
     teardown(&saved.get(), Duration::from_millis(100)).unwrap();
     assert_eq!(std::fs::read(&rw).unwrap(), b"written in jail");
     assert_eq!(rw_owner(&rw), (0, 0), "teardown gives the asset back");
-    assert!(ro.exists() && link.exists() && copy.exists());
+    assert!(ro.exists() && copy.exists());
     assert!(!record.jail_dir.exists());
 }
 
@@ -216,7 +208,6 @@ fn symlinks_planted_in_the_jail_are_never_followed() {
         (Placement::ReadOnlyBind, "/evil/x"),
         (Placement::Copy, "/leaf"),
         (Placement::ReadOnlyBind, "/leaf"),
-        (Placement::HardLink, "/leaf"),
     ] {
         assert!(
             jail.place(&mut rec, &asset, Path::new(path), how).is_err(),
