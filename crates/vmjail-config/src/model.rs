@@ -188,12 +188,21 @@ pub enum CgroupVersionSetting {
     V2,
 }
 
+fn one() -> u32 {
+    1
+}
+
 /// vmjail's own `[jail]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JailConfig {
-    /// The unprivileged uid/gid the VMM runs as (never 0 by default).
+    /// The first unprivileged uid/gid a VMM runs as (never 0 by default).
     pub uid: u32,
     pub gid: u32,
+    /// How many consecutive uids from `uid` (and gids from `gid`) vmjail
+    /// hands out, a distinct pair per sandbox; 1: every sandbox runs as
+    /// `uid`:`gid` (weaker: its VMMs can reach each other).
+    #[serde(default = "one")]
+    pub id_range_size: u32,
     /// `<chroot_base_dir>/<exec_name>/<id>/root` is each jail's root.
     pub chroot_base_dir: PathBuf,
     /// Per-sandbox state lives in `<state_dir>/<id>/`.

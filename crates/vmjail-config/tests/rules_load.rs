@@ -575,6 +575,7 @@ fn jail_section() {
                 let j = &c.jail;
                 j.uid == 30000
                     && j.gid == 30000
+                    && j.id_range_size == 10_000
                     && j.chroot_base_dir.as_os_str() == "/srv/vmjail"
                     && j.state_dir.as_os_str() == "/run/vmjail"
                     && j.cgroup_version == CgroupVersionSetting::Auto
@@ -601,7 +602,11 @@ fn jail_section() {
         ),
         ("jail root uid", qemu("", "[jail]\nuid = 0"), Want::Fails(&["jail.uid", "root", "allow_root"])),
         ("jail root gid", qemu("", "[jail]\ngid = 0"), Want::Fails(&["jail.gid"])),
-        ("jail root allowed", qemu("", "[jail]\nuid = 0\ngid = 0\nallow_root = true"), Want::Ok(|c| c.jail.uid == 0)),
+        ("jail root allowed", qemu("", "[jail]\nuid = 0\ngid = 0\nallow_root = true"), Want::Ok(|c| c.jail.uid == 0 && c.jail.id_range_size == 1)),
+        ("jail range with root", qemu("", "[jail]\nuid = 0\ngid = 0\nallow_root = true\nid_range_size = 5"), Want::Fails(&["jail.id_range_size", "root"])),
+        ("jail range over nobody", qemu("", "[jail]\nuid = 60000\nid_range_size = 10000"), Want::Fails(&["jail.id_range_size", "65534"])),
+        ("jail range zero", qemu("", "[jail]\nid_range_size = 0"), Want::Fails(&["jail.id_range_size", "at least 1"])),
+        ("jail range one", qemu("", "[jail]\nid_range_size = 1"), Want::Ok(|c| c.jail.id_range_size == 1)),
         ("jail relative chroot", qemu("", "[jail]\nchroot_base_dir = \"srv\""), Want::Fails(&["jail.chroot_base_dir", "absolute"])),
         ("jail dotdot state", qemu("", "[jail]\nstate_dir = \"/run/../etc\""), Want::Fails(&["jail.state_dir"])),
         ("jail parent escape", qemu("", "[jail]\nparent_cgroup = \"../x\""), Want::Fails(&["jail.parent_cgroup"])),

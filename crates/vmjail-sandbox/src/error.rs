@@ -88,6 +88,11 @@ pub enum SandboxError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("sandbox \"{id}\": its VMM's uid/gid: {source}")]
+    Ids {
+        id: String,
+        source: crate::ids::IdsError,
+    },
     #[error("sandbox \"{id}\": network namespace: {source}")]
     Netns { id: String, source: NetnsError },
     #[error("{source}; undoing the half-made sandbox also failed: {cleanup}; `vmjail delete --force {id}` retries the cleanup")]

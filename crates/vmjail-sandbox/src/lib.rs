@@ -12,6 +12,7 @@ pub mod crash;
 mod error;
 mod factory;
 mod id;
+pub mod ids;
 pub mod interrupt;
 mod lock;
 pub mod netns;

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use vmjail_config::RuntimeConfig;
 use vmjail_vmm::{Hypervisor, VmmRecord};
 
+use crate::ids::Registry;
 use crate::lock::SandboxLock;
 use crate::process::ProcessId;
 use crate::state::{NetnsRecord, Phase, SandboxState, SandboxView, Status, STATE_VERSION};
@@ -49,6 +50,8 @@ pub struct Sandboxes<F> {
     live: RefCell<HashMap<String, Box<dyn Hypervisor>>>,
     /// Where network namespaces are pinned: `/run/netns`.
     netns_dir: PathBuf,
+    /// Where VMM uids are claimed: [`crate::ids::REGISTRY`].
+    ids: Registry,
 }
 
 impl<F: HypervisorFactory> Sandboxes<F> {
@@ -58,7 +61,14 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             factory,
             live: RefCell::new(HashMap::new()),
             netns_dir: PathBuf::from(netns::NETNS_DIR),
+            ids: Registry::host(),
         }
+    }
+
+    /// Claim VMM uids in `dir` instead of the host's registry (for tests).
+    pub fn with_ids_registry(mut self, dir: &Path) -> Self {
+        self.ids = Registry::at(dir);
+        self
     }
 
     /// Pin network namespaces in `dir` instead of `/run/netns` (for tests
@@ -102,6 +112,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 owned: given.is_none(),
                 pinned: given.is_some(),
             },
+            jail_ids: None,
             vmm: None,
         };
         if let Err(err) = self.store.save(&state) {
@@ -148,6 +159,21 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             });
         }
         crash::point("create-netns");
+        let jail = &state.config.jail;
+        if jail.id_range_size > 1 {
+            let range = (jail.uid, jail.gid, jail.id_range_size);
+            let store = &self.store;
+            self.ids.allocate(store.root(), id, range, |ids| {
+                // The VMM runs as this pair from now on, whatever the
+                // configuration file says later.
+                state.jail_ids = Some(ids);
+                state.config.jail.uid = ids.uid;
+                state.config.jail.gid = ids.gid;
+                state.config.jail.id_range_size = 1;
+                store.save(state)
+            })?;
+            crash::point("create-ids");
+        }
         ensure_chroot_base(&state.config.jail.chroot_base_dir)?;
         let mut hv = self
             .factory
@@ -441,6 +467,15 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 id: state.id.clone(),
                 source,
             })?;
+        }
+        if let Some(ids) = state.jail_ids {
+            let id = SandboxId::parse(&state.id)?;
+            self.ids
+                .release(self.store.root(), &id, ids)
+                .map_err(|source| SandboxError::Ids {
+                    id: state.id.clone(),
+                    source,
+                })?;
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use vmjail_config::{HypervisorKind, RuntimeConfig};
 use vmjail_vmm::VmmRecord;
 
+use crate::ids::JailIds;
 use crate::process::{self, ProcessId};
 
 /// The on-disk format version; bumped on incompatible changes.
@@ -91,6 +92,11 @@ pub struct SandboxState {
     /// reattach with it, whatever the config file says now.
     pub config: RuntimeConfig,
     pub netns: NetnsRecord,
+    /// The uid/gid pair allocated to this sandbox's VMM (also written into
+    /// `config.jail`), claimed host-wide until delete; `None` when the
+    /// configuration shares one pair (`id_range_size = 1`).
+    #[serde(default)]
+    pub jail_ids: Option<JailIds>,
     /// The backend's record, saved before each resource it creates.
     pub vmm: Option<VmmRecord>,
 }

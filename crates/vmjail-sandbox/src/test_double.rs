@@ -338,6 +338,7 @@ pub fn config(state_dir: &Path) -> RuntimeConfig {
         jail: JailConfig {
             uid: 1234,
             gid: 1234,
+            id_range_size: 1,
             // Beside the state dir, never in it: everything in the state
             // dir is taken for a sandbox.
             chroot_base_dir: state_dir.with_file_name("chroot-base"),

@@ -53,6 +53,7 @@ mod tests {
         JailConfig {
             uid: 1234,
             gid: 4321,
+            id_range_size: 1,
             chroot_base_dir: PathBuf::from("/srv/vmjail"),
             state_dir: PathBuf::from("/run/vmjail"),
             cgroup_version: CgroupVersionSetting::V1,

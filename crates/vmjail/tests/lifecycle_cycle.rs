@@ -40,7 +40,12 @@ fn full_cycle_with_state_at_each_step_and_a_jailed_vmm() {
     assert_eq!(state["netns"], netns.to_str().unwrap());
 
     // The VMM: jail uid, the sandbox's own netns, only the chroot visible.
-    assert_eq!(uid_of(pid), w.jail_uid);
+    // A uid/gid pair of its own from the configured range, recorded.
+    let uid = uid_of(pid);
+    assert!((w.jail_uid..w.jail_uid + ID_RANGE).contains(&uid), "{uid}");
+    let stored = w.stored(&id).unwrap();
+    assert_eq!(stored["jail_ids"]["uid"], uid);
+    assert_eq!(stored["config"]["jail"]["uid"], uid);
     let vmm_ns = ns_inode(Path::new(&format!("/proc/{pid}/ns/net")));
     assert_eq!(vmm_ns, ns_inode(&netns), "VMM not in the sandbox netns");
     assert_ne!(vmm_ns, ns_inode(Path::new("/proc/self/ns/net")));
@@ -125,4 +130,37 @@ fn a_given_netns_is_used_and_left_in_place() {
         .args(["netns", "delete", &name])
         .status()
         .unwrap();
+}
+
+/// Review finding 1: every sandbox's VMM runs as a uid/gid pair of its own,
+/// claimed host-wide until delete.
+#[test]
+fn sandboxes_get_distinct_uids_released_on_delete() {
+    if !require_root() {
+        return;
+    }
+    let w = World::new("uids");
+    let ids = [unique_id("uids-a"), unique_id("uids-b")];
+    let mut seen = Vec::new();
+    for id in &ids {
+        w.ok(&["create", "--id", id]);
+        let pid = w.state(id)["vmm_pid"].as_i64().unwrap();
+        let claim = format!("/run/vmjail-ids/{}", uid_of(pid));
+        assert!(
+            std::fs::read_to_string(&claim)
+                .unwrap()
+                .contains(id.as_str()),
+            "{claim}"
+        );
+        seen.push((uid_of(pid), claim));
+    }
+    assert_ne!(seen[0].0, seen[1].0, "two sandboxes share a uid");
+    let recorded: Vec<_> = ids.iter().map(|id| w.stored(id)).collect();
+    for (id, (_, claim)) in ids.iter().zip(&seen) {
+        w.ok(&["delete", "--force", id]);
+        assert!(!Path::new(claim).exists(), "{claim} not released");
+    }
+    for (id, recorded) in ids.iter().zip(&recorded) {
+        w.assert_no_leaks(id, recorded.as_ref());
+    }
 }

@@ -113,6 +113,7 @@ raw_section!(
     RawJail {
         uid: u32,
         gid: u32,
+        id_range_size: u32,
         allow_root: bool,
         chroot_base_dir: String,
         state_dir: String,

@@ -16,6 +16,29 @@ pub const DEFAULT_CHROOT_BASE_DIR: &str = "/srv/vmjail";
 pub const DEFAULT_STATE_DIR: &str = "/run/vmjail";
 pub const DEFAULT_PARENT_CGROUP: &str = "vmjail";
 pub const DEFAULT_RLIMIT_NO_FILE: u64 = 2048;
+/// Default number of uid/gid pairs: sandboxes 30000..=39999 by default.
+pub const DEFAULT_ID_RANGE_SIZE: u32 = 10_000;
+/// `nobody`, which other daemons share: never a VMM's id.
+const NOBODY: u32 = 65534;
+
+/// `id_range_size` with the first `uid`/`gid`: at least 1, no wrap past
+/// the last id, and (for more than one) neither root nor `nobody` inside.
+pub fn check_id_range(uid: u32, gid: u32, size: u32) -> Result<u32, String> {
+    if size == 0 {
+        return Err("must be at least 1 (1: every sandbox shares uid and gid)".into());
+    }
+    for (what, first) in [("uid", uid), ("gid", gid)] {
+        let Some(last) = first.checked_add(size - 1) else {
+            return Err(format!("{what} {first} + {size} runs past the last id"));
+        };
+        if size > 1 && (first == 0 || (first..=last).contains(&NOBODY)) {
+            return Err(format!(
+                "{what}s {first}..={last} include root or nobody (65534); pick a range without them"
+            ));
+        }
+    }
+    Ok(size)
+}
 
 /// `uid`/`gid`: 0 (root) only with `allow_root = true`.
 pub fn check_id(id: u32, allow_root: bool) -> Result<u32, String> {
@@ -141,6 +164,18 @@ pub(crate) fn jail_config(src: &SourceText<'_>, raw: &RawJail) -> Result<JailCon
         .map_err(|m| fail("uid", span_of(&raw.uid), m))?;
     let gid = check_id(get(&raw.gid).copied().unwrap_or(DEFAULT_ID), allow_root)
         .map_err(|m| fail("gid", span_of(&raw.gid), m))?;
+    // A root VMM (allow_root) is one identity, not a range.
+    let default_range = if uid == 0 || gid == 0 {
+        1
+    } else {
+        DEFAULT_ID_RANGE_SIZE
+    };
+    let id_range_size = check_id_range(
+        uid,
+        gid,
+        get(&raw.id_range_size).copied().unwrap_or(default_range),
+    )
+    .map_err(|m| fail("id_range_size", span_of(&raw.id_range_size), m))?;
     let chroot_base_dir =
         check_dir(get(&raw.chroot_base_dir).map_or(DEFAULT_CHROOT_BASE_DIR, String::as_str))
             .map_err(|m| fail("chroot_base_dir", span_of(&raw.chroot_base_dir), m))?;
@@ -171,6 +206,7 @@ pub(crate) fn jail_config(src: &SourceText<'_>, raw: &RawJail) -> Result<JailCon
     Ok(JailConfig {
         uid,
         gid,
+        id_range_size,
         chroot_base_dir,
         state_dir,
         cgroup_version,
@@ -186,6 +222,28 @@ pub(crate) fn jail_config(src: &SourceText<'_>, raw: &RawJail) -> Result<JailCon
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_range_table() {
+        assert_eq!(check_id_range(30000, 30000, 10_000), Ok(10_000));
+        assert_eq!(check_id_range(30000, 30000, 1), Ok(1));
+        assert!(check_id_range(30000, 30000, 0).is_err());
+        assert!(check_id_range(u32::MAX, 1, 2).is_err());
+        assert!(
+            check_id_range(60000, 1000, 10_000).is_err(),
+            "nobody inside"
+        );
+        assert!(
+            check_id_range(1000, 60000, 10_000).is_err(),
+            "nobody gid inside"
+        );
+        assert!(check_id_range(0, 1, 2).is_err(), "root inside");
+        assert_eq!(
+            check_id_range(0, 0, 1),
+            Ok(1),
+            "root alone is allow_root's call"
+        );
+    }
 
     #[test]
     fn id_table() {

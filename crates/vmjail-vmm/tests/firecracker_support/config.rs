@@ -100,6 +100,7 @@ pub fn runtime_config(
         jail: JailConfig {
             uid: 65534,
             gid: 65534,
+            id_range_size: 1,
             chroot_base_dir: chroot_base.to_path_buf(),
             state_dir: PathBuf::from("/run/vmjail"),
             cgroup_version: CgroupVersionSetting::Auto,

@@ -51,6 +51,9 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// How many uid/gid pairs a world's sandboxes are given from (one each).
+pub const ID_RANGE: u32 = 16;
+
 /// One test's world: its own state dir, jail base, cgroup parent, config.
 pub struct World {
     pub dir: tempfile::TempDir,
@@ -58,8 +61,9 @@ pub struct World {
     pub chroot_base: PathBuf,
     pub parent_cgroup: String,
     pub config: PathBuf,
-    /// The jail uid/gid, unique per world: any process left with it is a
-    /// stray VMM of this test.
+    /// The first jail uid/gid of this world's range of [`ID_RANGE`], unique
+    /// per world: any process left with one of them is a stray VMM of this
+    /// test.
     pub jail_uid: u32,
 }
 
@@ -115,6 +119,7 @@ internetworking_model = "tcfilter"
 [jail]
 uid = {jail_uid}
 gid = {jail_uid}
+id_range_size = {ID_RANGE}
 chroot_base_dir = "{chroot}"
 state_dir = "{state}"
 parent_cgroup = "{parent_cgroup}"
@@ -222,8 +227,19 @@ parent_cgroup = "{parent_cgroup}"
         assert!(mounts.is_empty(), "{id}: mounts left: {mounts:?}");
         let procs = processes_mentioning(&[id, self.dir.path().to_str().unwrap()]);
         assert!(procs.is_empty(), "{id}: processes left: {procs:?}");
-        let strays = processes_of_uid(self.jail_uid);
+        let strays: Vec<_> = (self.jail_uid..self.jail_uid + ID_RANGE)
+            .flat_map(processes_of_uid)
+            .collect();
         assert!(strays.is_empty(), "{id}: stray VMM processes: {strays:?}");
+        for uid in self.jail_uid..self.jail_uid + ID_RANGE {
+            let claim =
+                std::fs::read_to_string(format!("/run/vmjail-ids/{uid}")).unwrap_or_default();
+            assert!(
+                !(claim.contains(&format!("\"{id}\""))
+                    && claim.contains(self.state_dir.to_str().unwrap())),
+                "{id}: uid claim {uid} left: {claim}"
+            );
+        }
         let cgroups = cgroups_of(&self.parent_cgroup, id);
         assert!(cgroups.is_empty(), "{id}: cgroups left: {cgroups:?}");
         if let Some(vmm) = recorded.and_then(|s| s.get("vmm")).filter(|v| !v.is_null()) {
