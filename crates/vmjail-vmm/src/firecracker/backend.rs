@@ -688,14 +688,22 @@ impl Firecracker {
         }
     }
 
+    /// The VMM first (its whole thread group), then the jail — whose
+    /// teardown also ends whatever is left in the jail's cgroups — and only
+    /// then the taps: a tap is removable once no process holds it.
     fn stop_inner(&mut self, timeout: Duration) -> Result<(), Error> {
         self.kill_vmm(timeout)?;
         self.logs.stop();
         self.client = None;
+        let teardown = if self.record.jail.jail_dir.as_os_str().is_empty() {
+            Ok(())
+        } else {
+            vmjail_jail::teardown(&self.record.jail, timeout).map_err(Error::Teardown)
+        };
+        // Removed even after a failed teardown: a tap nobody holds goes
+        // now, one still held is reported (and kept in the record).
         let taps = self.remove_taps();
-        if !self.record.jail.jail_dir.as_os_str().is_empty() {
-            vmjail_jail::teardown(&self.record.jail, timeout).map_err(Error::Teardown)?;
-        }
+        teardown?;
         self.record.drives.clear();
         taps
     }

@@ -124,6 +124,12 @@ pub fn full_lifecycle(
         matches!(state, "gone" | "Z" | "X"),
         "VMM still running (state {state}) after stop took {stopped_after:?}"
     );
+    // And not just its leader: no thread of it is left holding its fds.
+    assert!(
+        !vmjail_jail::process::is_alive(pid, record.jail.vmm_start_time),
+        "VMM threads still exiting after stop took {stopped_after:?}: {:?}",
+        vmjail_jail::process::threads(pid)
+    );
     assert_eq!(other.state().unwrap(), VmState::Stopped);
     assert!(mounts_under(&record.jail.jail_dir).is_empty());
     assert!(!record.jail.jail_dir.exists(), "jail dir left behind");

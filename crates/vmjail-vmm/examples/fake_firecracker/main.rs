@@ -2,7 +2,11 @@
 //! Firecracker: it serves Firecracker's API on `--api-sock` (blocking, one
 //! connection at a time, like Firecracker) and checks what only a jailed VMM
 //! can check — that every path it is handed opens *inside its chroot*.
-//! `SendCtrlAltDel` makes it exit, as a guest reboot ends Firecracker.
+//! `SendCtrlAltDel` makes it exit, as a guest reboot ends Firecracker. Like
+//! Firecracker it opens the tap it is given and holds it on another thread
+//! than the main one, which exits first (see `devices.rs`).
+
+mod devices;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -18,6 +22,7 @@ struct Vmm {
     log: Option<std::fs::File>,
     drives: HashMap<String, Value>,
     vsock: Option<UnixListener>,
+    devices: Option<devices::Devices>,
 }
 
 fn main() {
@@ -35,10 +40,16 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let mut vmm = Vmm::default();
+    let mut vmm = Vmm {
+        devices: Some(devices::Devices::start()),
+        ..Vmm::default()
+    };
     for stream in listener.incoming().flatten() {
         if serve(stream, &mut vmm) {
-            std::process::exit(0);
+            match vmm.devices.take() {
+                Some(devices) => devices.shutdown(),
+                None => std::process::exit(0),
+            }
         }
     }
 }
@@ -167,8 +178,11 @@ fn handle(vmm: &mut Vmm, method: &str, path: &str, body: &Value) -> (u16, Option
                     "The requested operation is not supported after starting the microVM.".into(),
                 );
             }
-            match opens("/dev/net/tun", true) {
-                Ok(_) => (204, None, false),
+            let Some(devices) = &vmm.devices else {
+                return fault("the device thread is gone".into());
+            };
+            match devices.open_tap(&text("host_dev_name")) {
+                Ok(()) => (204, None, false),
                 Err(e) => fault(e),
             }
         }
