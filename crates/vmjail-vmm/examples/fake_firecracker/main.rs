@@ -20,6 +20,7 @@ struct Vmm {
     started: bool,
     paused: bool,
     log: Option<std::fs::File>,
+    metrics: Option<std::fs::File>,
     drives: HashMap<String, Value>,
     vsock: Option<UnixListener>,
     devices: Option<devices::Devices>,
@@ -145,7 +146,10 @@ fn handle(vmm: &mut Vmm, method: &str, path: &str, body: &Value) -> (u16, Option
             Err(e) => fault(e),
         },
         ("PUT", "/metrics") => match opens(&text("metrics_path"), true) {
-            Ok(_) => (204, None, false),
+            Ok(file) => {
+                vmm.metrics = Some(file);
+                (204, None, false)
+            }
             Err(e) => fault(e),
         },
         ("PUT", "/boot-source") => {
@@ -225,6 +229,21 @@ fn handle(vmm: &mut Vmm, method: &str, path: &str, body: &Value) -> (u16, Option
                 (204, None, false)
             }
             Some("SendCtrlAltDel") if vmm.started => (204, None, true),
+            // Firecracker writes one JSON object per line to the metrics FIFO.
+            Some("FlushMetrics") => match &mut vmm.metrics {
+                Some(file) => {
+                    let millis = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis())
+                        .unwrap_or_default();
+                    let line = json!({ "utc_timestamp_ms": millis, "api_server": {} });
+                    match writeln!(file, "{line}") {
+                        Ok(()) => (204, None, false),
+                        Err(e) => fault(format!("writing metrics: {e}")),
+                    }
+                }
+                None => fault("Metrics system not initialized".into()),
+            },
             Some("SendCtrlAltDel") => fault(
                 "The requested operation is not supported before starting the microVM.".into(),
             ),

@@ -127,6 +127,13 @@ impl Firecracker {
         self.timings
     }
 
+    /// Ask Firecracker to write its metrics now (it does so once a minute
+    /// otherwise); they arrive through the metrics FIFO in vmjail's log.
+    pub fn flush_metrics(&mut self) -> Result<(), VmmError> {
+        self.require_created("flush_metrics")?;
+        Ok(self.call(&api::put_action(api::ActionType::FlushMetrics))?)
+    }
+
     fn jailer(&self) -> Jailer {
         match &self.hypervisor.jailer_path {
             Some(jailer_path) => Jailer::Firecracker {
