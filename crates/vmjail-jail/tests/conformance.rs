@@ -640,6 +640,14 @@ fn invalid_parent_cgroup_is_rejected() {
     });
 }
 
+/// (session id, controlling tty number) of `pid`, from the host's
+/// `/proc/<pid>/stat` (fields 6 and 7).
+fn session_and_tty(pid: i32) -> (i32, i32) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    (fields[3].parse().unwrap(), fields[4].parse().unwrap())
+}
+
 #[test]
 fn new_pid_ns_and_daemonize_matrix_with_kill_by_pid_file() {
     for_each_jailer("pid_ns_daemonize", |kind| {
@@ -666,7 +674,24 @@ fn new_pid_ns_and_daemonize_matrix_with_kill_by_pid_file() {
                 assert_eq!(in_file.trim(), run.pid.to_string(), "{case}: pid file");
             }
             if daemonize {
-                assert_eq!(r["sid"], r["pid"], "{case}: a session leader");
+                // Detached from the caller: a session of its own, no
+                // controlling terminal.
+                let (session, tty) = session_and_tty(run.pid);
+                assert_ne!(
+                    session,
+                    session_and_tty(std::process::id() as i32).0,
+                    "{case}"
+                );
+                assert_eq!(tty, 0, "{case}: a controlling terminal");
+                if kind.builtin() {
+                    assert_eq!(r["sid"], r["pid"], "{case}: a session leader");
+                } else {
+                    // Firecracker's jailer daemonizes by the classic double
+                    // fork: the VMM runs in the session its parent made, and
+                    // is not its leader (so it cannot acquire a terminal).
+                    // The built-in jailer makes the VMM the leader itself.
+                    assert_ne!(session, run.pid, "{case}");
+                }
                 for s in r["stdio"].as_array().unwrap() {
                     assert_eq!(
                         (u64_of(&s["major"]), u64_of(&s["minor"])),
