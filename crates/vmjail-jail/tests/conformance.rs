@@ -569,6 +569,40 @@ fn cgroup_v2_values_and_parents() {
     });
 }
 
+/// Only core (`cgroup.*`) files: no controller involved. Firecracker's
+/// jailer cannot write them (it takes `cgroup` for a controller); vmjail
+/// writes them and has it join the prepared leaf.
+#[test]
+fn cgroup_v2_core_files_alone_still_place_the_vmm_in_its_leaf() {
+    for_each_jailer("cgroup_v2_core", |kind| {
+        let parent = unique("vmjail-jt2c");
+        let run = launch(kind, |s| {
+            s.cgroup_version = CgroupVersion::V2;
+            s.parent_cgroup = Some(parent.clone());
+            s.cgroups = vec![("cgroup.max.descendants".into(), "2".into())];
+        })
+        .unwrap();
+        run.report();
+        let id = &run.jail.record().id;
+        let leaf = v2_root().join(&parent).join(id);
+        assert!(
+            proc_cgroups(run.pid)
+                .lines()
+                .any(|l| l == format!("0::/{parent}/{id}")),
+            "{}",
+            proc_cgroups(run.pid)
+        );
+        assert_eq!(
+            std::fs::read_to_string(leaf.join("cgroup.max.descendants"))
+                .unwrap()
+                .trim(),
+            "2"
+        );
+        drop(run);
+        assert!(!v2_root().join(&parent).exists(), "v2 cgroups left behind");
+    });
+}
+
 #[test]
 fn cgroup_v2_busy_parent_is_a_clear_error() {
     for_each_jailer("cgroup_v2_busy", |kind| {
