@@ -461,7 +461,9 @@ fn proc_cgroups(pid: i32) -> String {
 #[test]
 fn cgroup_v1_values_parents_and_cpuset_inheritance() {
     for_each_jailer("cgroup_v1", |kind| {
-        let parent = unique("vmjail-jt/nested");
+        // Nested two deep, both levels new and unique to this run (another
+        // suite on the host may be using a shared name at the same time).
+        let parent = format!("{}/nested", unique("vmjail-jt"));
         let run = launch(kind, |s| {
             s.cgroup_version = CgroupVersion::V1;
             s.parent_cgroup = Some(parent.clone());
