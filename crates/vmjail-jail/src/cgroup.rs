@@ -305,7 +305,7 @@ pub fn kill_all(dir: &Path) {
     }
 }
 
-fn write(path: &Path, value: &str, step: &'static str) -> Result<(), JailError> {
+pub(crate) fn write(path: &Path, value: &str, step: &'static str) -> Result<(), JailError> {
     std::fs::OpenOptions::new()
         .write(true)
         .open(path)
@@ -327,7 +327,7 @@ fn read_trimmed(path: &Path) -> Result<String, JailError> {
         })
 }
 
-fn create_path(hierarchy: &Path, leaf: &Path) -> Result<(), JailError> {
+pub(crate) fn create_path(hierarchy: &Path, leaf: &Path) -> Result<(), JailError> {
     let rel = leaf.strip_prefix(hierarchy).unwrap_or(leaf);
     let mut dir = hierarchy.to_path_buf();
     for component in rel.components() {
@@ -349,7 +349,7 @@ fn create_path(hierarchy: &Path, leaf: &Path) -> Result<(), JailError> {
 
 /// Copy `cpuset.cpus`/`cpuset.mems` from parent to child wherever the child's
 /// are empty, from the hierarchy root down to the leaf.
-fn inherit_cpuset(hierarchy: &Path, leaf: &Path) -> Result<(), JailError> {
+pub(crate) fn inherit_cpuset(hierarchy: &Path, leaf: &Path) -> Result<(), JailError> {
     let rel = leaf.strip_prefix(hierarchy).unwrap_or(leaf);
     let mut parent = hierarchy.to_path_buf();
     for component in rel.components() {

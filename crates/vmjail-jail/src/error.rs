@@ -153,6 +153,8 @@ pub enum JailError {
     JailerTimeout { seconds: u64 },
     #[error("pid file {path}: {reason}")]
     PidFile { path: PathBuf, reason: String },
+    #[error("Firecracker's jailer exited but wrote no pid file {path} within {seconds} s")]
+    PidFileTimeout { path: PathBuf, seconds: u64 },
     #[error("process {pid} did not exit after SIGKILL")]
     KillTimeout { pid: i32 },
     #[error("refusing to tear down {path}: {reason}")]

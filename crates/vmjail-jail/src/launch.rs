@@ -2,16 +2,16 @@
 //! host pid — never the jailer's once it forks into a new pid namespace.
 
 use std::ffi::OsString;
-use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::args::JailerArgs;
 use crate::cgroup::{CgroupMounts, CgroupPlan};
 use crate::error::JailError;
+use crate::firecracker_jailer;
 use crate::jail::Jail;
 use crate::process;
 use crate::spec::{Jailer, Recorder};
@@ -45,11 +45,25 @@ impl Jail {
     fn args(&self) -> JailerArgs {
         let mut args = JailerArgs::from_spec(&self.spec);
         args.copy_exec_file = self.copy_exec_file;
+        if !self.builtin() {
+            firecracker_jailer::adjust_args(&mut args, &self.cgroup_parent());
+        }
         args
     }
 
+    /// The parent cgroup path: as given, else the exec file's name (both
+    /// jailers' default).
+    fn cgroup_parent(&self) -> String {
+        self.spec
+            .parent_cgroup
+            .clone()
+            .unwrap_or_else(|| self.exec_name.clone())
+    }
+
     /// The argv used for either jailer, program first (Firecracker-compatible;
-    /// vmjail additions only for `BuiltIn`).
+    /// vmjail additions only for `BuiltIn`; for Firecracker's jailer, v2 core
+    /// cgroup files are left out: vmjail writes them, see
+    /// `firecracker_jailer.rs`).
     pub fn jailer_argv(&self) -> Vec<OsString> {
         let mut argv = match &self.jailer {
             Jailer::BuiltIn { vmjail_exe } => vec![vmjail_exe.clone().into(), "jailer".into()],
@@ -71,11 +85,7 @@ impl Jail {
         recorder: &mut dyn Recorder,
         stdio: LaunchStdio,
     ) -> Result<i32, JailError> {
-        let parent = self
-            .spec
-            .parent_cgroup
-            .clone()
-            .unwrap_or_else(|| self.exec_name.clone());
+        let parent = self.cgroup_parent();
         let plan = CgroupPlan::new(
             &CgroupMounts::discover(),
             self.spec.cgroup_version,
@@ -106,6 +116,11 @@ impl Jail {
             }
         }
         self.save(recorder, "launching the jailer")?;
+        if !self.builtin() {
+            // What Firecracker's jailer cannot do itself, in directories
+            // recorded above.
+            firecracker_jailer::prepare_cgroups(&plan)?;
+        }
 
         let mut args = self.args();
         let program: PathBuf = match &self.jailer {
@@ -170,7 +185,7 @@ impl Jail {
                 drop(write);
                 self.follow_builtin(recorder, read, &mut child, jailer_pid)
             }
-            None => self.follow_firecracker(recorder, &mut child, jailer_pid, &program),
+            None => firecracker_jailer::follow(self, recorder, &mut child, jailer_pid, &program),
         };
         match result {
             Ok(pid) => Ok(pid),
@@ -191,7 +206,11 @@ impl Jail {
         }
     }
 
-    fn record_vmm(&mut self, recorder: &mut dyn Recorder, pid: i32) -> Result<(), JailError> {
+    pub(crate) fn record_vmm(
+        &mut self,
+        recorder: &mut dyn Recorder,
+        pid: i32,
+    ) -> Result<(), JailError> {
         self.record.vmm_pid = Some(pid);
         self.record.vmm_start_time = process::start_time(pid);
         self.save(recorder, "recording the VMM pid")
@@ -234,29 +253,6 @@ impl Jail {
             .outcome(self.spec.new_pid_ns, jailer_pid, &jailer)
             .map_err(|message| JailError::JailerFailed { message })
     }
-
-    fn follow_firecracker(
-        &mut self,
-        recorder: &mut dyn Recorder,
-        child: &mut std::process::Child,
-        jailer_pid: i32,
-        program: &Path,
-    ) -> Result<i32, JailError> {
-        if !self.spec.new_pid_ns {
-            wait_for_exec(jailer_pid, program)?;
-            return Ok(jailer_pid);
-        }
-        // Firecracker's jailer exits after writing the pid file of its child.
-        let status = wait_with_timeout(child)?;
-        if !status.success() {
-            return Err(JailError::JailerFailed {
-                message: format!("{} exited with {status}", program.display()),
-            });
-        }
-        let pid = read_pid_file(&self.pid_file())?;
-        self.record_vmm(recorder, pid)?;
-        Ok(pid)
-    }
 }
 
 fn kill_and_reap(child: &mut std::process::Child) {
@@ -264,7 +260,7 @@ fn kill_and_reap(child: &mut std::process::Child) {
     let _ = child.wait();
 }
 
-fn wait_with_timeout(
+pub(crate) fn wait_with_timeout(
     child: &mut std::process::Child,
 ) -> Result<std::process::ExitStatus, JailError> {
     let deadline = Instant::now() + LAUNCH_TIMEOUT;
@@ -283,88 +279,5 @@ fn wait_with_timeout(
                 })
             }
         }
-    }
-}
-
-/// Firecracker's jailer gives no signal when it execs: wait until the process
-/// no longer runs the jailer binary (or has exited, which is a failure).
-fn wait_for_exec(pid: i32, jailer: &std::path::Path) -> Result<(), JailError> {
-    let jailer_comm: String = jailer
-        .file_name()
-        .map(|n| n.to_string_lossy().chars().take(15).collect())
-        .unwrap_or_default();
-    let deadline = Instant::now() + LAUNCH_TIMEOUT;
-    while Instant::now() < deadline {
-        if !process::is_running(pid) {
-            return Err(JailError::JailerFailed {
-                message: format!("{} exited before starting the VMM", jailer.display()),
-            });
-        }
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim_end() != jailer_comm {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    Err(JailError::JailerTimeout {
-        seconds: LAUNCH_TIMEOUT.as_secs(),
-    })
-}
-
-/// Most bytes a pid file may hold.
-const MAX_PID_FILE: u64 = 32;
-
-/// `<root>/<exec_name>.pid` of Firecracker's jailer (the built-in jailer
-/// hands the pid over its status pipe instead). The jail root belongs to the
-/// VMM's user, who may have planted a symlink, a FIFO or a huge file there:
-/// open without following or blocking, require a small regular file.
-fn read_pid_file(path: &Path) -> Result<i32, JailError> {
-    let error = |reason: String| JailError::PidFile {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let file = std::fs::File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| error(e.to_string()))?;
-    let meta = file.metadata().map_err(|e| error(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(error("not a regular file".to_owned()));
-    }
-    let mut text = String::new();
-    file.take(MAX_PID_FILE)
-        .read_to_string(&mut text)
-        .map_err(|e| error(e.to_string()))?;
-    let pid: i32 = text
-        .trim()
-        .parse()
-        .map_err(|_| error(format!("{text:?} is not a pid")))?;
-    if pid <= 1 {
-        return Err(error(format!("{pid} is not a VMM pid")));
-    }
-    Ok(pid)
-}
-
-use std::os::unix::fs::OpenOptionsExt;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_planted_fifo_or_symlink_pid_file_is_refused_without_blocking() {
-        let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("fifo.pid");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        assert!(read_pid_file(&fifo).is_err());
-        let target = dir.path().join("real.pid");
-        std::fs::write(&target, "1234").unwrap();
-        assert_eq!(read_pid_file(&target).unwrap(), 1234);
-        let link = dir.path().join("link.pid");
-        std::os::unix::fs::symlink(&target, &link).unwrap();
-        assert!(read_pid_file(&link).is_err());
-        std::fs::write(&target, "9".repeat(100)).unwrap();
-        assert!(read_pid_file(&target).is_err());
     }
 }

@@ -12,6 +12,7 @@ pub mod cgroup;
 mod chroot;
 mod devices;
 mod error;
+mod firecracker_jailer;
 mod fsat;
 mod jail;
 mod launch;

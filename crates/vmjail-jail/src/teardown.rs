@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 
 use crate::cgroup;
@@ -150,7 +149,7 @@ fn kill_vmm(pid: i32, start: u64, timeout: Duration) -> Result<(), JailError> {
     let pidfd = match sys::pidfd_open(pid) {
         Ok(fd) => Some(fd),
         Err(nix::Error::ESRCH) => {
-            reap(pid);
+            process::reap(pid, Some(start));
             return Ok(());
         }
         Err(_) => None,
@@ -162,35 +161,17 @@ fn kill_vmm(pid: i32, start: u64, timeout: Duration) -> Result<(), JailError> {
         Some(fd) => sys::pidfd_send_signal(fd, signal),
         None => kill(Pid::from_raw(pid), signal),
     };
+    // Gone means the whole thread group: until then the VMM's threads
+    // still hold its fds (taps, drives bind-mounted below the jail).
     let _ = send(Signal::SIGTERM);
-    if wait_gone(pid, start, timeout) {
+    if process::wait_gone(pid, Some(start), timeout) {
         return Ok(());
     }
     let _ = send(Signal::SIGKILL);
-    if wait_gone(pid, start, Duration::from_secs(5)) {
+    if process::wait_gone(pid, Some(start), Duration::from_secs(5)) {
         return Ok(());
     }
     Err(JailError::KillTimeout { pid })
-}
-
-/// Reap `pid` if it is our child (else it is reaped by its own parent).
-fn reap(pid: i32) {
-    let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
-}
-
-fn wait_gone(pid: i32, start: u64, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        reap(pid);
-        let alive = process::start_time(pid) == Some(start) && process::is_running(pid);
-        if !alive {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 /// Remove one cgroup directory. A parent still holding another jail's

@@ -485,7 +485,9 @@ fn proc_cgroups(pid: i32) -> String {
 #[test]
 fn cgroup_v1_values_parents_and_cpuset_inheritance() {
     for_each_jailer("cgroup_v1", |kind| {
-        let parent = unique("vmjail-jt/nested");
+        // Nested two deep, both levels new and unique to this run (another
+        // suite on the host may be using a shared name at the same time).
+        let parent = format!("{}/nested", unique("vmjail-jt"));
         let run = launch(kind, |s| {
             s.cgroup_version = CgroupVersion::V1;
             s.parent_cgroup = Some(parent.clone());
@@ -593,6 +595,40 @@ fn cgroup_v2_values_and_parents() {
     });
 }
 
+/// Only core (`cgroup.*`) files: no controller involved. Firecracker's
+/// jailer cannot write them (it takes `cgroup` for a controller); vmjail
+/// writes them and has it join the prepared leaf.
+#[test]
+fn cgroup_v2_core_files_alone_still_place_the_vmm_in_its_leaf() {
+    for_each_jailer("cgroup_v2_core", |kind| {
+        let parent = unique("vmjail-jt2c");
+        let run = launch(kind, |s| {
+            s.cgroup_version = CgroupVersion::V2;
+            s.parent_cgroup = Some(parent.clone());
+            s.cgroups = vec![("cgroup.max.descendants".into(), "2".into())];
+        })
+        .unwrap();
+        run.report();
+        let id = &run.jail.record().id;
+        let leaf = v2_root().join(&parent).join(id);
+        assert!(
+            proc_cgroups(run.pid)
+                .lines()
+                .any(|l| l == format!("0::/{parent}/{id}")),
+            "{}",
+            proc_cgroups(run.pid)
+        );
+        assert_eq!(
+            std::fs::read_to_string(leaf.join("cgroup.max.descendants"))
+                .unwrap()
+                .trim(),
+            "2"
+        );
+        drop(run);
+        assert!(!v2_root().join(&parent).exists(), "v2 cgroups left behind");
+    });
+}
+
 #[test]
 fn cgroup_v2_busy_parent_is_a_clear_error() {
     for_each_jailer("cgroup_v2_busy", |kind| {
@@ -664,6 +700,14 @@ fn invalid_parent_cgroup_is_rejected() {
     });
 }
 
+/// (session id, controlling tty number) of `pid`, from the host's
+/// `/proc/<pid>/stat` (fields 6 and 7).
+fn session_and_tty(pid: i32) -> (i32, i32) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    (fields[3].parse().unwrap(), fields[4].parse().unwrap())
+}
+
 #[test]
 fn new_pid_ns_and_daemonize_matrix_with_kill_by_pid_file() {
     for_each_jailer("pid_ns_daemonize", |kind| {
@@ -690,7 +734,24 @@ fn new_pid_ns_and_daemonize_matrix_with_kill_by_pid_file() {
                 assert_eq!(in_file.trim(), run.pid.to_string(), "{case}: pid file");
             }
             if daemonize {
-                assert_eq!(r["sid"], r["pid"], "{case}: a session leader");
+                // Detached from the caller: a session of its own, no
+                // controlling terminal.
+                let (session, tty) = session_and_tty(run.pid);
+                assert_ne!(
+                    session,
+                    session_and_tty(std::process::id() as i32).0,
+                    "{case}"
+                );
+                assert_eq!(tty, 0, "{case}: a controlling terminal");
+                if kind.builtin() {
+                    assert_eq!(r["sid"], r["pid"], "{case}: a session leader");
+                } else {
+                    // Firecracker's jailer daemonizes by the classic double
+                    // fork: the VMM runs in the session its parent made, and
+                    // is not its leader (so it cannot acquire a terminal).
+                    // The built-in jailer makes the VMM the leader itself.
+                    assert_ne!(session, run.pid, "{case}");
+                }
                 for s in r["stdio"].as_array().unwrap() {
                     assert_eq!(
                         (u64_of(&s["major"]), u64_of(&s["minor"])),
@@ -764,46 +825,52 @@ fn teardown_leaves_nothing_and_is_idempotent() {
 /// Review finding 3: RLIMIT_FSIZE used to be installed before the exec file
 /// was copied, so the jailer died of SIGXFSZ mid-copy — and its closed status
 /// pipe was taken for a successful exec. The limit now comes last, and a
-/// jailer that ends without reaching exec is a failed launch.
+/// jailer that ends without reaching exec is a failed launch. Firecracker's
+/// jailer copies first too. The limit is half the probe's size, whatever
+/// the build profile made that (megabytes in debug, far less in release).
 #[test]
 fn an_fsize_limit_below_the_exec_file_size_still_launches_with_a_copy() {
-    if !root_or_skip("fsize_copy") {
-        return;
-    }
-    let base = base_dir();
-    let probe = probe_file();
-    let size = std::fs::metadata(&probe.path).unwrap().len();
-    let limit = 1 << 20;
-    assert!(
-        size > limit,
-        "the probe ({size} bytes) must exceed the limit"
-    );
-    let mut spec = spec(&unique("fs"), &probe.path, base.path());
-    spec.rlimit_fsize = Some(limit);
-    let saved = Saved::default();
-    let mut recorder = saved.recorder();
-    let mut jail = Jail::prepare(spec, Kind::BuiltIn.jailer(), &mut recorder).unwrap();
-    jail.set_copy_exec_file(true);
-    jail.place_shared_libraries(&mut recorder).unwrap();
-    let launched = jail.launch(&mut recorder);
-    if launched.is_err() {
-        teardown(&saved.get(), Duration::from_millis(500)).unwrap();
-    }
-    let pid = launched.unwrap();
-    assert_eq!(saved.get().vmm_pid, Some(pid));
-    let run = Running {
-        jail,
-        saved,
-        pid,
-        _base: base,
-        _probe: probe,
-    };
-    // Before the fix: launch said ok, but the jailer had died mid-copy.
-    let r = run.report();
-    assert_eq!(
-        r["rlimit_fsize"],
-        serde_json::json!({"soft": limit, "hard": limit})
-    );
+    for_each_jailer("fsize_copy", |kind| {
+        let base = base_dir();
+        let probe = probe_file();
+        let size = std::fs::metadata(&probe.path).unwrap().len();
+        // Page-aligned, and far above the probe's report (a few KiB).
+        let limit = (size / 2) & !0xfff;
+        assert!(
+            limit >= 64 << 10 && size > limit,
+            "the probe ({size} bytes) must exceed the limit ({limit}) by far"
+        );
+        let mut spec = spec(&unique("fs"), &probe.path, base.path());
+        spec.rlimit_fsize = Some(limit);
+        let saved = Saved::default();
+        let mut recorder = saved.recorder();
+        let mut jail = Jail::prepare(spec, kind.jailer(), &mut recorder).unwrap();
+        // Firecracker's jailer always copies; the built-in one on request.
+        jail.set_copy_exec_file(true);
+        jail.place_shared_libraries(&mut recorder).unwrap();
+        let launched = jail.launch(&mut recorder);
+        if launched.is_err() {
+            teardown(&saved.get(), Duration::from_millis(500)).unwrap();
+        }
+        let pid = launched.unwrap();
+        assert_eq!(saved.get().vmm_pid, Some(pid));
+        let run = Running {
+            jail,
+            saved,
+            pid,
+            _base: base,
+            _probe: probe,
+        };
+        // Before the fix: launch said ok, but the jailer had died mid-copy.
+        let r = run.report();
+        assert_eq!(
+            r["rlimit_fsize"],
+            serde_json::json!({"soft": limit, "hard": limit})
+        );
+        // The copy is whole: the VMM runs from a file of the original's size.
+        let copied = std::fs::metadata(run.jail.root().join(run.jail.exec_name())).unwrap();
+        assert_eq!(copied.len(), size);
+    });
 }
 
 /// Review finding 4: with a new pid namespace, a parent jailer that failed

@@ -11,6 +11,10 @@
 //!   --ready-stdout      print `ready` on stdout once reported
 //!   --check <path>      report whether <path> exists (repeatable)
 //!   --hold              then wait for a signal instead of exiting
+//!   --leader-exits-first <ms>
+//!                       then end like a multi-threaded VMM can: the main
+//!                       thread exits alone (a zombie leader) while a second
+//!                       thread lives on for <ms> milliseconds
 
 mod report;
 
@@ -19,6 +23,7 @@ fn main() {
     let mut report_path = None;
     let mut ready_stdout = false;
     let mut hold = false;
+    let mut leader_exits_first = None;
     let mut checks = Vec::new();
     let mut iter = args.iter().skip(1);
     while let Some(arg) = iter.next() {
@@ -27,6 +32,9 @@ fn main() {
             "--check" => checks.extend(iter.next().cloned()),
             "--ready-stdout" => ready_stdout = true,
             "--hold" => hold = true,
+            "--leader-exits-first" => {
+                leader_exits_first = iter.next().and_then(|ms| ms.parse::<u64>().ok());
+            }
             _ => {}
         }
     }
@@ -46,9 +54,28 @@ fn main() {
         let _ = out.write_all(b"ready\n");
         let _ = out.flush();
     }
+    if let Some(ms) = leader_exits_first {
+        leader_exits_first_then_linger(ms);
+    }
     if hold {
         loop {
             nix::unistd::pause();
         }
     }
+}
+
+/// The main thread exits on its own (`exit(2)`, not `exit_group(2)`), so
+/// the host sees a zombie leader with a live thread, which ends the process
+/// `ms` milliseconds later.
+fn leader_exits_first_then_linger(ms: u64) -> ! {
+    let linger = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        std::process::exit(0);
+    });
+    // Keep the handle alive: the thread must not be joined.
+    std::mem::forget(linger);
+    // SAFETY: ends only the calling thread; nix has no wrapper for the
+    // thread-only exit(2). Nothing of this thread's stack is used afterwards.
+    unsafe { libc::syscall(libc::SYS_exit, 0) };
+    unreachable!("exit(2) returned")
 }

@@ -2,26 +2,21 @@
 //! signal it, wait for it. A pid is only trusted together with its start
 //! time, so a recycled pid is never signalled.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 
-/// Whether `pid` is a live process started at `started` (when known).
-/// A zombie counts as gone (and is reaped when it is our child).
+/// Whether `pid` is a live process started at `started` (when known). It
+/// counts as gone only once its whole thread group has exited (a zombie
+/// leader whose threads still hold the VMM's fds is alive); a gone child of
+/// ours is reaped.
 pub fn is_alive(pid: i32, started: Option<u64>) -> bool {
-    match vmjail_jail::process::stat(pid) {
-        None => false,
-        Some((_, start)) if started.is_some_and(|s| s != start) => false,
-        Some(('Z' | 'X', _)) => {
-            // Only succeeds for our own child; anyone else's zombie is
-            // reaped by its parent.
-            let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
-            false
-        }
-        Some(_) => true,
+    let alive = vmjail_jail::process::is_alive(pid, started);
+    if !alive {
+        vmjail_jail::process::reap(pid, started);
     }
+    alive
 }
 
 /// Send `signal` to `pid` if it is still the process started at `started`.
@@ -35,18 +30,10 @@ pub fn signal(pid: i32, started: Option<u64>, signal: Signal) -> nix::Result<()>
     }
 }
 
-/// Poll until `pid` is gone or `timeout` passes; true when it is gone.
+/// Poll until `pid` is gone with its whole thread group, or `timeout`
+/// passes; true when it is gone.
 pub fn wait_gone(pid: i32, started: Option<u64>, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if !is_alive(pid, started) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    vmjail_jail::process::wait_gone(pid, started, timeout)
 }
 
 /// Why [`terminate`] could not end a VMM.

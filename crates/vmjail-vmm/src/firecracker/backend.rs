@@ -127,6 +127,13 @@ impl Firecracker {
         self.timings
     }
 
+    /// Ask Firecracker to write its metrics now (it does so once a minute
+    /// otherwise); they arrive through the metrics FIFO in vmjail's log.
+    pub fn flush_metrics(&mut self) -> Result<(), VmmError> {
+        self.require_created("flush_metrics")?;
+        Ok(self.call(&api::put_action(api::ActionType::FlushMetrics))?)
+    }
+
     fn jailer(&self) -> Jailer {
         match &self.hypervisor.jailer_path {
             Some(jailer_path) => Jailer::Firecracker {
@@ -688,14 +695,22 @@ impl Firecracker {
         }
     }
 
+    /// The VMM first (its whole thread group), then the jail — whose
+    /// teardown also ends whatever is left in the jail's cgroups — and only
+    /// then the taps: a tap is removable once no process holds it.
     fn stop_inner(&mut self, timeout: Duration) -> Result<(), Error> {
         self.kill_vmm(timeout)?;
         self.logs.stop();
         self.client = None;
+        let teardown = if self.record.jail.jail_dir.as_os_str().is_empty() {
+            Ok(())
+        } else {
+            vmjail_jail::teardown(&self.record.jail, timeout).map_err(Error::Teardown)
+        };
+        // Removed even after a failed teardown: a tap nobody holds goes
+        // now, one still held is reported (and kept in the record).
         let taps = self.remove_taps();
-        if !self.record.jail.jail_dir.as_os_str().is_empty() {
-            vmjail_jail::teardown(&self.record.jail, timeout).map_err(Error::Teardown)?;
-        }
+        teardown?;
         self.record.drives.clear();
         taps
     }

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
 
@@ -106,19 +107,45 @@ pub(super) fn create(name: &str, uid: u32, gid: u32) -> Result<(), Error> {
     link_up(name)
 }
 
-pub(super) fn remove(name: &str) -> Result<(), Error> {
-    if !exists(name) {
+/// Remove persistent tap `name`. A tap still attached to a process (its
+/// last fd being closed by a VMM that is exiting) refuses a second attach
+/// with EBUSY: retried until `wait` has passed. The caller waits for the
+/// VMM's whole thread group to be gone first; this is only a second line.
+pub(super) fn remove(name: &str, wait: Duration) -> Result<(), Error> {
+    let deadline = Instant::now() + wait;
+    loop {
+        if !exists(name) {
+            return Ok(());
+        }
+        let tun = match attach(name, false) {
+            Ok(tun) => tun,
+            Err(Error::SetIff {
+                source: nix::errno::Errno::EBUSY,
+                ..
+            }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            Err(Error::SetIff {
+                source: nix::errno::Errno::EBUSY,
+                ..
+            }) => {
+                return Err(Error::TapBusy {
+                    name: name.to_owned(),
+                    waited: wait,
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        // SAFETY: plain integer ioctl on a tun descriptor we own; the device
+        // disappears when `tun` is closed.
+        unsafe { tun_set_persist(tun.as_raw_fd(), 0) }.map_err(|source| Error::SetPersist {
+            name: name.to_owned(),
+            persist: false,
+            source,
+        })?;
         return Ok(());
     }
-    let tun = attach(name, false)?;
-    // SAFETY: plain integer ioctl on a tun descriptor we own; the device
-    // disappears when `tun` is closed.
-    unsafe { tun_set_persist(tun.as_raw_fd(), 0) }.map_err(|source| Error::SetPersist {
-        name: name.to_owned(),
-        persist: false,
-        source,
-    })?;
-    Ok(())
 }
 
 pub(super) fn exists(name: &str) -> bool {

@@ -11,6 +11,7 @@ use vmjail_vmm::firecracker::Firecracker;
 use vmjail_vmm::{BlockDevice, Hypervisor, NetInterface, VmState, VmmRecord};
 
 use super::host::{mounts_under, Netns};
+use super::logs;
 
 /// Returns how long the stop took.
 pub fn full_lifecycle(
@@ -20,6 +21,7 @@ pub fn full_lifecycle(
     netns: &Netns,
     disk: &Path,
 ) -> Duration {
+    logs::capture();
     let saved: RefCell<Vec<VmmRecord>> = RefCell::new(Vec::new());
     let mut recorder = |r: &VmmRecord| {
         saved.borrow_mut().push(r.clone());
@@ -77,6 +79,21 @@ pub fn full_lifecycle(
 
     fc.start(Duration::from_secs(5)).unwrap();
     assert_eq!(fc.state().unwrap(), VmState::Running);
+    // Both FIFOs reach vmjail's log: the logger's lines, and the metrics
+    // line each flush writes (Firecracker may have written some already).
+    let waited = Duration::from_secs(5);
+    assert!(
+        logs::wait_for_lines(id, "log", "", 1, waited),
+        "nothing from the log FIFO: {}",
+        logs::all()
+    );
+    let flushed = logs::lines(id, "metrics", "utc_timestamp_ms").len();
+    fc.flush_metrics().unwrap();
+    assert!(
+        logs::wait_for_lines(id, "metrics", "utc_timestamp_ms", flushed + 1, waited),
+        "no metrics line after FlushMetrics: {}",
+        logs::all()
+    );
     fc.pause().unwrap();
     assert_eq!(fc.state().unwrap(), VmState::Paused);
     fc.resume().unwrap();
@@ -123,6 +140,12 @@ pub fn full_lifecycle(
     assert!(
         matches!(state, "gone" | "Z" | "X"),
         "VMM still running (state {state}) after stop took {stopped_after:?}"
+    );
+    // And not just its leader: no thread of it is left holding its fds.
+    assert!(
+        !vmjail_jail::process::is_alive(pid, record.jail.vmm_start_time),
+        "VMM threads still exiting after stop took {stopped_after:?}: {:?}",
+        vmjail_jail::process::threads(pid)
     );
     assert_eq!(other.state().unwrap(), VmState::Stopped);
     assert!(mounts_under(&record.jail.jail_dir).is_empty());

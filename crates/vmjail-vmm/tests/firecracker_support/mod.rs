@@ -6,4 +6,5 @@ pub mod api_double;
 pub mod config;
 pub mod host;
 pub mod lifecycle;
+pub mod logs;
 pub mod spec;

@@ -2,7 +2,11 @@
 //! Firecracker: it serves Firecracker's API on `--api-sock` (blocking, one
 //! connection at a time, like Firecracker) and checks what only a jailed VMM
 //! can check — that every path it is handed opens *inside its chroot*.
-//! `SendCtrlAltDel` makes it exit, as a guest reboot ends Firecracker.
+//! `SendCtrlAltDel` makes it exit, as a guest reboot ends Firecracker. Like
+//! Firecracker it opens the tap it is given and holds it on another thread
+//! than the main one, which exits first (see `devices.rs`).
+
+mod devices;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,8 +20,10 @@ struct Vmm {
     started: bool,
     paused: bool,
     log: Option<std::fs::File>,
+    metrics: Option<std::fs::File>,
     drives: HashMap<String, Value>,
     vsock: Option<UnixListener>,
+    devices: Option<devices::Devices>,
 }
 
 fn main() {
@@ -35,10 +41,16 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let mut vmm = Vmm::default();
+    let mut vmm = Vmm {
+        devices: Some(devices::Devices::start()),
+        ..Vmm::default()
+    };
     for stream in listener.incoming().flatten() {
         if serve(stream, &mut vmm) {
-            std::process::exit(0);
+            match vmm.devices.take() {
+                Some(devices) => devices.shutdown(),
+                None => std::process::exit(0),
+            }
         }
     }
 }
@@ -134,7 +146,10 @@ fn handle(vmm: &mut Vmm, method: &str, path: &str, body: &Value) -> (u16, Option
             Err(e) => fault(e),
         },
         ("PUT", "/metrics") => match opens(&text("metrics_path"), true) {
-            Ok(_) => (204, None, false),
+            Ok(file) => {
+                vmm.metrics = Some(file);
+                (204, None, false)
+            }
             Err(e) => fault(e),
         },
         ("PUT", "/boot-source") => {
@@ -167,8 +182,11 @@ fn handle(vmm: &mut Vmm, method: &str, path: &str, body: &Value) -> (u16, Option
                     "The requested operation is not supported after starting the microVM.".into(),
                 );
             }
-            match opens("/dev/net/tun", true) {
-                Ok(_) => (204, None, false),
+            let Some(devices) = &vmm.devices else {
+                return fault("the device thread is gone".into());
+            };
+            match devices.open_tap(&text("host_dev_name")) {
+                Ok(()) => (204, None, false),
                 Err(e) => fault(e),
             }
         }
@@ -211,6 +229,21 @@ fn handle(vmm: &mut Vmm, method: &str, path: &str, body: &Value) -> (u16, Option
                 (204, None, false)
             }
             Some("SendCtrlAltDel") if vmm.started => (204, None, true),
+            // Firecracker writes one JSON object per line to the metrics FIFO.
+            Some("FlushMetrics") => match &mut vmm.metrics {
+                Some(file) => {
+                    let millis = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis())
+                        .unwrap_or_default();
+                    let line = json!({ "utc_timestamp_ms": millis, "api_server": {} });
+                    match writeln!(file, "{line}") {
+                        Ok(()) => (204, None, false),
+                        Err(e) => fault(format!("writing metrics: {e}")),
+                    }
+                }
+                None => fault("Metrics system not initialized".into()),
+            },
             Some("SendCtrlAltDel") => fault(
                 "The requested operation is not supported before starting the microVM.".into(),
             ),
