@@ -101,6 +101,8 @@ pub enum SandboxError {
         source: Box<SandboxError>,
         cleanup: Box<SandboxError>,
     },
+    #[error("sandbox \"{id}\": refusing to act on its record: {reason}")]
+    ForgedRecord { id: String, reason: String },
     #[error("sandbox \"{id}\": {step}: its state records no VMM")]
     NoVmmRecord { id: String, step: &'static str },
     #[error("sandbox \"{id}\": {step}: {source}")]

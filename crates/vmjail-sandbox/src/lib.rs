@@ -17,6 +17,7 @@ pub mod interrupt;
 mod lock;
 pub mod netns;
 pub mod process;
+mod record_check;
 mod sandboxes;
 pub mod state;
 mod store;

@@ -20,7 +20,7 @@ use crate::lock::SandboxLock;
 use crate::process::ProcessId;
 use crate::state::{NetnsRecord, Phase, SandboxState, SandboxView, Status, STATE_VERSION};
 use crate::store::{Store, Stored};
-use crate::{crash, netns, HypervisorFactory, SandboxError, SandboxId};
+use crate::{crash, netns, record_check, HypervisorFactory, SandboxError, SandboxId};
 
 /// What `gc` did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -444,6 +444,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
     }
 
     fn stop_vmm(&self, state: &mut SandboxState, timeout: Duration) -> Result<(), SandboxError> {
+        record_check::check(state, &self.netns_dir)?;
         if state.vmm.is_none() {
             return Ok(());
         }

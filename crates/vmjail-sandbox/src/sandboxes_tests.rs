@@ -357,6 +357,7 @@ fn gc_removes_dead_and_half_made_sandboxes_and_keeps_live_ones() {
     // A creation whose creator died, recorded but without a VMM.
     let mut half = fx.on_disk("live");
     half.id = "half".into();
+    half.netns.path = fx.netns_dir.join("vmjail-half");
     half.phase = Phase::Creating;
     half.vmm = None;
     half.creator = Some(process::ProcessId {
@@ -651,4 +652,61 @@ fn a_state_dir_or_entry_other_users_control_is_refused() {
     std::fs::set_permissions(&fx.state_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     fx.process().delete(&sid("honest"), true, T).unwrap();
     fx.assert_gone("honest");
+}
+
+/// Review finding 3: a forged record (edited by root, or a bug) that names
+/// host paths as the sandbox's netns or jail is refused, not acted on.
+#[test]
+fn a_record_naming_what_is_not_the_sandboxs_is_refused() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.create("forged");
+    let honest = fx.on_disk("forged");
+    let victim = fx.state_dir.parent().unwrap().join("victim");
+    std::fs::create_dir_all(victim.join("forged")).unwrap();
+    let forgeries: Vec<(&str, Box<dyn Fn(&mut SandboxState)>)> = vec![
+        ("netns", Box::new(|s| s.netns.path = victim.join("forged"))),
+        (
+            "jail id",
+            Box::new(|s| s.vmm.as_mut().unwrap().jail.id = "other".into()),
+        ),
+        (
+            "jail dir",
+            Box::new(|s| {
+                let jail = &mut s.vmm.as_mut().unwrap().jail;
+                jail.jail_dir = victim.join("x");
+            }),
+        ),
+        (
+            "vmm netns",
+            Box::new(|s| s.vmm.as_mut().unwrap().netns = victim.clone()),
+        ),
+    ];
+    for (what, forge) in forgeries {
+        let mut state = honest.clone();
+        forge(&mut state);
+        std::fs::write(
+            fx.state_dir.join("forged/state.json"),
+            serde_json::to_vec(&state).unwrap(),
+        )
+        .unwrap();
+        let err = fx.process().delete(&sid("forged"), true, T).unwrap_err();
+        assert!(
+            matches!(err, SandboxError::ForgedRecord { .. }),
+            "{what}: {err}"
+        );
+        assert!(
+            victim.join("forged").exists(),
+            "{what}: acted on the forgery"
+        );
+    }
+    std::fs::write(
+        fx.state_dir.join("forged/state.json"),
+        serde_json::to_vec(&honest).unwrap(),
+    )
+    .unwrap();
+    fx.process().delete(&sid("forged"), true, T).unwrap();
+    fx.assert_gone("forged");
 }

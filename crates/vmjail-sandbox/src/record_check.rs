@@ -1,0 +1,59 @@
+//! A sandbox's record is read from disk, so before anything is stopped,
+//! unmounted, removed or chowned from it, it must describe this sandbox and
+//! nothing else (the security review's finding 3: a forged `state.json`
+//! made teardown unmount a host mount named as the sandbox's netns and
+//! delete a host tree named as its jail). The jail crate checks each path
+//! of the jail record against the jail's own directory; this checks that
+//! the record is this sandbox's.
+
+use std::path::Path;
+
+use crate::netns;
+use crate::state::SandboxState;
+use crate::{SandboxError, SandboxId};
+
+/// Every name the record gives must be this sandbox's: a pinned netns is
+/// `<netns_dir>/vmjail-<id>`, the VMM record and its jail are the
+/// sandbox's id, and the VMM was given the sandbox's netns.
+pub fn check(state: &SandboxState, netns_dir: &Path) -> Result<(), SandboxError> {
+    let id = SandboxId::parse(&state.id)?;
+    let forged = |reason: String| SandboxError::ForgedRecord {
+        id: state.id.clone(),
+        reason,
+    };
+    let pin = netns::path_for(netns_dir, &id);
+    if state.netns.is_ours() && state.netns.path != pin {
+        return Err(forged(format!(
+            "its network namespace is recorded as vmjail's at {}, which is not {}",
+            state.netns.path.display(),
+            pin.display()
+        )));
+    }
+    if let Some(vmm) = &state.vmm {
+        if !vmm.id.is_empty() && vmm.id != state.id {
+            return Err(forged(format!("its VMM record is sandbox {:?}'s", vmm.id)));
+        }
+        let jail = &vmm.jail;
+        let names_a_jail = !jail.jail_dir.as_os_str().is_empty() || !jail.id.is_empty();
+        if names_a_jail && jail.id != state.id {
+            return Err(forged(format!(
+                "its jail record is sandbox {:?}'s",
+                jail.id
+            )));
+        }
+        if names_a_jail && jail.jail_dir.file_name() != Some(std::ffi::OsStr::new(&state.id)) {
+            return Err(forged(format!(
+                "its jail dir {} is not named after it",
+                jail.jail_dir.display()
+            )));
+        }
+        if !vmm.netns.as_os_str().is_empty() && vmm.netns != state.netns.path {
+            return Err(forged(format!(
+                "its VMM is recorded in network namespace {}, not its own {}",
+                vmm.netns.display(),
+                state.netns.path.display()
+            )));
+        }
+    }
+    Ok(())
+}
