@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// jail, in the caller (`Jail`) or in the built-in jailer process.
 #[derive(Debug, thiserror::Error)]
 pub enum JailError {
-    #[error("invalid sandbox id {id:?}: {reason} (valid: 1 to 64 ASCII letters, digits or '-')")]
+    #[error("invalid sandbox id {id:?}: {reason} (valid: 1 to 64 ASCII letters, digits or '-', the first a letter or digit)")]
     InvalidId { id: String, reason: &'static str },
     #[error("exec file {path}: {source}")]
     ExecFileAccess {

@@ -22,7 +22,7 @@ pub enum ErrorKind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error("invalid sandbox id \"{id}\": {reason}; a valid id matches [A-Za-z0-9-]{{1,64}}")]
+    #[error("invalid sandbox id \"{id}\": {reason}; a valid id matches [A-Za-z0-9][A-Za-z0-9-]{{0,63}} (a letter or digit first)")]
     InvalidId { id: String, reason: &'static str },
     #[error("no sandbox \"{id}\" in {}", state_dir.display())]
     NotFound { id: String, state_dir: PathBuf },

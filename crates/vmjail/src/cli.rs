@@ -64,13 +64,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct IdArgs {
-    /// Sandbox id: [A-Za-z0-9-]{1,64}.
+    /// Sandbox id: [A-Za-z0-9][A-Za-z0-9-]{0,63}.
     pub id: String,
 }
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Sandbox id: [A-Za-z0-9-]{1,64}.
+    /// Sandbox id: [A-Za-z0-9][A-Za-z0-9-]{0,63}.
     #[arg(long)]
     pub id: String,
     /// Network namespace to run the VMM in (created and removed by vmjail when absent).

@@ -34,10 +34,19 @@ fn unknown_and_invalid_ids() {
         let err = stderr_of(&w, args, 3);
         assert!(err.contains("no sandbox \"nosuch\""), "{err}");
     }
-    for bad in ["../x", "a_b", "", &"x".repeat(65)] {
-        let err = stderr_of(&w, &["create", "--id", bad], 2);
-        assert!(err.contains("[A-Za-z0-9-]{1,64}"), "{err}");
-        stderr_of(&w, &["state", bad], 2);
+    for bad in [
+        "../x",
+        "a_b",
+        "",
+        &"x".repeat(65),
+        "-",
+        "--",
+        "--uid",
+        "--allow-root",
+    ] {
+        let err = stderr_of(&w, &["create", &format!("--id={bad}")], 2);
+        assert!(err.contains("[A-Za-z0-9][A-Za-z0-9-]{0,63}"), "{err}");
+        stderr_of(&w, &["state", "--", bad], 2);
     }
     assert_eq!(w.ok(&["list", "--json"]).trim(), "[]");
     let left: Vec<_> = std::fs::read_dir(&w.state_dir)

@@ -464,9 +464,7 @@ impl Hypervisor for Qemu {
         if self.created {
             return Err(Error::AlreadyCreated { id: id.to_owned() }.into());
         }
-        if vmjail_jail::validate_id(id).is_err() {
-            return Err(Error::InvalidId { id: id.to_owned() }.into());
-        }
+        vmjail_jail::validate_id(id).map_err(|e| Error::InvalidId(Box::new(e)))?;
         let machine = self.machine()?;
         let hv = &self.config.hypervisor;
         let found = probe::probe(&hv.path);

@@ -28,8 +28,8 @@ pub const ACRN_UNAVAILABLE: &str = "ACRN is not available on this host: vmjail c
 /// Every step of the QEMU backend that can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid sandbox id {id:?}: expected 1 to 64 of [A-Za-z0-9-]")]
-    InvalidId { id: String },
+    #[error("sandbox id: {0}")]
+    InvalidId(#[source] Box<vmjail_jail::JailError>),
     #[error("{}", ACRN_UNAVAILABLE)]
     AcrnUnavailable,
     #[error("use_vsock = true: vmjail's QEMU backend does not wire a vsock device yet; set use_vsock = false in [hypervisor.qemu] (the agent is then reached over the serial console)")]
