@@ -27,8 +27,18 @@ fn run_without_an_id_generates_one_and_leaves_an_empty_state_dir() {
         return;
     }
     let w = World::new("runnoid");
-    let stdout = w.ok(&["run", "--timeout", "240"]);
+    let out = w.vmjail(&["run", "--timeout", "240"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
     assert!(stdout.contains(MARKER), "no guest marker in:\n{stdout}");
+    // The generated id is announced on stderr (stdout is the console).
+    let id = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("vmjail: run: sandbox id "))
+        .unwrap_or_else(|| panic!("no generated id on stderr:\n{stderr}"));
+    assert!(id.starts_with("run-"), "{id}");
+    assert!(!stdout.contains(id), "the id went to stdout");
     let left: Vec<_> = std::fs::read_dir(&w.state_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())

@@ -24,7 +24,13 @@ pub fn run(
         .map_err(|e| Failure::Other(format!("installing signal handlers: {e}")))?;
     let id = match &args.id {
         Some(id) => SandboxId::parse(id)?,
-        None => generated_id()?,
+        None => {
+            let id = generated_id()?;
+            // On stderr: stdout is the guest's console. The id is what
+            // `state`, `logs` or `stop` need from another terminal.
+            eprintln!("vmjail: run: sandbox id {id}");
+            id
+        }
     };
     sandboxes.create(&id, config, args.netns.as_deref())?;
     let outcome = follow(sandboxes, &id, Duration::from_secs(args.timeout));
