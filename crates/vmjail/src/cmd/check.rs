@@ -72,7 +72,7 @@ pub fn run(config: Option<&Path>, args: &JsonArgs) -> anyhow::Result<ExitCode> {
     let mut checks = Vec::new();
     let cfg = match &loaded {
         Ok(cfg) => {
-            print_warnings(cfg);
+            print_warnings(&cfg.warnings);
             let warned = if cfg.warnings.is_empty() {
                 String::new()
             } else {

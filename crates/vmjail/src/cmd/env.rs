@@ -20,7 +20,7 @@ pub fn run(config: Option<&Path>, args: &JsonArgs) -> anyhow::Result<ExitCode> {
     let host = HostFacts::detect();
     let cfg = load_config(config, &host)?;
     let out = render(&cfg, &host, args.json)?;
-    print_warnings(&cfg);
+    print_warnings(&cfg.warnings);
     print!("{out}");
     Ok(ExitCode::SUCCESS)
 }
@@ -36,31 +36,42 @@ pub fn show_default_config_paths() -> anyhow::Result<ExitCode> {
 
 /// Discover and load the configuration. When the embedded default is in
 /// use and does not load, the error shows it, so the user sees what it
-/// expects.
+/// expects. The warnings found before a failure are printed at once, so
+/// they come before the error (often their consequence).
 pub(crate) fn load_config(
     explicit: Option<&Path>,
     host: &HostFacts,
 ) -> anyhow::Result<RuntimeConfig> {
     let env = |name: &str| std::env::var_os(name);
-    match discovery::locate(explicit, &env, &default_config_paths())? {
-        Located::File(path) => Ok(load_file(&path, host)?),
-        Located::Embedded => load_str(EMBEDDED_DEFAULT, ConfigSource::Embedded, host).map_err(|e| {
-            anyhow::anyhow!(
-                "{e}\n\nno configuration file was found in {}; the embedded default configuration (docs/configuration.md) is:\n\n{EMBEDDED_DEFAULT}",
-                default_config_paths()
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }),
+    let (loaded, embedded) = match discovery::locate(explicit, &env, &default_config_paths())? {
+        Located::File(path) => (load_file(&path, host), false),
+        Located::Embedded => (
+            load_str(EMBEDDED_DEFAULT, ConfigSource::Embedded, host),
+            true,
+        ),
+    };
+    let failure = match loaded {
+        Ok(cfg) => return Ok(cfg),
+        Err(failure) => failure,
+    };
+    print_warnings(&failure.warnings);
+    if !embedded {
+        return Err(anyhow::Error::new(*failure.error));
     }
+    Err(anyhow::anyhow!(
+        "{}\n\nno configuration file was found in {}; the embedded default configuration (docs/configuration.md) is:\n\n{EMBEDDED_DEFAULT}",
+        failure.error,
+        default_config_paths()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 /// Each configuration warning on its own stderr line.
-pub(crate) fn print_warnings(cfg: &RuntimeConfig) {
-    let text: String = cfg
-        .warnings
+pub(crate) fn print_warnings(warnings: &[ConfigWarning]) {
+    let text: String = warnings
         .iter()
         .map(|w| match &w.location {
             Some(at) => format!("vmjail: warning: {at}: {}\n", w.message),

@@ -26,6 +26,7 @@ use vmjail_config::{HostFacts, RuntimeConfig};
 use vmjail_sandbox::{ErrorKind, SandboxError, SandboxId, Sandboxes, SelectFactory};
 
 use crate::cli::Command;
+use crate::cmd::env::print_warnings;
 
 /// Exit codes a script can rely on.
 pub mod exit {
@@ -176,16 +177,19 @@ fn manage(sandboxes: &Sandboxes<SelectFactory>, command: Command) -> Result<u8, 
     Ok(exit::OK)
 }
 
-/// The whole configuration, its warnings on stderr (for create and run).
+/// The whole configuration, its warnings on stderr (for create and run) —
+/// also when it fails to load, before the error they may explain.
 fn load_config(path: Option<&Path>) -> Result<RuntimeConfig, Failure> {
-    let config = vmjail_config::load(path, &HostFacts::detect()).map_err(Failure::Config)?;
-    for warning in &config.warnings {
-        match &warning.location {
-            Some(at) => eprintln!("vmjail: warning: {at}: {}", warning.message),
-            None => eprintln!("vmjail: warning: {}", warning.message),
+    match vmjail_config::load(path, &HostFacts::detect()) {
+        Ok(config) => {
+            print_warnings(&config.warnings);
+            Ok(config)
+        }
+        Err(failure) => {
+            print_warnings(&failure.warnings);
+            Err(Failure::Config(*failure.error))
         }
     }
-    Ok(config)
 }
 
 fn sandboxes(state_dir: &Path) -> Result<Sandboxes<SelectFactory>, Failure> {
