@@ -38,7 +38,11 @@ pub fn builtin_jailer_main(args: Vec<OsString>) -> i32 {
         Err(e) => e,
     };
     let message = format!("vmjail jailer: {error}");
-    eprintln!("{message}");
+    // With a status fd the caller reports the error; on stderr too (the
+    // VMM's output file) it would be reported twice.
+    if status_fd.is_none() {
+        eprintln!("{message}");
+    }
     if let Some(fd) = status_fd {
         // SAFETY: the status fd was handed to us for exactly this; we are
         // about to exit and nothing else owns it.

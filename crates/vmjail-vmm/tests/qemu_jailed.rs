@@ -378,6 +378,7 @@ fn qemu_lifecycle_confinement_and_teardown() {
         &record.jail.root(),
         Path::new(layout::QMP_SOCKET),
         STOP_TIMEOUT,
+        &|| true,
     )
     .unwrap();
     let mut qmp = Qmp::handshake(stream, STOP_TIMEOUT).unwrap();

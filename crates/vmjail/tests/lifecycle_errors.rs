@@ -91,6 +91,52 @@ fn wrong_transitions_fail_and_change_nothing() {
     w.assert_no_leaks(&id, recorded.as_ref());
 }
 
+/// A cgroup value the kernel refuses is reported once (not again as the
+/// VMM's output), and creates nothing.
+#[test]
+fn a_refused_cgroup_value_is_reported_once() {
+    if !require_root() {
+        return;
+    }
+    let w = World::with_jail_lines(
+        "cgbad",
+        "cgroup_version = \"1\"\ncgroups = [\"memory.limit_in_bytes=abc\"]",
+    );
+    let id = unique_id("cgbad");
+    let err = stderr_of(&w, &["create", "--id", &id], 1);
+    let cause = "memory.limit_in_bytes: Invalid argument";
+    assert_eq!(err.matches(cause).count(), 1, "{err}");
+    assert!(!err.contains("output:"), "{err}");
+    w.assert_no_leaks(&id, None);
+}
+
+/// QEMU killed by the OOM killer of a too-small memory cgroup says nothing
+/// itself: the error names the likely cause, the cgroup and its limit.
+#[test]
+fn qemu_killed_by_its_memory_cgroup_is_explained() {
+    if !require_root() {
+        return;
+    }
+    let w = World::with_jail_lines(
+        "cgoom",
+        "cgroup_version = \"1\"\ncgroups = [\"memory.limit_in_bytes=8M\"]",
+    );
+    let id = unique_id("cgoom");
+    let err = stderr_of(&w, &["create", "--id", &id], 1);
+    let cgroup = format!("/sys/fs/cgroup/memory/{}/{id}", w.parent_cgroup);
+    assert!(
+        err.contains(&format!(
+            "was killed during the QMP handshake, likely out of memory in its cgroup {cgroup}, limit 8 MiB"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("raise the memory limit in [jail] cgroups"),
+        "{err}"
+    );
+    w.assert_no_leaks(&id, None);
+}
+
 #[test]
 fn a_config_whose_kernel_is_missing_creates_nothing() {
     if !require_root() {

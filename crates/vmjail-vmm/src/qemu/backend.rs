@@ -189,10 +189,13 @@ impl Qemu {
 
     /// A negotiated QMP session with this VM's QEMU.
     fn qmp(&self, connect_timeout: Duration) -> Result<Qmp, Error> {
+        let vmm = self.pid_and_start();
+        let alive = move || vmm.is_some_and(|(pid, started)| process::is_alive(pid, started));
         let stream = connect_in_jail(
             &self.record.jail.root(),
             Path::new(layout::QMP_SOCKET),
             connect_timeout,
+            &alive,
         )
         .map_err(Error::Connect)?;
         Qmp::handshake(stream, QMP_COMMAND_TIMEOUT).map_err(|source| Error::Handshake {
@@ -225,43 +228,48 @@ impl Qemu {
             })
     }
 
-    /// The last bytes QEMU wrote to stdout/stderr (for error messages).
-    fn output_tail(&self) -> String {
+    /// The last bytes QEMU wrote to its output (for error messages); `None`
+    /// when it wrote nothing.
+    fn output_tail(&self) -> Option<String> {
         // The jailed uid owns the file and its directory: never follow a
         // link it planted anywhere on the way.
-        let Ok(fd) = vmjail_jail::open_in_jail(
+        let fd = vmjail_jail::open_in_jail(
             &self.record.jail.root(),
             Path::new(QEMU_OUTPUT),
             nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK,
-        ) else {
-            return "(none)".into();
-        };
+        )
+        .ok()?;
         let mut file = std::fs::File::from(fd);
-        let Ok(meta) = file.metadata() else {
-            return "(none)".into();
-        };
+        let meta = file.metadata().ok()?;
         if !meta.is_file() {
-            return "(not a regular file)".into();
+            return Some("(not a regular file)".into());
         }
         let _ = file.seek(SeekFrom::Start(meta.len().saturating_sub(OUTPUT_TAIL)));
         let mut bytes = Vec::new();
         let _ = file.take(OUTPUT_TAIL).read_to_end(&mut bytes);
         let text = String::from_utf8_lossy(&bytes).trim().to_owned();
-        if text.is_empty() {
-            "(none)".into()
-        } else {
-            text
-        }
+        (!text.is_empty()).then_some(text)
     }
 
-    /// A failure while QEMU may have died: say so with its output.
+    /// A failure while QEMU may have died: say so, with its memory cgroup's
+    /// account when that shows the limit was hit (the OOM killer's SIGKILL
+    /// leaves QEMU no word of its own), else with its output.
     fn explain(&self, step: &'static str, error: Error) -> Error {
         match self.pid_and_start() {
-            Some((pid, started)) if !process::is_alive(pid, started) => Error::Exited {
-                pid,
-                step,
-                output: self.output_tail(),
-            },
+            Some((pid, started)) if !process::is_alive(pid, started) => {
+                match vmjail_jail::oom::memory_pressure(&self.record.jail.cgroups) {
+                    Some(pressure) => Error::OutOfMemory {
+                        pid,
+                        step,
+                        pressure,
+                    },
+                    None => Error::Exited {
+                        pid,
+                        step,
+                        output: self.output_tail().unwrap_or_else(|| "(none)".into()),
+                    },
+                }
+            }
             _ => error,
         }
     }
@@ -316,7 +324,10 @@ impl Qemu {
         )
         .map_err(|e| Error::Launch {
             source: Box::new(e),
-            output: self.output_tail(),
+            output: self
+                .output_tail()
+                .map(|tail| format!("; QEMU's output: {tail}"))
+                .unwrap_or_default(),
         })?;
         self.record.jail = jail.record().clone();
         recorder_after(recorder, &self.record, "connecting to QMP")?;

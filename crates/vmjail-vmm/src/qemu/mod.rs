@@ -89,10 +89,17 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("launching QEMU in the jail: {source}; output: {output}")]
+    #[error("launching QEMU in the jail: {source}{output}")]
     Launch {
         source: Box<vmjail_jail::JailError>,
+        /// `; QEMU's output: ...`, or empty when it wrote nothing.
         output: String,
+    },
+    #[error("QEMU (pid {pid}) was killed during {step}, likely out of memory in {pressure}; raise the memory limit in [jail] cgroups (QEMU needs its own memory on top of default_memory)")]
+    OutOfMemory {
+        pid: i32,
+        step: &'static str,
+        pressure: vmjail_jail::oom::MemoryPressure,
     },
     #[error("QEMU (pid {pid}) exited during {step}; its last output: {output}")]
     Exited {

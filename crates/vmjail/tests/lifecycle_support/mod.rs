@@ -136,6 +136,16 @@ parent_cgroup = "{parent_cgroup}"
         }
     }
 
+    /// Like [`World::new`], with `lines` added to its `[jail]` table.
+    pub fn with_jail_lines(tag: &str, lines: &str) -> Self {
+        let world = Self::new(tag);
+        let mut text = std::fs::read_to_string(&world.config).unwrap();
+        text.push_str(lines);
+        text.push('\n');
+        std::fs::write(&world.config, text).unwrap();
+        world
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vmjail"));
         cmd.arg("--config").arg(&self.config).args(args);
