@@ -123,3 +123,31 @@ fn a_given_netns_is_used_and_left_in_place() {
         .status()
         .unwrap();
 }
+
+/// `env` shows exactly the kernel command line the jailed QEMU gets.
+#[test]
+fn env_shows_the_kernel_command_line_qemu_runs_with() {
+    if !require_root() {
+        return;
+    }
+    let w = World::new("envcmd");
+    let id = unique_id("envcmd");
+    w.ok(&["create", "--id", &id]);
+    let pid = w.state(&id)["vmm_pid"].as_i64().unwrap();
+    let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap()
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let recorded = w.stored(&id);
+    w.ok(&["delete", "--force", &id]);
+    let append = argv
+        .iter()
+        .position(|a| a == "-append")
+        .map(|i| argv[i + 1].clone())
+        .unwrap_or_else(|| panic!("no -append in {argv:?}"));
+    let env: Value = serde_json::from_str(&w.ok(&["env", "--json"])).unwrap();
+    assert_eq!(env["Kernel"]["Parameters"], append.as_str());
+    assert!(append.starts_with("console=ttyS0 "), "{append}");
+    w.assert_no_leaks(&id, recorded.as_ref());
+}

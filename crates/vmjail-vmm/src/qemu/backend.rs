@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::json;
-use vmjail_config::{HypervisorKind, RuntimeConfig};
+use vmjail_config::{HypervisorConfig, HypervisorKind, RuntimeConfig};
 use vmjail_jail::{host_path, Jail, JailRecord, Jailer, LaunchStdio, Placement, Recorder};
 
 use super::cmdline::{self, Accel, Machine, Options};
@@ -125,10 +125,8 @@ impl Qemu {
 
     /// The accelerator: `accel=` in `machine_accelerators` when given
     /// (KVM refused when unusable), else KVM when usable, else TCG.
-    fn accelerator(&self, kvm_usable: bool) -> Result<Accel, Error> {
-        let asked = self
-            .config
-            .hypervisor
+    fn accelerator(hv: &HypervisorConfig, kvm_usable: bool) -> Result<Accel, Error> {
+        let asked = hv
             .machine_accelerators
             .iter()
             .find_map(|a| a.strip_prefix("accel="));
@@ -146,6 +144,18 @@ impl Qemu {
             None if kvm_usable => Ok(Accel::Kvm),
             None => Ok(Accel::Tcg),
         }
+    }
+
+    /// How this host runs `hv`'s QEMU, stopped (`-S`): the accelerator,
+    /// seccomp and the TSC hint.
+    pub(super) fn options(hv: &HypervisorConfig) -> Result<Options, Error> {
+        let found = probe::probe(&hv.path);
+        Ok(Options {
+            accel: Qemu::accelerator(hv, found.kvm)?,
+            seccomp: found.seccomp,
+            stopped: true,
+            tsc_khz: cmdline::host_tsc_khz(),
+        })
     }
 
     /// This sandbox's jail, re-opened from the record (devices and
@@ -478,24 +488,15 @@ impl Hypervisor for Qemu {
         vmjail_jail::validate_id(id).map_err(|e| Error::InvalidId(Box::new(e)))?;
         let machine = self.machine()?;
         let hv = &self.config.hypervisor;
-        let found = probe::probe(&hv.path);
-        if !found.seccomp {
+        let options = Qemu::options(hv)?;
+        if !options.seccomp {
             tracing::warn!(
                 qemu = %hv.path.display(),
                 "QEMU has no working -sandbox (seccomp): running it without its syscall filter"
             );
         }
-        let accel = self.accelerator(found.kvm)?;
-        let args = cmdline::build(
-            hv,
-            &assets::jail_paths(hv),
-            &Options {
-                accel,
-                seccomp: found.seccomp,
-                stopped: true,
-                tsc_khz: cmdline::host_tsc_khz(),
-            },
-        )?;
+        let accel = options.accel;
+        let args = cmdline::build(hv, &assets::jail_paths(hv), &options)?;
         let devices = match accel {
             Accel::Kvm => vec![PathBuf::from("/dev/kvm")],
             Accel::Tcg => Vec::new(),

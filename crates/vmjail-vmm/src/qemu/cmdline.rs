@@ -165,6 +165,16 @@ pub fn kernel_cmdline(params: &[KernelParam], tsc_khz: Option<u32>) -> String {
     words.join(" ")
 }
 
+/// The `-append` argument for `config` run with `options`: the TSC hint
+/// only under TCG (KVM gives the guest a calibrated TSC).
+pub fn append(config: &HypervisorConfig, options: &Options) -> String {
+    let tsc_khz = match options.accel {
+        Accel::Tcg => options.tsc_khz,
+        Accel::Kvm => None,
+    };
+    kernel_cmdline(&config.kernel_params, tsc_khz)
+}
+
 /// A path handed to QEMU inside a `key=value,...` option must not contain
 /// `,` (QEMU's escape is `,,`; vmjail's own paths never need it).
 fn option_path(path: &Path) -> Result<String, Error> {
@@ -225,13 +235,7 @@ pub fn build(
         "-kernel".into(),
         option_path(&paths.kernel)?,
         "-append".into(),
-        kernel_cmdline(
-            &config.kernel_params,
-            match options.accel {
-                Accel::Tcg => options.tsc_khz,
-                Accel::Kvm => None,
-            },
-        ),
+        append(config, options),
         "-serial".into(),
         format!("file:{}", option_path(&paths.console_log)?),
         "-qmp".into(),

@@ -20,6 +20,13 @@ pub use backend::Qemu;
 pub use cmdline::{Accel, Machine};
 pub use qmp::{Qmp, QmpError, QmpEvent, StatusInfo};
 
+/// The kernel command line QEMU gets for `hv` on this host (what `vmjail
+/// env` shows): the configuration's parameters, the console and, under
+/// TCG, the TSC hint.
+pub fn kernel_cmdline(hv: &vmjail_config::HypervisorConfig) -> Result<String, Error> {
+    Ok(cmdline::append(hv, &Qemu::options(hv)?))
+}
+
 /// What vmjail says when a configuration selects ACRN.
 pub const ACRN_UNAVAILABLE: &str = "ACRN is not available on this host: vmjail can load an \
 [hypervisor.acrn] configuration but launches only QEMU (and Firecracker); select \

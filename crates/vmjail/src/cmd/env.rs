@@ -19,8 +19,8 @@ const FORMAT_VERSION: &str = "1";
 pub fn run(config: Option<&Path>, args: &JsonArgs) -> anyhow::Result<ExitCode> {
     let host = HostFacts::detect();
     let cfg = load_config(config, &host)?;
-    let out = render(&cfg, &host, args.json)?;
     print_warnings(&cfg.warnings);
+    let out = render(&cfg, &host, args.json)?;
     print!("{out}");
     Ok(ExitCode::SUCCESS)
 }
@@ -105,6 +105,16 @@ fn kind_name(kind: HypervisorKind) -> &'static str {
         HypervisorKind::Qemu => "qemu",
         HypervisorKind::Acrn => "acrn",
     }
+}
+
+/// The backend's own kernel command line. Should the backend refuse this
+/// configuration on this host (`accel=kvm` without a usable KVM), `create`
+/// fails the same way: say so and show the configuration's parameters.
+fn kernel_cmdline(cfg: &RuntimeConfig) -> String {
+    vmjail_vmm::select::kernel_cmdline(cfg).unwrap_or_else(|e| {
+        eprintln!("vmjail: warning: the kernel command line cannot be built on this host ({e}); showing the configuration's parameters");
+        kernel_params::render(&cfg.hypervisor.kernel_params)
+    })
 }
 
 #[derive(Serialize)]
@@ -205,8 +215,10 @@ struct Asset {
 #[serde(rename_all = "PascalCase")]
 struct Kernel {
     path: String,
-    /// The final command line (vmjail defaults, agent, user), without the
-    /// console parameters each backend adds.
+    /// The final command line, exactly as the backend passes it: vmjail's
+    /// defaults, the agent's and the user's parameters, plus what the
+    /// backend adds (QEMU: `console=ttyS0`, `tsc_early_khz=` under TCG;
+    /// Firecracker: its own defaults first).
     parameters: String,
 }
 
@@ -357,7 +369,7 @@ impl EnvReport {
             },
             kernel: Kernel {
                 path: path(&h.kernel),
-                parameters: kernel_params::render(&h.kernel_params),
+                parameters: kernel_cmdline(cfg),
             },
             proxy: Proxy {
                 kind: cfg.proxy.kind,
