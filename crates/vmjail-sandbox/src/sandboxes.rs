@@ -198,17 +198,14 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         Ok(state.view())
     }
 
-    /// Stop the VMM (graceful, then forced) and tear its jail down. A
-    /// sandbox whose VMM already exited is stopped too (its jail is torn
-    /// down); one already recorded as stopped is an error.
+    /// Stop the VMM (graceful, then forced) and tear its jail down.
+    /// Stopping a stopped sandbox succeeds, as in runc and Docker: one
+    /// whose guest powered off by itself has its jail torn down, one
+    /// already stopped by `stop` is left as it is.
     pub fn stop(&self, id: &SandboxId, timeout: Duration) -> Result<SandboxView, SandboxError> {
         let (_lock, mut state) = self.lock_state(id, "stop")?;
         if state.phase == Phase::Stopped {
-            return Err(wrong_state(
-                &state,
-                "stop",
-                "a created, running or paused sandbox",
-            ));
+            return Ok(state.view());
         }
         expect_status(
             &state,

@@ -165,8 +165,12 @@ fn wrong_transitions_fail_and_change_nothing() {
     assert!(fx.process().state(&id).unwrap().vmm_pid.is_some());
 
     fx.process().stop(&id, T).unwrap();
-    let err = fx.process().stop(&id, T).unwrap_err();
-    assert_eq!(kind(&err), ErrorKind::WrongState, "{err}");
+    let stopped = fx.on_disk("wrong");
+    let calls = fx.factory.calls().len();
+    // Stopping a stopped sandbox succeeds and does nothing.
+    assert_eq!(fx.process().stop(&id, T).unwrap().status, Status::Stopped);
+    assert_eq!(fx.on_disk("wrong"), stopped);
+    assert_eq!(fx.factory.calls().len(), calls, "{:?}", fx.factory.calls());
     let err = fx.process().start(&id, T).unwrap_err();
     assert_eq!(kind(&err), ErrorKind::WrongState, "{err}");
     fx.process().delete(&id, false, T).unwrap();
@@ -302,6 +306,25 @@ fn a_vmm_that_exited_on_its_own_is_stopped_and_deletable() {
     assert_eq!(fx.on_disk("exited").phase, Phase::Running);
     fx.process().delete(&sid("exited"), false, T).unwrap();
     fx.assert_gone("exited");
+}
+
+#[test]
+fn stop_after_the_guest_powered_off_by_itself_tears_down_and_succeeds() {
+    let fx = Fixture::new();
+    let id = sid("poweroff");
+    let pid = fx.create("poweroff").vmm_pid.unwrap();
+    fx.process().start(&id, T).unwrap();
+    kill_and_reap(pid);
+    assert!(fx.jails.join("poweroff").exists());
+    let view = fx.process().stop(&id, T).unwrap();
+    assert_eq!(view.status, Status::Stopped);
+    assert_eq!(fx.on_disk("poweroff").phase, Phase::Stopped);
+    assert!(!fx.jails.join("poweroff").exists(), "jail not torn down");
+    assert!(fx.factory.calls().contains(&"stop".to_owned()));
+    // And again: nothing left to do, still a success.
+    fx.process().stop(&id, T).unwrap();
+    fx.process().delete(&id, false, T).unwrap();
+    fx.assert_gone("poweroff");
 }
 
 #[test]

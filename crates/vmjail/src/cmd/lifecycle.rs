@@ -10,7 +10,7 @@
 //! | 1 | failure: configuration, host, VMM or state store |
 //! | 2 | usage: bad arguments, invalid id, bad `--netns` |
 //! | 3 | no such sandbox |
-//! | 4 | wrong state for the command (e.g. `start` twice) |
+//! | 4 | wrong state for the command (e.g. `start` twice; `stop` of a stopped sandbox is not: it exits 0) |
 //! | 5 | a sandbox with that id already exists |
 //! | 124 | `run`: the guest still ran at `--timeout` (stopped and deleted) |
 //! | 128+N | `run`: interrupted by signal N (130 Ctrl-C, 143 SIGTERM), cleaned up |
