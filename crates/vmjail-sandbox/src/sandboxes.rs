@@ -64,6 +64,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
     /// Create sandbox `id`: claim the id, record, create the netns (unless
     /// `netns` names one), launch the jailed VMM. On failure everything made
     /// so far is undone.
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     pub fn create(
         &self,
         id: &SandboxId,
@@ -122,6 +123,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         state: &mut SandboxState,
     ) -> Result<(), SandboxError> {
         if state.netns.owned {
+            let _step = tracing::debug_span!("create_netns").entered();
             if let Err(source) = netns::create(&state.netns.path) {
                 if matches!(source, netns::NetnsError::Exists { .. }) {
                     // Not ours: make sure teardown leaves it alone.
@@ -168,6 +170,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
     }
 
     /// Start the guest of a created sandbox.
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     pub fn start(&self, id: &SandboxId, timeout: Duration) -> Result<SandboxView, SandboxError> {
         let (lock, mut state) = self.lock_state(id, "start")?;
         crash::point("start-locked");
@@ -180,6 +183,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         Ok(state.view())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     pub fn pause(&self, id: &SandboxId) -> Result<SandboxView, SandboxError> {
         let (_lock, mut state) = self.lock_state(id, "pause")?;
         expect_status(&state, "pause", &[Status::Running], "a running sandbox")?;
@@ -189,6 +193,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         Ok(state.view())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     pub fn resume(&self, id: &SandboxId) -> Result<SandboxView, SandboxError> {
         let (_lock, mut state) = self.lock_state(id, "resume")?;
         expect_status(&state, "resume", &[Status::Paused], "a paused sandbox")?;
@@ -202,6 +207,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
     /// Stopping a stopped sandbox succeeds, as in runc and Docker: one
     /// whose guest powered off by itself has its jail torn down, one
     /// already stopped by `stop` is left as it is.
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     pub fn stop(&self, id: &SandboxId, timeout: Duration) -> Result<SandboxView, SandboxError> {
         let (_lock, mut state) = self.lock_state(id, "stop")?;
         if state.phase == Phase::Stopped {
@@ -227,6 +233,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
     /// Delete a stopped sandbox and everything it created. With `force`,
     /// any sandbox: a running VMM is stopped first, a half-created one is
     /// cleaned from its record.
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     pub fn delete(
         &self,
         id: &SandboxId,
@@ -421,6 +428,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             }
         }
         if state.netns.owned {
+            let _step = tracing::debug_span!("remove_netns").entered();
             netns::remove(&state.netns.path).map_err(|source| SandboxError::Netns {
                 id: state.id.clone(),
                 source,

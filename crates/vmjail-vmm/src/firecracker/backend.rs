@@ -265,19 +265,25 @@ impl Firecracker {
             record.jail = jail_record.clone();
             recorder.record(record)
         };
-        let prepared =
-            Jail::prepare(spec, jailer, &mut jail_recorder).map_err(Error::JailPrepare)?;
+        let prepared = {
+            let _step = tracing::debug_span!("prepare_jail").entered();
+            Jail::prepare(spec, jailer, &mut jail_recorder).map_err(Error::JailPrepare)?
+        };
         *jail = Some(prepared);
         let root = self.record.jail.root();
 
         let api_socket = host_path(&root, Path::new(layout::API_SOCKET));
         self.record.api_socket = api_socket;
         self.save(recorder, "placing assets")?;
-        self.populate_jail(recorder)?;
+        {
+            let _step = tracing::debug_span!("place_assets").entered();
+            self.populate_jail(recorder)?;
+        }
         self.launch(recorder)?;
         let api_answering = started.elapsed();
         let timeout = self.api_timeout;
         let plan = self.boot_plan();
+        let _step = tracing::debug_span!("configure").entered();
         configure(self.client()?, &plan, timeout)?;
         self.timings = Some(CreateTimings {
             api_answering,
@@ -391,6 +397,7 @@ impl Firecracker {
 
     /// Start the VMM through the jail and wait for its API socket.
     fn launch(&mut self, recorder: &mut dyn VmmRecorder) -> Result<(), Error> {
+        let launching = tracing::debug_span!("launch").entered();
         let stdio = self.console(recorder)?;
         let Self { record, jail, .. } = self;
         let jail = jail.as_mut().ok_or(Error::NotCreated {
@@ -404,6 +411,8 @@ impl Firecracker {
             .map_err(Error::Launch)?;
         self.record.jail = jail.record().clone();
         self.save(recorder, "configuring firecracker")?;
+        drop(launching);
+        let _step = tracing::debug_span!("api_ready").entered();
         let (pid, started) = (self.record.jail.vmm_pid, self.record.jail.vmm_start_time);
         let timeout = self.socket_timeout;
         let path = self.record.api_socket.clone();
@@ -652,6 +661,7 @@ impl Firecracker {
             return Ok(());
         }
         let graceful = self.api_timeout.min(timeout);
+        let asking = tracing::debug_span!("ctrl_alt_del").entered();
         let asked = match self.client() {
             Ok(client) => call(
                 client,
@@ -666,6 +676,8 @@ impl Firecracker {
         if asked && process::wait_gone(pid, started, timeout) {
             return Ok(());
         }
+        drop(asking);
+        let _step = tracing::debug_span!("terminate").entered();
         Ok(process::terminate(pid, started, timeout)?)
     }
 
@@ -689,11 +701,16 @@ impl Firecracker {
     }
 
     fn stop_inner(&mut self, timeout: Duration) -> Result<(), Error> {
+        let _stop = tracing::debug_span!("firecracker_stop").entered();
         self.kill_vmm(timeout)?;
         self.logs.stop();
         self.client = None;
-        let taps = self.remove_taps();
+        let taps = {
+            let _step = tracing::debug_span!("remove_taps").entered();
+            self.remove_taps()
+        };
         if !self.record.jail.jail_dir.as_os_str().is_empty() {
+            let _step = tracing::debug_span!("teardown").entered();
             vmjail_jail::teardown(&self.record.jail, timeout).map_err(Error::Teardown)?;
         }
         self.record.drives.clear();
@@ -727,7 +744,10 @@ impl Hypervisor for Firecracker {
             }
             .into());
         }
-        let result = self.create_inner(id, netns, recorder);
+        let result = {
+            let _create = tracing::debug_span!("firecracker_create").entered();
+            self.create_inner(id, netns, recorder)
+        };
         if let Err(error) = result {
             // Leave nothing half-made (whatever the record says was made,
             // even by a `prepare` that failed half-way); the create error is
@@ -744,6 +764,7 @@ impl Hypervisor for Firecracker {
     }
 
     fn start(&mut self, timeout: Duration) -> Result<(), VmmError> {
+        let _step = tracing::debug_span!("firecracker_start").entered();
         self.require_created("start")?;
         let client = self.client()?;
         call(
@@ -771,11 +792,13 @@ impl Hypervisor for Firecracker {
     }
 
     fn pause(&mut self) -> Result<(), VmmError> {
+        let _step = tracing::debug_span!("firecracker_pause").entered();
         self.require_created("pause")?;
         Ok(self.call(&api::patch_vm(api::VmRunState::Paused))?)
     }
 
     fn resume(&mut self) -> Result<(), VmmError> {
+        let _step = tracing::debug_span!("firecracker_resume").entered();
         self.require_created("resume")?;
         Ok(self.call(&api::patch_vm(api::VmRunState::Resumed))?)
     }

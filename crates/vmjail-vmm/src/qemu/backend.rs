@@ -292,6 +292,7 @@ impl Qemu {
         machine: Machine,
         accel: Accel,
     ) -> Result<(), Error> {
+        let placing = tracing::debug_span!("place_assets").entered();
         let mut chain = Chain {
             record: &mut self.record,
             outer: recorder,
@@ -324,6 +325,8 @@ impl Qemu {
         })?;
         jail.place_shared_libraries(&mut chain)
             .map_err(|e| Error::Libraries(Box::new(e)))?;
+        drop(placing);
+        let launching = tracing::debug_span!("launch").entered();
         jail.launch_with(
             &mut chain,
             LaunchStdio {
@@ -341,7 +344,9 @@ impl Qemu {
         })?;
         self.record.jail = jail.record().clone();
         recorder_after(recorder, &self.record, "connecting to QMP")?;
+        drop(launching);
 
+        let _ready = tracing::debug_span!("qmp_ready").entered();
         let mut qmp = self
             .qmp(QMP_READY_TIMEOUT)
             .map_err(|e| self.explain("the QMP handshake", e))?;
@@ -433,18 +438,22 @@ impl Qemu {
         let graceful = Duration::min(timeout, QMP_COMMAND_TIMEOUT);
         if let Ok(mut qmp) = self.qmp(graceful) {
             // Only a running guest can react to the power button.
-            if self.status(&mut qmp).ok().as_deref() == Some("running")
-                && qmp.execute("system_powerdown", None).is_ok()
-                && process::wait_gone(pid, started, timeout)
-            {
-                return Ok(());
+            if self.status(&mut qmp).ok().as_deref() == Some("running") {
+                let _step = tracing::debug_span!("powerdown").entered();
+                if qmp.execute("system_powerdown", None).is_ok()
+                    && process::wait_gone(pid, started, timeout)
+                {
+                    return Ok(());
+                }
             }
+            let _step = tracing::debug_span!("quit").entered();
             // `quit` closes the connection as QEMU exits; either is fine.
             let _ = qmp.execute("quit", None);
             if process::wait_gone(pid, started, timeout) {
                 return Ok(());
             }
         }
+        let _step = tracing::debug_span!("terminate").entered();
         Ok(process::terminate(pid, started, timeout)?)
     }
 }
@@ -485,6 +494,7 @@ impl Hypervisor for Qemu {
         if self.created {
             return Err(Error::AlreadyCreated { id: id.to_owned() }.into());
         }
+        let _create = tracing::debug_span!("qemu_create").entered();
         vmjail_jail::validate_id(id).map_err(|e| Error::InvalidId(Box::new(e)))?;
         let machine = self.machine()?;
         let hv = &self.config.hypervisor;
@@ -513,6 +523,7 @@ impl Hypervisor for Qemu {
             })?;
         let jailer = self.jailer();
         let mut jail = {
+            let _step = tracing::debug_span!("prepare_jail").entered();
             let mut chain = Chain {
                 record: &mut self.record,
                 outer: &mut *recorder,
@@ -534,6 +545,7 @@ impl Hypervisor for Qemu {
     }
 
     fn start(&mut self, timeout: Duration) -> Result<(), VmmError> {
+        let _step = tracing::debug_span!("qemu_start").entered();
         let mut qmp = self.session_in("start", VmState::Created, "created")?;
         self.command(&mut qmp, "cont", None)
             .map_err(|e| self.explain("cont", e))?;
@@ -563,6 +575,7 @@ impl Hypervisor for Qemu {
     }
 
     fn pause(&mut self) -> Result<(), VmmError> {
+        let _step = tracing::debug_span!("qemu_pause").entered();
         let mut qmp = self.session_in("pause", VmState::Running, "running")?;
         self.command(&mut qmp, "stop", None)?;
         self.confirm(&mut qmp, "pause", VmState::Paused, QMP_COMMAND_TIMEOUT)?;
@@ -570,6 +583,7 @@ impl Hypervisor for Qemu {
     }
 
     fn resume(&mut self) -> Result<(), VmmError> {
+        let _step = tracing::debug_span!("qemu_resume").entered();
         let mut qmp = self.session_in("resume", VmState::Paused, "paused")?;
         self.command(&mut qmp, "cont", None)?;
         self.confirm(&mut qmp, "resume", VmState::Running, QMP_COMMAND_TIMEOUT)?;
@@ -580,11 +594,13 @@ impl Hypervisor for Qemu {
         if !self.created {
             return Ok(());
         }
+        let _stop = tracing::debug_span!("qemu_stop").entered();
         if let Some((pid, started)) = self.pid_and_start() {
             if process::is_alive(pid, started) {
                 self.shut_down(pid, started, timeout)?;
             }
         }
+        let _step = tracing::debug_span!("teardown").entered();
         vmjail_jail::teardown(&self.record.jail, timeout)
             .map_err(|e| Error::Teardown(Box::new(e)))?;
         Ok(())
