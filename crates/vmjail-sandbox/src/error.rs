@@ -94,6 +94,27 @@ pub enum SandboxError {
         source: Box<SandboxError>,
         cleanup: Box<SandboxError>,
     },
+    #[error("sandbox \"{id}\": console log: {source}")]
+    ConsoleLog {
+        id: String,
+        source: crate::console::ConsoleError,
+    },
+    #[error("sandbox \"{id}\": creating the console pipe: {source}")]
+    ConsolePipe { id: String, source: nix::Error },
+    #[error("sandbox \"{id}\": starting the console pump {program}: {source}")]
+    ConsolePump {
+        id: String,
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("sandbox \"{id}\": stopping the console pump (pid {pid}): {source}")]
+    ConsolePumpKill {
+        id: String,
+        pid: i32,
+        source: nix::Error,
+    },
+    #[error("sandbox \"{id}\" has no console log (created by an older vmjail)")]
+    NoConsole { id: String },
     #[error("sandbox \"{id}\": {step}: its state records no VMM")]
     NoVmmRecord { id: String, step: &'static str },
     #[error("sandbox \"{id}\": {step}: {source}")]

@@ -29,6 +29,6 @@ pub use factory::{HypervisorFactory, SelectFactory};
 pub use id::{SandboxId, MAX_ID_LEN};
 pub use lock::SandboxLock;
 pub use sandboxes::{GcReport, Listing, Sandboxes};
-pub use state::{NetnsRecord, Phase, SandboxState, SandboxView, Status};
+pub use state::{ConsoleRecord, NetnsRecord, Phase, SandboxState, SandboxView, Status};
 pub use store::{Store, Stored};
 pub use time::rfc3339;

@@ -338,6 +338,7 @@ fn gc_removes_dead_and_half_made_sandboxes_and_keeps_live_ones() {
     half.id = "half".into();
     half.phase = Phase::Creating;
     half.vmm = None;
+    half.console = None;
     half.creator = Some(process::ProcessId {
         pid: dead,
         start_time: 1,
@@ -511,4 +512,71 @@ fn netns_must_be_a_network_namespace() {
         let err = check_netns(Path::new(bad)).unwrap_err();
         assert_eq!(kind(&err), ErrorKind::InvalidInput, "{bad}: {err}");
     }
+}
+
+/// The console log outlives `stop` (in the state dir, named by `state`)
+/// until `delete`; `state` never names a path that is gone.
+#[test]
+fn the_console_log_is_kept_until_delete_and_state_names_only_what_exists() {
+    let fx = Fixture::new();
+    let id = sid("console");
+    let view = fx.create("console");
+    let log = fx.state_dir.join("console").join(crate::console::LOG);
+    assert_eq!(view.console_log.as_deref(), Some(log.as_path()));
+    assert!(view.jail_root.as_deref().is_some_and(Path::is_dir));
+    fx.process().start(&id, T).unwrap();
+
+    let stopped = fx.process().stop(&id, T).unwrap();
+    assert_eq!(stopped.jail_root, None, "the jail is gone after stop");
+    assert_eq!(stopped.console_log.as_deref(), Some(log.as_path()));
+    assert_eq!(fx.process().state(&id).unwrap(), stopped);
+    let mut out = Vec::new();
+    fx.process()
+        .console(&id, &mut out, false, &mut || false)
+        .unwrap();
+    assert_eq!(out, b"booting\n");
+    let pump = fx.on_disk("console").console.unwrap().pump.unwrap();
+    assert!(!pump.is_alive(), "the pump outlived the VMM");
+
+    fx.process().delete(&id, false, T).unwrap();
+    assert!(!log.exists());
+    fx.assert_gone("console");
+}
+
+/// Following stops once the sandbox stops and its log is complete.
+#[test]
+fn following_the_console_ends_when_the_sandbox_stops() {
+    let fx = Fixture::new();
+    let id = sid("follow");
+    fx.create("follow");
+    fx.process().start(&id, T).unwrap();
+    let (out, polls) = std::thread::scope(|scope| {
+        let follower = scope.spawn(|| {
+            let mut out = Vec::new();
+            let mut polls = 0;
+            fx.process()
+                .console(&id, &mut out, true, &mut || {
+                    polls += 1;
+                    false
+                })
+                .unwrap();
+            (out, polls)
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!follower.is_finished(), "returned while the VM ran");
+        fx.process().stop(&id, T).unwrap();
+        follower.join().unwrap()
+    });
+    assert_eq!(out, b"booting\n");
+    assert!(polls > 1, "{polls}");
+    fx.process().delete(&id, false, T).unwrap();
+    // give_up ends a follow of a live sandbox.
+    let id = sid("giveup");
+    fx.create("giveup");
+    let mut out = Vec::new();
+    fx.process()
+        .console(&id, &mut out, true, &mut || true)
+        .unwrap();
+    assert_eq!(fx.process().state(&id).unwrap().status, Status::Created);
+    fx.process().delete(&id, true, T).unwrap();
 }

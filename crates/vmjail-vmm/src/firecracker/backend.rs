@@ -1,7 +1,7 @@
 //! [`Firecracker`]: the [`Hypervisor`] implementation.
 
 use std::ffi::OsString;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -60,7 +60,6 @@ fn empty_record() -> VmmRecord {
         netns: PathBuf::new(),
         jail: JailRecord::default(),
         api_socket: PathBuf::new(),
-        console_log: PathBuf::new(),
         taps: Vec::new(),
         drives: Vec::new(),
     }
@@ -251,6 +250,7 @@ impl Firecracker {
         &mut self,
         id: &str,
         netns: &Path,
+        console: OwnedFd,
         recorder: &mut dyn VmmRecorder,
     ) -> Result<(), Error> {
         let started = Instant::now();
@@ -279,7 +279,7 @@ impl Firecracker {
             let _step = tracing::debug_span!("place_assets").entered();
             self.populate_jail(recorder)?;
         }
-        self.launch(recorder)?;
+        self.launch(recorder, console)?;
         let api_answering = started.elapsed();
         let timeout = self.api_timeout;
         let plan = self.boot_plan();
@@ -370,35 +370,21 @@ impl Firecracker {
             })
     }
 
-    /// The guest console (Firecracker's stdout and stderr) goes to
-    /// `<jail_dir>/console.log`: beside the jail root, out of the VMM's
-    /// reach, removed with the jail.
-    fn console(&mut self, recorder: &mut dyn VmmRecorder) -> Result<LaunchStdio, Error> {
-        let path = self.record.jail.jail_dir.join("console.log");
-        self.record.console_log = path.clone();
-        self.save(recorder, "creating the console log")?;
-        let err = |source| Error::ConsoleLog {
-            path: path.clone(),
-            source,
-        };
-        let file = std::fs::File::options()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(err)?;
+    /// The guest console is Firecracker's stdout; its stderr (its own
+    /// messages before the logger is configured) goes there too.
+    fn console(console: OwnedFd) -> Result<LaunchStdio, Error> {
+        let stderr = console.try_clone().map_err(Error::ConsoleDup)?;
         Ok(LaunchStdio {
             stdin: Stdio::null(),
-            stdout: file.try_clone().map_err(err)?.into(),
-            stderr: file.into(),
+            stdout: console.into(),
+            stderr: stderr.into(),
         })
     }
 
     /// Start the VMM through the jail and wait for its API socket.
-    fn launch(&mut self, recorder: &mut dyn VmmRecorder) -> Result<(), Error> {
+    fn launch(&mut self, recorder: &mut dyn VmmRecorder, console: OwnedFd) -> Result<(), Error> {
         let launching = tracing::debug_span!("launch").entered();
-        let stdio = self.console(recorder)?;
+        let stdio = Self::console(console)?;
         let Self { record, jail, .. } = self;
         let jail = jail.as_mut().ok_or(Error::NotCreated {
             operation: "create",
@@ -736,6 +722,7 @@ impl Hypervisor for Firecracker {
         &mut self,
         id: &str,
         netns: &Path,
+        console: OwnedFd,
         recorder: &mut dyn VmmRecorder,
     ) -> Result<(), VmmError> {
         if self.jail.is_some() || self.record.jail.vmm_pid.is_some() {
@@ -746,7 +733,7 @@ impl Hypervisor for Firecracker {
         }
         let result = {
             let _create = tracing::debug_span!("firecracker_create").entered();
-            self.create_inner(id, netns, recorder)
+            self.create_inner(id, netns, console, recorder)
         };
         if let Err(error) = result {
             // Leave nothing half-made (whatever the record says was made,

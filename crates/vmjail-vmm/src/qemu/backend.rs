@@ -1,6 +1,7 @@
 //! [`Qemu`]: the [`Hypervisor`] for QEMU in vmjail's built-in jail.
 
 use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -27,7 +28,7 @@ const QMP_READY_TIMEOUT: Duration = Duration::from_secs(30);
 const QMP_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an exiting QEMU may take to disappear after closing QMP.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
-/// QEMU's stdout/stderr inside the jail, for error messages.
+/// QEMU's stderr inside the jail, for error messages.
 const QEMU_OUTPUT: &str = "/run/qemu.out";
 /// The tail of QEMU's output quoted in errors.
 const OUTPUT_TAIL: u64 = 2048;
@@ -101,7 +102,6 @@ impl Qemu {
                 netns: PathBuf::new(),
                 jail: JailRecord::default(),
                 api_socket: PathBuf::new(),
-                console_log: PathBuf::new(),
                 taps: Vec::new(),
                 drives: Vec::new(),
             },
@@ -289,6 +289,7 @@ impl Qemu {
         &mut self,
         jail: &mut Jail,
         recorder: &mut dyn VmmRecorder,
+        console: OwnedFd,
         machine: Machine,
         accel: Accel,
     ) -> Result<(), Error> {
@@ -319,10 +320,6 @@ impl Qemu {
                 path: output_path.clone(),
                 source,
             })?;
-        let output_err = output.try_clone().map_err(|source| Error::OutputFile {
-            path: output_path.clone(),
-            source,
-        })?;
         jail.place_shared_libraries(&mut chain)
             .map_err(|e| Error::Libraries(Box::new(e)))?;
         drop(placing);
@@ -331,8 +328,8 @@ impl Qemu {
             &mut chain,
             LaunchStdio {
                 stdin: std::process::Stdio::null(),
-                stdout: output.into(),
-                stderr: output_err.into(),
+                stdout: console.into(),
+                stderr: output.into(),
             },
         )
         .map_err(|e| Error::Launch {
@@ -489,6 +486,7 @@ impl Hypervisor for Qemu {
         &mut self,
         id: &str,
         netns: &Path,
+        console: OwnedFd,
         recorder: &mut dyn VmmRecorder,
     ) -> Result<(), VmmError> {
         if self.created {
@@ -533,9 +531,8 @@ impl Hypervisor for Qemu {
         self.record.jail = jail.record().clone();
         let root = jail.root();
         self.record.api_socket = host_path(&root, Path::new(layout::QMP_SOCKET));
-        self.record.console_log = host_path(&root, Path::new(layout::CONSOLE_LOG));
         self.created = true;
-        if let Err(e) = self.launch(&mut jail, recorder, machine, accel) {
+        if let Err(e) = self.launch(&mut jail, recorder, console, machine, accel) {
             self.record.jail = jail.record().clone();
             self.abandon(QMP_COMMAND_TIMEOUT);
             self.created = false;

@@ -91,7 +91,6 @@ pub struct Paths {
     pub firmware: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub qmp_socket: PathBuf,
-    pub console_log: PathBuf,
 }
 
 /// Everything the command line depends on besides the config.
@@ -236,8 +235,10 @@ pub fn build(
         option_path(&paths.kernel)?,
         "-append".into(),
         append(config, options),
+        // The serial console is QEMU's stdout: whoever launches QEMU
+        // decides where it goes, QEMU opens no path for it.
         "-serial".into(),
-        format!("file:{}", option_path(&paths.console_log)?),
+        "stdio".into(),
         "-qmp".into(),
         format!(
             "unix:{},server=on,wait=off",
@@ -310,7 +311,6 @@ mod tests {
             firmware: None,
             data_dir: "/usr/share/qemu".into(),
             qmp_socket: "/run/qmp.sock".into(),
-            console_log: "/run/console.log".into(),
         }
     }
 
@@ -348,7 +348,7 @@ mod tests {
         assert_eq!(after(&args, "-kernel"), "/assets/vmlinux");
         assert_eq!(after(&args, "-initrd"), "/assets/initrd");
         assert_eq!(after(&args, "-L"), "/usr/share/qemu");
-        assert_eq!(after(&args, "-serial"), "file:/run/console.log");
+        assert_eq!(after(&args, "-serial"), "stdio");
         assert_eq!(
             after(&args, "-qmp"),
             "unix:/run/qmp.sock,server=on,wait=off"

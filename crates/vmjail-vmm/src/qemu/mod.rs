@@ -91,7 +91,7 @@ pub enum Error {
     },
     #[error("placing QEMU's shared libraries in the jail: {0}")]
     Libraries(#[source] Box<vmjail_jail::JailError>),
-    #[error("opening QEMU's output file {path}: {source}")]
+    #[error("opening QEMU's error output file {path}: {source}")]
     OutputFile {
         path: PathBuf,
         source: std::io::Error,

@@ -1,5 +1,5 @@
 //! Sandbox lifecycle commands: create, start, state, list, pause, resume,
-//! stop, delete, run, gc.
+//! stop, delete, logs, run, gc.
 //!
 //! Output: results on stdout (`state` and `list --json` print stable JSON),
 //! messages on stderr as `vmjail: error: ...`. Exit codes (see [`exit`]):
@@ -23,6 +23,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use vmjail_config::{HostFacts, RuntimeConfig};
+use vmjail_sandbox::console::ConsoleError;
 use vmjail_sandbox::{ErrorKind, SandboxError, SandboxId, Sandboxes, SelectFactory};
 
 use crate::cli::Command;
@@ -149,6 +150,19 @@ fn manage(sandboxes: &Sandboxes<SelectFactory>, command: Command) -> Result<u8, 
             let id = SandboxId::parse(&args.id)?;
             sandboxes.delete(&id, args.force, CLEANUP_TIMEOUT)?;
         }
+        Command::Logs(args) => {
+            let id = SandboxId::parse(&args.id)?;
+            let mut stdout = std::io::stdout().lock();
+            match sandboxes.console(&id, &mut stdout, args.follow, &mut || false) {
+                Ok(()) => {}
+                // The reader went away (`vmjail logs -f ID | head`).
+                Err(SandboxError::ConsoleLog {
+                    source: ConsoleError::Write(e),
+                    ..
+                }) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
         Command::Gc => {
             let report = sandboxes.gc(CLEANUP_TIMEOUT)?;
             for id in &report.removed {
@@ -168,6 +182,7 @@ fn manage(sandboxes: &Sandboxes<SelectFactory>, command: Command) -> Result<u8, 
         | Command::Run(_)
         | Command::Env(_)
         | Command::Check(_)
+        | Command::ConsolePump { .. }
         | Command::Jailer { .. } => {
             return Err(Failure::Other(
                 "internal: not a command on existing sandboxes".to_owned(),
