@@ -16,6 +16,7 @@ const CREATE_STEPS: &[&str] = &[
     "create-claimed",
     "create-recorded",
     "create-netns",
+    "create-console-pump",
     "create-vmm-record-1",
     "create-vmm-record-2",
     "create-vmm-record-10",
