@@ -16,6 +16,7 @@ pub mod interrupt;
 mod lock;
 pub mod netns;
 pub mod process;
+pub mod reaper;
 mod sandboxes;
 pub mod state;
 mod store;

@@ -1,12 +1,13 @@
 //! `vmjail run`: create and start a sandbox, stream its console to stdout,
 //! then stop and delete it when the guest exits, at `--timeout`, or on
 //! Ctrl-C / SIGTERM / SIGHUP. Whatever happens after `create`, the sandbox
-//! is deleted before `run` returns.
+//! is deleted before `run` returns, and its processes reaped: `run` is the
+//! child subreaper of what it starts.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use vmjail_config::RuntimeConfig;
-use vmjail_sandbox::{interrupt, SandboxId, Sandboxes, SelectFactory};
+use vmjail_sandbox::{interrupt, reaper, SandboxId, Sandboxes, SelectFactory};
 
 use super::{exit, Failure, CLEANUP_TIMEOUT, START_TIMEOUT};
 use crate::cli::RunArgs;
@@ -18,6 +19,13 @@ pub fn run(
 ) -> Result<u8, Failure> {
     interrupt::catch_termination()
         .map_err(|e| Failure::Other(format!("installing signal handlers: {e}")))?;
+    // The VMM, orphaned by its jailer, becomes our child: reaped here, not
+    // left a zombie for pid 1.
+    reaper::become_subreaper().map_err(|e| {
+        Failure::Other(format!(
+            "becoming the child subreaper (PR_SET_CHILD_SUBREAPER): {e}"
+        ))
+    })?;
     let id = match &args.id {
         Some(id) => SandboxId::parse(id)?,
         None => {
@@ -31,6 +39,9 @@ pub fn run(
     sandboxes.create(&id, config, args.netns.as_deref())?;
     let outcome = follow(sandboxes, &id, Duration::from_secs(args.timeout));
     let cleanup = sandboxes.delete(&id, true, CLEANUP_TIMEOUT);
+    // The VMM and the console pump are gone by now (or delete failed and
+    // says so); their zombies are ours.
+    reaper::reap_exited();
     match (outcome, cleanup) {
         (Ok(code), Ok(())) => Ok(code),
         (Err(err), Ok(())) => Err(err),
