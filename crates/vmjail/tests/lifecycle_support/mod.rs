@@ -230,7 +230,9 @@ parent_cgroup = "{parent_cgroup}"
     pub fn wait_console(&self, id: &str, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
-            let state = self.state(id);
+            // Not there yet (a `run` still creating it) reads as no log.
+            let out = self.vmjail(&["state", id]);
+            let state: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
             let text = state["console_log"]
                 .as_str()
                 .and_then(|log| std::fs::read(log).ok())
