@@ -6,6 +6,29 @@
 
 use std::path::PathBuf;
 
+use crate::model::ConfigWarning;
+
+/// A configuration that did not load, with the warnings found on the way:
+/// a misspelt key (`kernal`) is often why a later step fails, so callers
+/// show `warnings` before `error`.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct LoadError {
+    // Boxed: `ConfigError` is large and this is the `Err` of every load.
+    pub error: Box<ConfigError>,
+    pub warnings: Vec<ConfigWarning>,
+}
+
+impl From<ConfigError> for LoadError {
+    /// A failure before any key was read (discovery, reading the file).
+    fn from(error: ConfigError) -> Self {
+        LoadError {
+            error: Box::new(error),
+            warnings: Vec::new(),
+        }
+    }
+}
+
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -20,7 +20,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use discovery::default_config_paths;
-pub use error::ConfigError;
+pub use error::{ConfigError, LoadError};
 pub use host::HostFacts;
 pub use model::*;
 pub use source::origin_name;
@@ -32,8 +32,8 @@ pub const EMBEDDED_DEFAULT: &str = include_str!("../default-configuration.toml")
 
 /// Discover and load the configuration: `explicit` (`--config`), then
 /// `$VMJAIL_CONFIG`, `$KATA_CONF_FILE`, the [`default_config_paths`], else
-/// [`EMBEDDED_DEFAULT`].
-pub fn load(explicit: Option<&Path>, host: &HostFacts) -> Result<RuntimeConfig, ConfigError> {
+/// [`EMBEDDED_DEFAULT`]. A failure carries the warnings found before it.
+pub fn load(explicit: Option<&Path>, host: &HostFacts) -> Result<RuntimeConfig, LoadError> {
     let env = |name: &str| std::env::var_os(name);
     match discovery::locate(explicit, &env, &default_config_paths())? {
         discovery::Located::File(path) => load_file(&path, host),
@@ -69,7 +69,7 @@ pub fn load_jail(explicit: Option<&Path>) -> Result<JailConfig, ConfigError> {
 
 /// Load one file. Relative paths inside it are resolved against its
 /// directory.
-pub fn load_file(path: &Path, host: &HostFacts) -> Result<RuntimeConfig, ConfigError> {
+pub fn load_file(path: &Path, host: &HostFacts) -> Result<RuntimeConfig, LoadError> {
     let (text, resolved) = read_file(path)?;
     load_str(&text, ConfigSource::File(resolved), host)
 }
@@ -103,17 +103,22 @@ fn read_file(path: &Path) -> Result<(String, PathBuf), ConfigError> {
     Ok((text, resolved))
 }
 
-/// Load configuration text that came from `origin`.
+/// Load configuration text that came from `origin`. A failure carries the
+/// warnings found before it.
 pub fn load_str(
     text: &str,
     origin: ConfigSource,
     host: &HostFacts,
-) -> Result<RuntimeConfig, ConfigError> {
+) -> Result<RuntimeConfig, LoadError> {
     let src = source::SourceText {
         text,
         origin: &origin,
     };
     let mut warnings = Vec::new();
-    let raw = raw::parse(&src, &mut warnings)?;
-    assemble::assemble(&src, raw, host, warnings)
+    raw::parse(&src, &mut warnings)
+        .and_then(|raw| assemble::assemble(&src, raw, host, &mut warnings))
+        .map_err(|error| LoadError {
+            error: Box::new(error),
+            warnings,
+        })
 }

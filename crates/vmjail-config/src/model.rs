@@ -192,6 +192,17 @@ fn one() -> u32 {
     1
 }
 
+impl CgroupVersionSetting {
+    /// As written in the file: `auto`, `1` or `2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CgroupVersionSetting::Auto => "auto",
+            CgroupVersionSetting::V1 => "1",
+            CgroupVersionSetting::V2 => "2",
+        }
+    }
+}
+
 /// vmjail's own `[jail]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JailConfig {

@@ -77,6 +77,35 @@ fn hypervisor_tables() {
     }
 }
 
+/// A misspelt key is often why loading then fails: its warning travels
+/// with the error instead of being lost.
+#[test]
+fn warnings_found_before_a_failure_come_with_the_error() {
+    let a = Assets::new();
+    let text =
+        "[hypervisor.qemu]\npath = \"qemu\"\nkernal = \"vmlinux\"\ninitrd = \"absent.img\"\n";
+    let err = a.load(text).unwrap_err();
+    assert!(
+        matches!(*err.error, ConfigError::NoInitrdOrImage { .. }),
+        "{}",
+        err.error
+    );
+    let file = a.file();
+    assert_eq!(err.warnings.len(), 1, "{:?}", err.warnings);
+    assert_eq!(
+        err.warnings[0].location.as_deref(),
+        Some(format!("{}:3:1", file.display()).as_str())
+    );
+    assert!(
+        err.warnings[0].message.contains("did you mean \"kernel\"?"),
+        "{:?}",
+        err.warnings[0]
+    );
+    // A failure before any key was read has no warnings.
+    let err = load_file(&a.path("none.toml"), &HOST).unwrap_err();
+    assert!(err.warnings.is_empty());
+}
+
 #[test]
 fn unknown_keys_warn_with_nearest() {
     let a = Assets::new();

@@ -262,7 +262,7 @@ fn initrd_bigger_than_memory() {
         .unwrap_err();
     assert!(
         matches!(
-            err,
+            *err.error,
             ConfigError::InitrdTooLarge {
                 size_mib: 64,
                 memory_mib: 64,

@@ -41,7 +41,9 @@ pub fn open_in_jail(root: &Path, path_in_jail: &Path, flags: OFlag) -> Result<Ow
 }
 
 /// Connect to the Unix socket at `path_in_jail`, retrying for up to
-/// `timeout` while it does not exist yet, refuses, or its backlog is full.
+/// `timeout` while it does not exist yet, refuses, or its backlog is full —
+/// and while `alive` (the VMM that is to open it) says it still runs: a
+/// VMM that died ends the wait at once.
 ///
 /// The socket inode is held by an `O_PATH | O_NOFOLLOW` handle, checked to
 /// be a socket, and connected to through `/proc/self/fd/N`: a symlink
@@ -53,17 +55,22 @@ pub fn connect_in_jail(
     root: &Path,
     path_in_jail: &Path,
     timeout: Duration,
+    alive: &dyn Fn() -> bool,
 ) -> Result<UnixStream, JailError> {
     let deadline = Instant::now() + timeout;
     let mut delay = Duration::from_millis(1);
     loop {
         match connect_once(root, path_in_jail) {
             Ok(stream) => return Ok(stream),
-            Err(Attempt::Retry(error)) if Instant::now() < deadline => {
+            Err(Attempt::Retry(_)) if !alive() => {
+                return Err(JailError::VmmExited {
+                    path: host_path(root, path_in_jail),
+                })
+            }
+            Err(Attempt::Retry(_)) if Instant::now() < deadline => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 std::thread::sleep(delay.min(left));
                 delay = (delay * 2).min(Duration::from_millis(20));
-                let _ = error;
             }
             Err(Attempt::Retry(error) | Attempt::Fail(error)) => return Err(error),
         }
@@ -184,10 +191,10 @@ mod tests {
         }
 
         let no_wait = std::time::Duration::ZERO;
-        connect_in_jail(root.path(), Path::new("/run/api.sock"), no_wait).unwrap();
+        connect_in_jail(root.path(), Path::new("/run/api.sock"), no_wait, &|| true).unwrap();
         for bad in ["/run/s", "/up/host.sock", "/run/log"] {
             assert!(
-                connect_in_jail(root.path(), Path::new(bad), no_wait).is_err(),
+                connect_in_jail(root.path(), Path::new(bad), no_wait, &|| true).is_err(),
                 "{bad}"
             );
         }
@@ -204,7 +211,7 @@ mod tests {
         .join()
         .unwrap();
         let in_jail = format!("/{}/api.sock", "d".repeat(100));
-        connect_in_jail(root.path(), Path::new(&in_jail), no_wait).unwrap();
+        connect_in_jail(root.path(), Path::new(&in_jail), no_wait, &|| true).unwrap();
     }
 
     /// A listener that never accepts: once its backlog is full a blocking
@@ -215,7 +222,9 @@ mod tests {
         let listener = UnixListener::bind(root.path().join("api.sock")).unwrap();
         let mut held = Vec::new();
         let err = loop {
-            match connect_in_jail(root.path(), Path::new("/api.sock"), Duration::ZERO) {
+            match connect_in_jail(root.path(), Path::new("/api.sock"), Duration::ZERO, &|| {
+                true
+            }) {
                 Ok(stream) => held.push(stream),
                 Err(e) => break e,
             }
@@ -227,6 +236,7 @@ mod tests {
             root.path(),
             Path::new("/api.sock"),
             Duration::from_millis(300),
+            &|| true,
         )
         .unwrap_err();
         let waited = started.elapsed();
@@ -247,7 +257,30 @@ mod tests {
             std::thread::sleep(Duration::from_millis(100));
             UnixListener::bind(path).unwrap()
         });
-        connect_in_jail(root.path(), Path::new("/late.sock"), Duration::from_secs(5)).unwrap();
+        connect_in_jail(
+            root.path(),
+            Path::new("/late.sock"),
+            Duration::from_secs(5),
+            &|| true,
+        )
+        .unwrap();
         drop(binder.join().unwrap());
+    }
+
+    /// A VMM that died before opening its socket ends the wait at once,
+    /// not at the timeout.
+    #[test]
+    fn a_dead_vmm_ends_the_wait_before_the_timeout() {
+        let root = tempfile::tempdir().unwrap();
+        let started = Instant::now();
+        let err = connect_in_jail(
+            root.path(),
+            Path::new("/run/qmp.sock"),
+            Duration::from_secs(30),
+            &|| false,
+        )
+        .unwrap_err();
+        assert!(matches!(err, JailError::VmmExited { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

@@ -23,6 +23,46 @@ pub const DEFAULT_DEVICES: &[&str] = &[
     "/dev/urandom",
 ];
 
+/// `vmjail jailer --help`: Firecracker's jailer flags, then vmjail's additions.
+pub const USAGE: &str = "\
+Usage: vmjail jailer --id <ID> --exec-file <PATH> --uid <UID> --gid <GID>
+                     --chroot-base-dir <DIR> [OPTIONS] [-- <VMM ARGS>...]
+
+Confines one VMM and execs it (CLI-compatible with Firecracker's jailer):
+the VMM runs in <DIR>/<exec name>/<ID>/root as <UID>:<GID>, with no
+capabilities and no_new_privs.
+
+Firecracker jailer options:
+  --id <ID>                    sandbox id: [A-Za-z0-9][A-Za-z0-9-]{0,63}
+  --exec-file <PATH>           the VMM binary (a regular file)
+  --uid <UID>, --gid <GID>     the identity the VMM runs as (0 needs --allow-root)
+  --chroot-base-dir <DIR>      root-owned, not writable by others
+  --netns <PATH>               join this network namespace
+  --daemonize                  new session, stdio to /dev/null
+  --new-pid-ns                 run the VMM in a new pid namespace
+  --cgroup <FILE=VALUE>        cgroup setting, e.g. cpu.shares=512 (repeatable)
+  --cgroup-version <1|2>       cgroup hierarchy (default 1)
+  --parent-cgroup <PATH>       relative cgroup parent (default: the exec name)
+  --resource-limit <fsize=N|no-file=N>  rlimits (no-file defaults to 2048)
+
+vmjail additions:
+  --device <PATH>              device node to make in the jail (repeatable)
+  --api-sock <PATH>            the VMM's socket in the jail (checked against sun_path)
+  --status-fd <FD>             report progress and errors on this fd (3 or above)
+  --copy-exec-file             copy the VMM instead of bind-mounting it read-only
+  --allow-root                 accept --uid 0 / --gid 0
+  -h, --help                   print this help
+
+Everything after `--` is handed to the VMM.
+";
+
+/// Whether the arguments before `--` ask for [`USAGE`].
+pub fn wants_help(args: &[OsString]) -> bool {
+    args.iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--help" || a == "-h")
+}
+
 /// A parsed jailer command line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JailerArgs {
@@ -181,7 +221,7 @@ impl JailerArgs {
                         "unknown; valid: --id --exec-file --uid --gid --chroot-base-dir --netns \
                          --daemonize --new-pid-ns --cgroup --cgroup-version --parent-cgroup \
                          --resource-limit --device --no-devices --api-sock --status-fd --copy-exec-file \
-                         --allow-root --",
+                         --allow-root -- (see --help)",
                     ))
                 }
             }
@@ -412,6 +452,28 @@ mod tests {
         root.uid = 0;
         let argv = JailerArgs::from_spec(&root).to_args(true);
         assert!(JailerArgs::parse(&argv).is_ok());
+    }
+
+    #[test]
+    fn help_is_asked_for_only_before_the_vmm_arguments() {
+        let args = |list: &[&str]| list.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(wants_help(&args(&["--help"])));
+        assert!(wants_help(&args(&["--id", "a", "-h"])));
+        assert!(!wants_help(&args(&["--id", "a", "--", "--help"])));
+        assert!(!wants_help(&args(&[])));
+        for flag in [
+            "--id",
+            "--exec-file",
+            "--chroot-base-dir",
+            "--netns",
+            "--cgroup-version",
+            "--resource-limit",
+            "--device",
+            "--status-fd",
+            "--allow-root",
+        ] {
+            assert!(USAGE.contains(flag), "{flag} missing from the usage");
+        }
     }
 
     #[test]

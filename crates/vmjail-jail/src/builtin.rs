@@ -25,7 +25,12 @@ use crate::{chroot, devices, mounts, privileges, rlimits, sys, validate};
 /// For the `vmjail jailer` subcommand: parse Firecracker's jailer CLI (+
 /// vmjail additions), run the jail, exec the VMM. Never returns on success;
 /// on failure prints the error, writes it to `--status-fd`, returns 1.
+/// `--help` prints the usage and returns 0.
 pub fn builtin_jailer_main(args: Vec<OsString>) -> i32 {
+    if crate::args::wants_help(&args) {
+        print!("{}", crate::args::USAGE);
+        return 0;
+    }
     let parsed = JailerArgs::parse(&args);
     let status_fd = parsed.as_ref().ok().and_then(|a| a.status_fd);
     let error = match parsed.and_then(run) {
@@ -33,7 +38,11 @@ pub fn builtin_jailer_main(args: Vec<OsString>) -> i32 {
         Err(e) => e,
     };
     let message = format!("vmjail jailer: {error}");
-    eprintln!("{message}");
+    // With a status fd the caller reports the error; on stderr too (the
+    // VMM's output file) it would be reported twice.
+    if status_fd.is_none() {
+        eprintln!("{message}");
+    }
     if let Some(fd) = status_fd {
         // SAFETY: the status fd was handed to us for exactly this; we are
         // about to exit and nothing else owns it.

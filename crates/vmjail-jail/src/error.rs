@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// jail, in the caller (`Jail`) or in the built-in jailer process.
 #[derive(Debug, thiserror::Error)]
 pub enum JailError {
-    #[error("invalid sandbox id {id:?}: {reason} (valid: 1 to 64 ASCII letters, digits or '-')")]
+    #[error("invalid sandbox id {id:?}: {reason} (valid: 1 to 64 ASCII letters, digits or '-', the first a letter or digit)")]
     InvalidId { id: String, reason: &'static str },
     #[error("exec file {path}: {source}")]
     ExecFileAccess {
@@ -147,6 +147,8 @@ pub enum JailError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the VMM exited before {path} answered")]
+    VmmExited { path: PathBuf },
     #[error("jailer failed: {message}")]
     JailerFailed { message: String },
     #[error("jailer did not exec the VMM within {seconds} s")]

@@ -18,6 +18,7 @@ mod jail;
 mod launch;
 pub mod libs;
 mod mounts;
+pub mod oom;
 mod ownership;
 mod privileges;
 pub mod process;

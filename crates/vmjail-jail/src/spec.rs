@@ -16,7 +16,7 @@ pub enum CgroupVersion {
 /// Everything needed to confine one VMM process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JailSpec {
-    /// `[A-Za-z0-9-]{1,64}`.
+    /// `[A-Za-z0-9][A-Za-z0-9-]{0,63}` (see `validate_id`).
     pub id: String,
     /// The VMM binary on the host; its file name is the jail's `exec_name`.
     pub exec_file: PathBuf,

@@ -10,7 +10,9 @@ use crate::error::JailError;
 /// Longest Unix socket path (`sun_path` is 108 bytes including the NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
 
-/// Validate a sandbox id: ASCII `[A-Za-z0-9-]{1,64}`.
+/// Validate a sandbox id: ASCII `[A-Za-z0-9][A-Za-z0-9-]{0,63}` — the same
+/// rule as `vmjail_sandbox::SandboxId`. A leading `-` would make the id an
+/// option on the jailer's (and Firecracker's jailer's) command line.
 pub fn validate_id(id: &str) -> Result<(), JailError> {
     let invalid = |reason| {
         Err(JailError::InvalidId {
@@ -26,6 +28,9 @@ pub fn validate_id(id: &str) -> Result<(), JailError> {
     }
     if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return invalid("it contains a character other than A-Z, a-z, 0-9 or '-'");
+    }
+    if !id.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return invalid("it does not start with a letter or a digit");
     }
     Ok(())
 }
@@ -177,11 +182,27 @@ mod tests {
         assert!(validate_id("a").is_ok());
         assert!(validate_id("bd65600d-8669-4903-8a14-af88203add38").is_ok());
         assert!(validate_id(&"a".repeat(64)).is_ok());
-        for bad in ["", "a_b", "a/b", "../x", "a b", "é", "a.b"] {
+        assert!(validate_id("9-").is_ok());
+        for bad in [
+            "",
+            "a_b",
+            "a/b",
+            "../x",
+            "a b",
+            "é",
+            "a.b",
+            "-",
+            "--",
+            "--uid",
+            "--allow-root",
+            "-a",
+        ] {
             assert!(validate_id(bad).is_err(), "{bad:?} accepted");
         }
         let long = validate_id(&"a".repeat(65)).unwrap_err().to_string();
         assert!(long.contains("longer than 64"), "{long}");
+        let dash = validate_id("--uid").unwrap_err().to_string();
+        assert!(dash.contains("start with a letter or a digit"), "{dash}");
     }
 
     #[test]

@@ -31,6 +31,25 @@ fn argument_errors_name_the_argument_and_exit_1() {
 }
 
 #[test]
+fn help_prints_the_usage_and_exits_0() {
+    for flag in ["--help", "-h"] {
+        let out = Command::new(vmjail_exe())
+            .args(["jailer", flag])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{flag}: {stdout}");
+        assert!(stdout.starts_with("Usage: vmjail jailer --id"), "{stdout}");
+        assert!(stdout.contains("--chroot-base-dir"), "{stdout}");
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn jailer_argv_is_firecracker_shaped_and_accepted() {
     if !root_or_skip("jailer_argv") {
         return;

@@ -42,7 +42,16 @@ fn launch_unchecked(
 #[test]
 fn bad_ids_are_rejected_by_prepare_and_by_the_jailer() {
     for_each_jailer("bad_ids", |kind| {
-        for id in ["", &"a".repeat(65), "a_b", "../etc", "a/b"] {
+        for id in [
+            "",
+            &"a".repeat(65),
+            "a_b",
+            "../etc",
+            "a/b",
+            "-",
+            "--uid",
+            "--allow-root",
+        ] {
             let base = base_dir();
             let probe = probe_file();
             let spec = spec(id, &probe.path, base.path());

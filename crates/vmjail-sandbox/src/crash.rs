@@ -7,6 +7,7 @@
 //! could not do with `kill -9`, so it is compiled in unconditionally.
 //!
 //! Steps: `create-claimed`, `create-recorded`, `create-netns`,
+//! `create-console-pump` (the console pump runs, no VMM yet),
 //! `create-vmm-record-<n>` (after the backend's n-th record, n ≥ 1),
 //! `create-vmm-pid-recorded` (the first record naming the VMM's pid: the
 //! VMM runs, `create` has not finished), `create-vmm-created`,

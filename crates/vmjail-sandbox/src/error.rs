@@ -22,7 +22,7 @@ pub enum ErrorKind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error("invalid sandbox id \"{id}\": {reason}; a valid id matches [A-Za-z0-9-]{{1,64}}")]
+    #[error("invalid sandbox id \"{id}\": {reason}; a valid id matches [A-Za-z0-9][A-Za-z0-9-]{{0,63}} (a letter or digit first)")]
     InvalidId { id: String, reason: &'static str },
     #[error("no sandbox \"{id}\" in {}", state_dir.display())]
     NotFound { id: String, state_dir: PathBuf },
@@ -103,6 +103,27 @@ pub enum SandboxError {
     },
     #[error("sandbox \"{id}\": refusing to act on its record: {reason}")]
     ForgedRecord { id: String, reason: String },
+    #[error("sandbox \"{id}\": console log: {source}")]
+    ConsoleLog {
+        id: String,
+        source: crate::console::ConsoleError,
+    },
+    #[error("sandbox \"{id}\": creating the console pipe: {source}")]
+    ConsolePipe { id: String, source: nix::Error },
+    #[error("sandbox \"{id}\": starting the console pump {program}: {source}")]
+    ConsolePump {
+        id: String,
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("sandbox \"{id}\": stopping the console pump (pid {pid}): {source}")]
+    ConsolePumpKill {
+        id: String,
+        pid: i32,
+        source: nix::Error,
+    },
+    #[error("sandbox \"{id}\" has no console log (created by an older vmjail)")]
+    NoConsole { id: String },
     #[error("sandbox \"{id}\": {step}: its state records no VMM")]
     NoVmmRecord { id: String, step: &'static str },
     #[error("sandbox \"{id}\": {step}: {source}")]

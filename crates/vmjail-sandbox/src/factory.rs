@@ -5,6 +5,9 @@
 // error); shrinking it is the vmm crate's call, so closures and factories
 // returning it here are allowed to.
 
+use std::path::Path;
+use std::process::Command;
+
 use vmjail_config::RuntimeConfig;
 use vmjail_vmm::{Hypervisor, VmmError, VmmRecord};
 
@@ -14,6 +17,10 @@ pub trait HypervisorFactory {
     /// A backend driving the VMM `record` describes (possibly started by
     /// another, possibly dead, vmjail process).
     fn reattach(&self, record: VmmRecord, config: &RuntimeConfig) -> Box<dyn Hypervisor>;
+    /// The console pump for a sandbox whose state directory is `dir`: a
+    /// process that copies its stdin into `dir`'s console log (see
+    /// [`crate::console`]); the caller sets its stdio.
+    fn console_pump(&self, dir: &Path) -> Command;
 }
 
 /// The real backends, chosen by [`vmjail_vmm::select`].
@@ -30,5 +37,12 @@ impl HypervisorFactory for SelectFactory {
 
     fn reattach(&self, record: VmmRecord, config: &RuntimeConfig) -> Box<dyn Hypervisor> {
         vmjail_vmm::select::reattach(record, config, &self.vmjail_exe)
+    }
+
+    /// vmjail's hidden `console-pump` subcommand.
+    fn console_pump(&self, dir: &Path) -> Command {
+        let mut command = Command::new(&self.vmjail_exe);
+        command.arg("console-pump").arg(dir);
+        command
     }
 }

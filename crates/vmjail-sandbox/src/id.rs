@@ -8,13 +8,15 @@ use crate::SandboxError;
 /// The longest id accepted (it becomes part of paths and netns names).
 pub const MAX_ID_LEN: usize = 64;
 
-/// A validated sandbox id: `[A-Za-z0-9-]{1,64}`.
+/// A validated sandbox id: `[A-Za-z0-9][A-Za-z0-9-]{0,63}`. It never starts
+/// with `-`, so `vmjail state ID` cannot read it as an option.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SandboxId(String);
 
 impl SandboxId {
-    /// Check `id` against `[A-Za-z0-9-]{1,64}`; nothing else (no `.`, `/`,
-    /// `_`, whitespace or non-ASCII) can reach a path.
+    /// Check `id` against `[A-Za-z0-9][A-Za-z0-9-]{0,63}`; nothing else (no
+    /// `.`, `/`, `_`, whitespace, non-ASCII or a leading `-`) can reach a
+    /// path or a command line.
     pub fn parse(id: &str) -> Result<Self, SandboxError> {
         let reason = if id.is_empty() {
             Some("it is empty")
@@ -22,6 +24,8 @@ impl SandboxId {
             Some("it is longer than 64 bytes")
         } else if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             Some("it contains a character outside A-Z, a-z, 0-9 and '-'")
+        } else if !id.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            Some("it does not start with a letter or a digit")
         } else {
             None
         };
@@ -51,7 +55,7 @@ mod tests {
 
     #[test]
     fn accepts_letters_digits_and_dashes_up_to_64() {
-        for ok in ["a", "A-9", "sandbox-1", &"x".repeat(64)] {
+        for ok in ["a", "A-9", "9", "sandbox-1", "a-", "a--b", &"x".repeat(64)] {
             assert_eq!(SandboxId::parse(ok).unwrap().as_str(), ok);
         }
     }
@@ -70,13 +74,22 @@ mod tests {
             "é",
             "a\0b",
             "a\nb",
+            "-",
+            "--",
+            "-x",
+            "--uid",
+            "--allow-root",
+            &format!("-{}", "x".repeat(63)),
         ] {
             let err = SandboxId::parse(bad).unwrap_err();
             assert!(
                 matches!(err, SandboxError::InvalidId { .. }),
                 "{bad:?}: {err}"
             );
-            assert!(err.to_string().contains("[A-Za-z0-9-]{1,64}"), "{err}");
+            assert!(
+                err.to_string().contains("[A-Za-z0-9][A-Za-z0-9-]{0,63}"),
+                "{err}"
+            );
         }
     }
 }

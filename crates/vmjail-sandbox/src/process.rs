@@ -23,6 +23,32 @@ impl ProcessId {
     pub fn is_alive(&self) -> bool {
         is_alive(self.pid, Some(self.start_time))
     }
+
+    /// Poll until this process is gone or `timeout` passes; true when gone.
+    pub fn wait_gone(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.is_alive() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        true
+    }
+
+    /// SIGKILL this process, if it is still this one.
+    pub fn kill(&self) -> nix::Result<()> {
+        if !self.is_alive() {
+            return Ok(());
+        }
+        match nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        ) {
+            Err(nix::Error::ESRCH) => Ok(()),
+            other => other,
+        }
+    }
 }
 
 pub use vmjail_jail::process::{is_alive, start_time};

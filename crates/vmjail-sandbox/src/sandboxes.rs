@@ -85,6 +85,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
     /// Create sandbox `id`: claim the id, record, create the netns (unless
     /// `netns` names one), launch the jailed VMM. On failure everything made
     /// so far is undone.
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     pub fn create(
         &self,
         id: &SandboxId,
@@ -114,6 +115,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             },
             jail_ids: None,
             vmm: None,
+            console: None,
         };
         if let Err(err) = self.store.save(&state) {
             let _ = self.store.remove(id, lock);
@@ -142,9 +144,12 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         state: &mut SandboxState,
         given: Option<&File>,
     ) -> Result<(), SandboxError> {
-        let made = match given {
-            Some(ns) => netns::pin(ns, &state.netns.path),
-            None => netns::create(&state.netns.path),
+        let made = {
+            let _step = tracing::debug_span!("pin_netns").entered();
+            match given {
+                Some(ns) => netns::pin(ns, &state.netns.path),
+                None => netns::create(&state.netns.path),
+            }
         };
         if let Err(source) = made {
             if matches!(source, netns::NetnsError::Exists { .. }) {
@@ -179,6 +184,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             .factory
             .new_hypervisor(&state.config)
             .map_err(|source| hv_error(id, "preparing the hypervisor", source))?;
+        let console = self.start_console(id, state)?;
         let netns_path = state.netns.path.clone();
         let store = &self.store;
         let mut records = 0u32;
@@ -194,7 +200,9 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             }
             Ok(())
         };
-        let created = hv.create(id.as_str(), &netns_path, &mut recorder);
+        // `console` goes to the backend and is closed when it returns: the
+        // VMM then holds the pipe's only write end, so the pump ends with it.
+        let created = hv.create(id.as_str(), &netns_path, console, &mut recorder);
         // Keep the backend even when create failed: it knows best how to
         // undo its half-made VMM.
         let record = hv.record().clone();
@@ -207,6 +215,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
     }
 
     /// Start the guest of a created sandbox.
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     pub fn start(&self, id: &SandboxId, timeout: Duration) -> Result<SandboxView, SandboxError> {
         let (lock, mut state) = self.lock_state(id, "start")?;
         crash::point("start-locked");
@@ -219,6 +228,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         Ok(state.view())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     pub fn pause(&self, id: &SandboxId) -> Result<SandboxView, SandboxError> {
         let (_lock, mut state) = self.lock_state(id, "pause")?;
         expect_status(&state, "pause", &[Status::Running], "a running sandbox")?;
@@ -228,6 +238,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         Ok(state.view())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     pub fn resume(&self, id: &SandboxId) -> Result<SandboxView, SandboxError> {
         let (_lock, mut state) = self.lock_state(id, "resume")?;
         expect_status(&state, "resume", &[Status::Paused], "a paused sandbox")?;
@@ -237,17 +248,15 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         Ok(state.view())
     }
 
-    /// Stop the VMM (graceful, then forced) and tear its jail down. A
-    /// sandbox whose VMM already exited is stopped too (its jail is torn
-    /// down); one already recorded as stopped is an error.
+    /// Stop the VMM (graceful, then forced) and tear its jail down.
+    /// Stopping a stopped sandbox succeeds, as in runc and Docker: one
+    /// whose guest powered off by itself has its jail torn down, one
+    /// already stopped by `stop` is left as it is.
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     pub fn stop(&self, id: &SandboxId, timeout: Duration) -> Result<SandboxView, SandboxError> {
         let (_lock, mut state) = self.lock_state(id, "stop")?;
         if state.phase == Phase::Stopped {
-            return Err(wrong_state(
-                &state,
-                "stop",
-                "a created, running or paused sandbox",
-            ));
+            return Ok(state.view());
         }
         expect_status(
             &state,
@@ -263,12 +272,14 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         self.stop_vmm(&mut state, timeout)?;
         state.phase = Phase::Stopped;
         self.store.save(&state)?;
+        self.finish_console(&state)?;
         Ok(state.view())
     }
 
     /// Delete a stopped sandbox and everything it created. With `force`,
     /// any sandbox: a running VMM is stopped first, a half-created one is
     /// cleaned from its record.
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     pub fn delete(
         &self,
         id: &SandboxId,
@@ -455,6 +466,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
     /// backend's idempotent stop), taps in a foreign netns, our pin.
     fn teardown(&self, state: &mut SandboxState, timeout: Duration) -> Result<(), SandboxError> {
         self.stop_vmm(state, timeout)?;
+        self.finish_console(state)?;
         self.live.borrow_mut().remove(&state.id);
         if let Some(vmm) = &state.vmm {
             if !state.netns.owned {
@@ -464,6 +476,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             }
         }
         if state.netns.is_ours() {
+            let _step = tracing::debug_span!("remove_netns").entered();
             netns::remove(&state.netns.path).map_err(|source| SandboxError::Netns {
                 id: state.id.clone(),
                 source,
@@ -559,6 +572,9 @@ fn open_own_netns() -> Result<File, SandboxError> {
         reason: e.to_string(),
     })
 }
+
+#[path = "sandboxes_console.rs"]
+mod console_log;
 
 #[cfg(test)]
 #[path = "sandboxes_tests.rs"]

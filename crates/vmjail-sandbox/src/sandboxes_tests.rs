@@ -193,8 +193,12 @@ fn wrong_transitions_fail_and_change_nothing() {
     assert!(fx.process().state(&id).unwrap().vmm_pid.is_some());
 
     fx.process().stop(&id, T).unwrap();
-    let err = fx.process().stop(&id, T).unwrap_err();
-    assert_eq!(kind(&err), ErrorKind::WrongState, "{err}");
+    let stopped = fx.on_disk("wrong");
+    let calls = fx.factory.calls().len();
+    // Stopping a stopped sandbox succeeds and does nothing.
+    assert_eq!(fx.process().stop(&id, T).unwrap().status, Status::Stopped);
+    assert_eq!(fx.on_disk("wrong"), stopped);
+    assert_eq!(fx.factory.calls().len(), calls, "{:?}", fx.factory.calls());
     let err = fx.process().start(&id, T).unwrap_err();
     assert_eq!(kind(&err), ErrorKind::WrongState, "{err}");
     fx.process().delete(&id, false, T).unwrap();
@@ -346,6 +350,25 @@ fn a_vmm_that_exited_on_its_own_is_stopped_and_deletable() {
 }
 
 #[test]
+fn stop_after_the_guest_powered_off_by_itself_tears_down_and_succeeds() {
+    let fx = Fixture::new();
+    let id = sid("poweroff");
+    let pid = fx.create("poweroff").vmm_pid.unwrap();
+    fx.process().start(&id, T).unwrap();
+    kill_and_reap(pid);
+    assert!(fx.jails.join("poweroff").exists());
+    let view = fx.process().stop(&id, T).unwrap();
+    assert_eq!(view.status, Status::Stopped);
+    assert_eq!(fx.on_disk("poweroff").phase, Phase::Stopped);
+    assert!(!fx.jails.join("poweroff").exists(), "jail not torn down");
+    assert!(fx.factory.calls().contains(&"stop".to_owned()));
+    // And again: nothing left to do, still a success.
+    fx.process().stop(&id, T).unwrap();
+    fx.process().delete(&id, false, T).unwrap();
+    fx.assert_gone("poweroff");
+}
+
+#[test]
 fn gc_removes_dead_and_half_made_sandboxes_and_keeps_live_ones() {
     if !root() {
         return;
@@ -360,6 +383,7 @@ fn gc_removes_dead_and_half_made_sandboxes_and_keeps_live_ones() {
     half.netns.path = fx.netns_dir.join("vmjail-half");
     half.phase = Phase::Creating;
     half.vmm = None;
+    half.console = None;
     half.creator = Some(process::ProcessId {
         pid: dead,
         start_time: 1,
@@ -666,7 +690,8 @@ fn a_record_naming_what_is_not_the_sandboxs_is_refused() {
     let honest = fx.on_disk("forged");
     let victim = fx.state_dir.parent().unwrap().join("victim");
     std::fs::create_dir_all(victim.join("forged")).unwrap();
-    let forgeries: Vec<(&str, Box<dyn Fn(&mut SandboxState)>)> = vec![
+    type Forgery<'a> = Box<dyn Fn(&mut SandboxState) + 'a>;
+    let forgeries: Vec<(&str, Forgery)> = vec![
         ("netns", Box::new(|s| s.netns.path = victim.join("forged"))),
         (
             "jail id",
@@ -709,4 +734,71 @@ fn a_record_naming_what_is_not_the_sandboxs_is_refused() {
     .unwrap();
     fx.process().delete(&sid("forged"), true, T).unwrap();
     fx.assert_gone("forged");
+}
+
+/// The console log outlives `stop` (in the state dir, named by `state`)
+/// until `delete`; `state` never names a path that is gone.
+#[test]
+fn the_console_log_is_kept_until_delete_and_state_names_only_what_exists() {
+    let fx = Fixture::new();
+    let id = sid("console");
+    let view = fx.create("console");
+    let log = fx.state_dir.join("console").join(crate::console::LOG);
+    assert_eq!(view.console_log.as_deref(), Some(log.as_path()));
+    assert!(view.jail_root.as_deref().is_some_and(Path::is_dir));
+    fx.process().start(&id, T).unwrap();
+
+    let stopped = fx.process().stop(&id, T).unwrap();
+    assert_eq!(stopped.jail_root, None, "the jail is gone after stop");
+    assert_eq!(stopped.console_log.as_deref(), Some(log.as_path()));
+    assert_eq!(fx.process().state(&id).unwrap(), stopped);
+    let mut out = Vec::new();
+    fx.process()
+        .console(&id, &mut out, false, &mut || false)
+        .unwrap();
+    assert_eq!(out, b"booting\n");
+    let pump = fx.on_disk("console").console.unwrap().pump.unwrap();
+    assert!(!pump.is_alive(), "the pump outlived the VMM");
+
+    fx.process().delete(&id, false, T).unwrap();
+    assert!(!log.exists());
+    fx.assert_gone("console");
+}
+
+/// Following stops once the sandbox stops and its log is complete.
+#[test]
+fn following_the_console_ends_when_the_sandbox_stops() {
+    let fx = Fixture::new();
+    let id = sid("follow");
+    fx.create("follow");
+    fx.process().start(&id, T).unwrap();
+    let (out, polls) = std::thread::scope(|scope| {
+        let follower = scope.spawn(|| {
+            let mut out = Vec::new();
+            let mut polls = 0;
+            fx.process()
+                .console(&id, &mut out, true, &mut || {
+                    polls += 1;
+                    false
+                })
+                .unwrap();
+            (out, polls)
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!follower.is_finished(), "returned while the VM ran");
+        fx.process().stop(&id, T).unwrap();
+        follower.join().unwrap()
+    });
+    assert_eq!(out, b"booting\n");
+    assert!(polls > 1, "{polls}");
+    fx.process().delete(&id, false, T).unwrap();
+    // give_up ends a follow of a live sandbox.
+    let id = sid("giveup");
+    fx.create("giveup");
+    let mut out = Vec::new();
+    fx.process()
+        .console(&id, &mut out, true, &mut || true)
+        .unwrap();
+    assert_eq!(fx.process().state(&id).unwrap().status, Status::Created);
+    fx.process().delete(&id, true, T).unwrap();
 }

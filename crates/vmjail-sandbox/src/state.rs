@@ -77,6 +77,23 @@ impl NetnsRecord {
     }
 }
 
+/// The guest console log and the process that keeps it (see
+/// [`crate::console`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleRecord {
+    /// `<state_dir>/<id>/console.log`, removed with the state on delete.
+    pub log: PathBuf,
+    /// The console pump, once spawned; it ends when the VMM does.
+    pub pump: Option<ProcessId>,
+}
+
+impl ConsoleRecord {
+    /// True while the pump may still be writing the log.
+    pub fn pump_alive(&self) -> bool {
+        self.pump.is_some_and(|p| p.is_alive())
+    }
+}
+
 /// Everything `state.json` holds: enough for any later vmjail process to
 /// find the VMM and undo every resource, even after a crash mid-`create`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +116,9 @@ pub struct SandboxState {
     pub jail_ids: Option<JailIds>,
     /// The backend's record, saved before each resource it creates.
     pub vmm: Option<VmmRecord>,
+    /// Recorded before the log and its pump are created.
+    #[serde(default)]
+    pub console: Option<ConsoleRecord>,
 }
 
 impl SandboxState {
@@ -131,6 +151,8 @@ impl SandboxState {
     }
 
     /// The public view printed by `vmjail state` and `vmjail list --json`.
+    /// A path is shown only while it exists (the jail root is gone after
+    /// `stop`; the console log stays until `delete`).
     pub fn view(&self) -> SandboxView {
         let vmm = self.vmm.as_ref();
         let status = self.status();
@@ -144,11 +166,14 @@ impl SandboxState {
             },
             jail_root: vmm
                 .filter(|v| !v.jail.jail_dir.as_os_str().is_empty())
-                .map(|v| v.jail.root()),
-            console_log: vmm
-                .filter(|v| !v.console_log.as_os_str().is_empty())
-                .map(|v| v.console_log.clone()),
-            netns: Some(self.netns.path.clone()),
+                .map(|v| v.jail.root())
+                .filter(|root| root.is_dir()),
+            console_log: self
+                .console
+                .as_ref()
+                .map(|c| c.log.clone())
+                .filter(|log| log.is_file()),
+            netns: Some(self.netns.path.clone()).filter(|ns| ns.exists()),
             created: Some(self.created.clone()),
         }
     }
@@ -164,9 +189,9 @@ pub struct SandboxView {
     pub hypervisor: Option<HypervisorKind>,
     /// The VMM's host pid while it runs.
     pub vmm_pid: Option<i32>,
-    /// Host path of the jail's root directory.
+    /// Host path of the jail's root directory, while the jail exists.
     pub jail_root: Option<PathBuf>,
-    /// Host path of the guest console log.
+    /// Host path of the guest console log (kept until `delete`).
     pub console_log: Option<PathBuf>,
     pub netns: Option<PathBuf>,
     /// RFC 3339, UTC.

@@ -71,6 +71,16 @@ impl HypervisorFactory for TestDoubleFactory {
             record: Some(record),
         })
     }
+
+    /// `cat` appending to the log: the lifecycle's pump, without the
+    /// bound (the real pump's rotation is tested in `console`).
+    fn console_pump(&self, dir: &Path) -> std::process::Command {
+        let mut command = std::process::Command::new("sh");
+        command
+            .args(["-c", "exec cat >> \"$1\"", "pump"])
+            .arg(dir.join(crate::console::LOG));
+        command
+    }
 }
 
 pub struct TestDoubleHypervisor {
@@ -118,6 +128,7 @@ impl Hypervisor for TestDoubleHypervisor {
         &mut self,
         id: &str,
         netns: &Path,
+        console: std::os::fd::OwnedFd,
         recorder: &mut dyn VmmRecorder,
     ) -> Result<(), VmmError> {
         self.step("create")?;
@@ -132,18 +143,20 @@ impl Hypervisor for TestDoubleHypervisor {
                 ..JailRecord::default()
             },
             api_socket: jail_dir.join("root/qmp.sock"),
-            console_log: jail_dir.join("root/console.log"),
             taps: Vec::new(),
             drives: Vec::new(),
         };
         recorder.record(&record).unwrap();
         self.record = Some(record.clone());
         std::fs::create_dir_all(jail_dir.join("root")).unwrap();
-        std::fs::write(&record.console_log, "booting\n").unwrap();
-        // Reaped by pid in `stop` (possibly by a reattached double).
+        let mut console = std::fs::File::from(console);
+        std::io::Write::write_all(&mut console, b"booting\n").unwrap();
+        // Reaped by pid in `stop` (possibly by a reattached double). Like a
+        // VMM, it holds the console until it ends.
         #[allow(clippy::zombie_processes)]
         let child = std::process::Command::new("sleep")
             .arg("600")
+            .stdout(console)
             .spawn()
             .unwrap();
         let pid = child.id() as i32;

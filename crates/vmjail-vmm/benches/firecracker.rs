@@ -96,8 +96,14 @@ fn bench_create(
                 n += 1;
                 let mut fc = Firecracker::new(&config, &vmjail).unwrap();
                 let mut recorder = |_: &VmmRecord| Ok(());
-                fc.create(&format!("bench-{n}"), &netns.path(), &mut recorder)
-                    .unwrap();
+                let console = std::fs::File::create(work.path().join("console.log")).unwrap();
+                fc.create(
+                    &format!("bench-{n}"),
+                    &netns.path(),
+                    console.into(),
+                    &mut recorder,
+                )
+                .unwrap();
                 total += fc.create_timings().unwrap().api_answering;
                 fc.stop(Duration::from_secs(2)).unwrap();
             }

@@ -92,16 +92,24 @@ fn wait_marker(path: &Path, start: Instant) -> Duration {
 }
 
 /// One jailed boot: (create → QMP ready, create → marker).
-fn jailed(config: &RuntimeConfig, exe: &Path, netns: &Path, round: usize) -> (Duration, Duration) {
+fn jailed(
+    config: &RuntimeConfig,
+    exe: &Path,
+    dir: &Path,
+    netns: &Path,
+    round: usize,
+) -> (Duration, Duration) {
     let mut qemu = Qemu::new(config, exe).expect("Qemu::new");
     let id = format!("bench-{}-{round}", std::process::id());
     let mut sink = |_: &VmmRecord| Ok(());
+    let log = dir.join(format!("console-{round}.log"));
+    let console = std::fs::File::create(&log).expect("console log");
     let start = Instant::now();
-    qemu.create(&id, netns, &mut sink)
+    qemu.create(&id, netns, console.into(), &mut sink)
         .unwrap_or_else(|e| panic!("create: {e}"));
     let ready = start.elapsed();
     qemu.start(TIMEOUT).unwrap_or_else(|e| panic!("start: {e}"));
-    let marker = wait_marker(&qemu.record().console_log.clone(), start);
+    let marker = wait_marker(&log, start);
     qemu.stop(Duration::from_secs(20))
         .unwrap_or_else(|e| panic!("stop: {e}"));
     (ready, marker)
@@ -111,7 +119,7 @@ fn jailed(config: &RuntimeConfig, exe: &Path, netns: &Path, round: usize) -> (Du
 fn bare(config: &RuntimeConfig, dir: &Path, accel: Accel, seccomp: bool) -> Duration {
     let hv = &config.hypervisor;
     let console = dir.join("console.log");
-    let _ = std::fs::remove_file(&console);
+    let console_file = std::fs::File::create(&console).expect("console log");
     let paths = Paths {
         kernel: hv.kernel.clone(),
         initrd: hv.initrd.clone(),
@@ -119,7 +127,6 @@ fn bare(config: &RuntimeConfig, dir: &Path, accel: Accel, seccomp: bool) -> Dura
         firmware: hv.firmware.clone(),
         data_dir: "/usr/share/qemu".into(),
         qmp_socket: dir.join("qmp.sock"),
-        console_log: console.clone(),
     };
     let options = Options {
         accel,
@@ -132,7 +139,7 @@ fn bare(config: &RuntimeConfig, dir: &Path, accel: Accel, seccomp: bool) -> Dura
     let mut child = Command::new(&hv.path)
         .args(&args)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(console_file)
         .spawn()
         .expect("spawn qemu");
     let marker = wait_marker(&console, start);
@@ -182,11 +189,11 @@ fn main() {
     );
 
     // One warm-up of each (page cache, probes).
-    jailed(&config, &exe, &netns, 0);
+    jailed(&config, &exe, scratch.path(), &netns, 0);
     bare(&config, scratch.path(), accel, found.seccomp);
     let (mut ready, mut jailed_t, mut bare_t) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let (r, j) = jailed(&config, &exe, &netns, round);
+        let (r, j) = jailed(&config, &exe, scratch.path(), &netns, round);
         let b = bare(&config, scratch.path(), accel, found.seccomp);
         println!(
             "  round {round}: jailed {:>7.3} s (QMP ready {:.3} s)   bare {:>7.3} s",

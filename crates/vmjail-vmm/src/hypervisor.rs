@@ -1,5 +1,6 @@
 //! The seam between sandboxes and VMMs.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -64,8 +65,6 @@ pub struct VmmRecord {
     pub jail: JailRecord,
     /// The VMM's control socket (Firecracker API / QMP), host path.
     pub api_socket: PathBuf,
-    /// The guest console log, host path (empty when none).
-    pub console_log: PathBuf,
     /// Tap devices created inside the netns.
     pub taps: Vec<String>,
     /// Attached block devices, by id, with their in-jail path.
@@ -89,11 +88,14 @@ pub trait Hypervisor {
     fn capabilities(&self) -> Capabilities;
 
     /// Launch the jailed VMM for sandbox `id` inside network namespace
-    /// `netns` and configure it, leaving the guest not yet started.
+    /// `netns` and configure it, leaving the guest not yet started. The
+    /// guest's serial console goes to `console` (the VMM's stdout): a
+    /// descriptor, so the VMM never learns, nor reaches, where it is kept.
     fn create(
         &mut self,
         id: &str,
         netns: &Path,
+        console: OwnedFd,
         recorder: &mut dyn VmmRecorder,
     ) -> Result<(), crate::VmmError>;
     /// Start the guest; fail if the VMM does not confirm within `timeout`.

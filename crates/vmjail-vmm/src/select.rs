@@ -4,7 +4,7 @@ use std::path::Path;
 
 use vmjail_config::{HypervisorKind, RuntimeConfig};
 
-use crate::firecracker::Firecracker;
+use crate::firecracker::{self, Firecracker};
 use crate::qemu::{self, Qemu};
 use crate::{Hypervisor, VmmError, VmmRecord};
 
@@ -41,4 +41,16 @@ pub fn reattach(
             Box::new(Qemu::from_record(record, config, vmjail_exe))
         }
     }
+}
+
+/// The guest kernel command line the configured backend passes, exactly:
+/// QEMU's (console, TSC hint under TCG) or Firecracker's (its defaults
+/// first). ACRN has no backend: its configuration's own parameters.
+pub fn kernel_cmdline(config: &RuntimeConfig) -> Result<String, VmmError> {
+    let hv = &config.hypervisor;
+    Ok(match config.hypervisor_kind {
+        HypervisorKind::Qemu => qemu::kernel_cmdline(hv)?,
+        HypervisorKind::Firecracker => firecracker::layout::boot_args(&hv.kernel_params),
+        HypervisorKind::Acrn => vmjail_config::rules::kernel_params::render(&hv.kernel_params),
+    })
 }

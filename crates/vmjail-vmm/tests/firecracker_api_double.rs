@@ -61,7 +61,6 @@ fn reattached(socket: &Path, vmm: &std::process::Child) -> Firecracker {
             ..JailRecord::default()
         },
         api_socket: socket.to_path_buf(),
-        console_log: PathBuf::new(),
         taps: vec![],
         drives: vec![],
     };

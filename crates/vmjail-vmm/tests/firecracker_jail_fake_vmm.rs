@@ -84,7 +84,10 @@ fn a_failed_create_leaves_nothing_behind() {
     let id = format!("fc-fail-{}", std::process::id());
     let mut fc = Firecracker::new(&config, &vmjail_exe()).unwrap();
     let mut recorder = |_: &VmmRecord| Ok(());
-    let err = fc.create(&id, &netns.path(), &mut recorder).unwrap_err();
+    let console = tempfile::tempfile().unwrap();
+    let err = fc
+        .create(&id, &netns.path(), console.into(), &mut recorder)
+        .unwrap_err();
     let VmmError::Firecracker(inner) = &err else {
         panic!("{err}")
     };
@@ -108,7 +111,12 @@ fn a_bad_sandbox_id_is_refused_before_anything_is_made() {
     let mut recorder = |_: &VmmRecord| -> std::io::Result<()> { panic!("nothing may be recorded") };
     for bad in ["../x", "a/b", "", "a_b"] {
         let err = fc
-            .create(bad, Path::new("/proc/self/ns/net"), &mut recorder)
+            .create(
+                bad,
+                Path::new("/proc/self/ns/net"),
+                tempfile::tempfile().unwrap().into(),
+                &mut recorder,
+            )
             .unwrap_err();
         assert!(
             matches!(&err, VmmError::Firecracker(e) if matches!(**e, firecracker::Error::InvalidId(_))),

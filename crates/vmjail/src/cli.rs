@@ -49,10 +49,19 @@ pub enum Command {
     Stop(StopArgs),
     /// Delete a stopped sandbox and everything it created.
     Delete(DeleteArgs),
+    /// Print a sandbox's guest console log (kept until delete).
+    Logs(LogsArgs),
     /// Create and start a sandbox, stream its console, then stop and delete it.
     Run(RunArgs),
     /// Remove every sandbox whose VMM is gone or whose creation never finished.
     Gc,
+    /// Copies a VMM's console (stdin) into a sandbox's bounded console log
+    /// (used internally).
+    #[command(hide = true)]
+    ConsolePump {
+        /// The sandbox's state directory.
+        dir: PathBuf,
+    },
     /// Firecracker-jailer-compatible built-in jailer (used internally).
     #[command(hide = true)]
     Jailer {
@@ -64,13 +73,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct IdArgs {
-    /// Sandbox id: [A-Za-z0-9-]{1,64}.
+    /// Sandbox id: [A-Za-z0-9][A-Za-z0-9-]{0,63}.
     pub id: String,
 }
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Sandbox id: [A-Za-z0-9-]{1,64}.
+    /// Sandbox id: [A-Za-z0-9][A-Za-z0-9-]{0,63}.
     #[arg(long)]
     pub id: String,
     /// Network namespace to run the VMM in (/run/netns/NAME or /proc/PID/ns/net), pinned at
@@ -93,6 +102,14 @@ pub struct DeleteArgs {
     /// Stop the VMM first if it still runs, and clean up half-made sandboxes.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    pub id: String,
+    /// Keep printing what the guest writes until the sandbox stops.
+    #[arg(long, short)]
+    pub follow: bool,
 }
 
 #[derive(Debug, Args)]

@@ -29,13 +29,18 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr: warnings by default, everything from vmjail's crates
 /// and the VMM's own log (target `firecracker`) with `--debug`;
-/// `VMJAIL_LOG` takes a full `tracing` filter and wins over both.
+/// `VMJAIL_LOG` takes a full `tracing` filter and wins over both. Each
+/// lifecycle step is a span: its closing line carries `time.busy`, how
+/// long the step took.
 fn init_logging(debug: bool) {
+    use std::io::IsTerminal;
     let default = if debug { "debug" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("VMJAIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }

@@ -147,4 +147,48 @@ fn unavailable_cgroup_controller_fails() {
         text.contains("FAIL  cgroups") && text.contains("needs [nosuchctl]"),
         "{text}"
     );
+    // The setting as the file spells it, not a Rust debug name.
+    assert!(text.contains("cgroup_version = \"2\";"), "{text}");
+    let config = qemu_config(dir.path(), "[jail]\ncgroups = [\"nosuchctl.max=1\"]");
+    let out = vmjail(&["--config", config.to_str().unwrap(), "check"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("cgroup_version = \"auto\";"), "{text}");
+    assert!(!text.contains("Auto"), "{text}");
+}
+
+#[test]
+fn directories_say_whether_they_exist_or_will_be_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let existing = dir.path().join("jails");
+    std::fs::create_dir(&existing).unwrap();
+    let missing = dir.path().join("state/sub");
+    let config = qemu_config(
+        dir.path(),
+        &format!(
+            "[jail]\nchroot_base_dir = \"{}\"\nstate_dir = \"{}\"",
+            existing.display(),
+            missing.display()
+        ),
+    );
+    let out = vmjail(&["--config", config.to_str().unwrap(), "check"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = |check: &str| {
+        text.lines()
+            .find(|l| l.contains(check))
+            .unwrap_or_else(|| panic!("no {check} in {text}"))
+            .to_owned()
+    };
+    assert!(
+        line("chroot base dir")
+            .ends_with(&format!("{} exists and is writable", existing.display())),
+        "{text}"
+    );
+    assert!(
+        line("state dir").ends_with(&format!(
+            "{} does not exist yet; creatable under {}",
+            missing.display(),
+            dir.path().display()
+        )),
+        "{text}"
+    );
 }

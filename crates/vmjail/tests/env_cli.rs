@@ -116,3 +116,43 @@ fn embedded_default_when_no_file() {
         assert!(stderr.contains("machine_type = \"microvm\""), "{stderr}");
     }
 }
+
+/// A misspelt key's warning comes before the error it probably caused, for
+/// every command that loads the whole configuration.
+#[test]
+fn warnings_come_before_the_error_they_may_explain() {
+    let dir = assets();
+    let bad = dir.path().join("kernal.toml");
+    std::fs::write(
+        &bad,
+        "[hypervisor.qemu]\npath = \"qemu\"\nkernal = \"vmlinux\"\ninitrd = \"absent.img\"\n",
+    )
+    .unwrap();
+    for command in ["env", "check", "create"] {
+        let mut args = vec!["--config", bad.to_str().unwrap(), command];
+        if command == "create" {
+            args.extend(["--id", "never-created"]);
+        }
+        let out = vmjail(&args, &[]);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let warning = stderr
+            .find("kernal.toml:3:1: unknown key \"kernal\" in [hypervisor.qemu] is ignored; did you mean \"kernel\"?")
+            .unwrap_or_else(|| panic!("{command}: no warning in:\n{stderr}"));
+        // `check` reports the failure on stdout, after the warning went out.
+        if command == "check" {
+            let stdout = String::from_utf8(out.stdout).unwrap();
+            assert!(stdout.contains("FAIL  config"), "{stdout}");
+            assert!(stdout.contains("absent.img"), "{stdout}");
+            continue;
+        }
+        let error = stderr
+            .find("vmjail: error: ")
+            .unwrap_or_else(|| panic!("{command}: no error in:\n{stderr}"));
+        assert!(
+            warning < error,
+            "{command}: warning after the error:\n{stderr}"
+        );
+        assert!(stderr[error..].contains("absent.img"), "{stderr}");
+    }
+}

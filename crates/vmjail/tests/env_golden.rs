@@ -12,7 +12,7 @@ path = "qemu"
 kernel = "guest/vmlinux"
 initrd = "guest/initramfs.cpio.gz"
 machine_type = "microvm"
-machine_accelerators = "nofw, nosmm"
+machine_accelerators = "nofw, nosmm, accel=tcg"
 kernel_params = "panic=5 quiet agent.log=info"
 default_vcpus = 1
 default_maxvcpus = 1
@@ -66,11 +66,16 @@ fn vmjail(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// Replace what depends on the run: the temp dir, host facts, version.
+/// Replace what depends on the run: the temp dir, host facts (the TSC
+/// frequency QEMU's TCG guests are told), version.
 fn normalise(text: &str, dir: &Path) -> String {
     text.replace(dir.to_str().unwrap(), "@DIR@")
         .lines()
         .map(|l| {
+            if let Some((head, tail)) = l.split_once(" tsc_early_khz=") {
+                let digits = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+                return format!("{head} tsc_early_khz=@HOST@{digits}");
+            }
             for key in ["Cpus = ", "VhostVsock = "] {
                 if l.starts_with(key) {
                     return format!("{key}@HOST@");
@@ -127,12 +132,43 @@ fn env_json_carries_the_same_data() {
         toml::from_str(std::str::from_utf8(&toml_out.stdout).unwrap()).unwrap();
     let from_json: serde_json::Value = serde_json::from_slice(&json_out.stdout).unwrap();
     assert_eq!(serde_json::to_value(from_toml).unwrap(), from_json);
-    assert_eq!(
-        from_json["Kernel"]["Parameters"]
-            .as_str()
-            .unwrap()
-            .rsplit(' ')
-            .next(),
-        Some("agent.log=info")
+    // What QEMU's backend passes: its console first, the configuration's
+    // parameters, the TSC hint under TCG (forced by accel=tcg) last.
+    let params = from_json["Kernel"]["Parameters"].as_str().unwrap();
+    assert!(params.starts_with("console=ttyS0 reboot=k "), "{params}");
+    let words: Vec<&str> = params.split(' ').collect();
+    assert_eq!(words[words.len() - 2], "agent.log=info", "{params}");
+    assert!(
+        words[words.len() - 1].starts_with("tsc_early_khz="),
+        "{params}"
     );
+}
+
+/// Firecracker's line is its backend's own: its defaults first, the
+/// configuration overriding one in place.
+#[test]
+fn env_shows_firecrackers_boot_args() {
+    let (dir, _) = setup();
+    let base = dir.path().canonicalize().unwrap();
+    std::fs::write(base.join("firecracker"), "fake").unwrap();
+    let config = base.join("fc.toml");
+    std::fs::write(
+        &config,
+        "[hypervisor.firecracker]\npath = \"firecracker\"\nkernel = \"guest/vmlinux\"\ninitrd = \"guest/initramfs.cpio.gz\"\nkernel_params = \"panic=7 quiet\"\n",
+    )
+    .unwrap();
+    let out = vmjail(&["--config", config.to_str().unwrap(), "env", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let params = v["Kernel"]["Parameters"].as_str().unwrap();
+    assert!(
+        params.starts_with("console=ttyS0 reboot=k panic=7 pci=off i8042.noaux"),
+        "{params}"
+    );
+    assert!(params.ends_with(" quiet"), "{params}");
+    assert!(!params.contains("tsc_early_khz"), "{params}");
 }

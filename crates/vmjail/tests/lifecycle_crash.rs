@@ -17,6 +17,7 @@ const CREATE_STEPS: &[&str] = &[
     "create-recorded",
     "create-netns",
     "create-ids",
+    "create-console-pump",
     "create-vmm-record-1",
     "create-vmm-record-2",
     "create-vmm-record-10",

@@ -164,3 +164,73 @@ fn sandboxes_get_distinct_uids_released_on_delete() {
         w.assert_no_leaks(id, recorded.as_ref());
     }
 }
+
+/// `env` shows exactly the kernel command line the jailed QEMU gets.
+#[test]
+fn env_shows_the_kernel_command_line_qemu_runs_with() {
+    if !require_root() {
+        return;
+    }
+    let w = World::new("envcmd");
+    let id = unique_id("envcmd");
+    w.ok(&["create", "--id", &id]);
+    let pid = w.state(&id)["vmm_pid"].as_i64().unwrap();
+    let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap()
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let recorded = w.stored(&id);
+    w.ok(&["delete", "--force", &id]);
+    let append = argv
+        .iter()
+        .position(|a| a == "-append")
+        .map(|i| argv[i + 1].clone())
+        .unwrap_or_else(|| panic!("no -append in {argv:?}"));
+    let env: Value = serde_json::from_str(&w.ok(&["env", "--json"])).unwrap();
+    assert_eq!(env["Kernel"]["Parameters"], append.as_str());
+    assert!(append.starts_with("console=ttyS0 "), "{append}");
+    w.assert_no_leaks(&id, recorded.as_ref());
+}
+
+/// `stop` on a stopped sandbox exits 0 and changes nothing, however it
+/// stopped: by `stop`, or by its guest powering off by itself (whose jail
+/// that first `stop` tears down).
+#[test]
+fn stop_on_a_stopped_sandbox_succeeds_however_it_stopped() {
+    if !require_root() {
+        return;
+    }
+    let w = World::new("stopstop");
+
+    let by_stop = unique_id("bystop");
+    w.ok(&["create", "--id", &by_stop]);
+    w.ok(&["stop", &by_stop]);
+    let stopped = w.stored(&by_stop);
+    let out = w.vmjail(&["stop", &by_stop]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{out:?}");
+    assert_eq!(
+        w.stored(&by_stop),
+        stopped,
+        "a second stop changed the state"
+    );
+    w.ok(&["delete", &by_stop]);
+    w.assert_no_leaks(&by_stop, stopped.as_ref());
+
+    // The real guest's init powers off right after its marker.
+    let by_guest = unique_id("byguest");
+    w.ok(&["create", "--id", &by_guest]);
+    w.ok(&["start", &by_guest]);
+    w.wait_status(&by_guest, "stopped", std::time::Duration::from_secs(120));
+    let recorded = w.stored(&by_guest);
+    assert_eq!(recorded.as_ref().unwrap()["phase"], "running");
+    for _ in 0..2 {
+        let out = w.vmjail(&["stop", &by_guest]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(w.stored(&by_guest).unwrap()["phase"], "stopped");
+    }
+    assert_status(&w, &by_guest, "stopped");
+    w.ok(&["delete", &by_guest]);
+    w.assert_no_leaks(&by_guest, recorded.as_ref());
+}

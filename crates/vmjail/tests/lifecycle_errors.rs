@@ -34,10 +34,19 @@ fn unknown_and_invalid_ids() {
         let err = stderr_of(&w, args, 3);
         assert!(err.contains("no sandbox \"nosuch\""), "{err}");
     }
-    for bad in ["../x", "a_b", "", &"x".repeat(65)] {
-        let err = stderr_of(&w, &["create", "--id", bad], 2);
-        assert!(err.contains("[A-Za-z0-9-]{1,64}"), "{err}");
-        stderr_of(&w, &["state", bad], 2);
+    for bad in [
+        "../x",
+        "a_b",
+        "",
+        &"x".repeat(65),
+        "-",
+        "--",
+        "--uid",
+        "--allow-root",
+    ] {
+        let err = stderr_of(&w, &["create", &format!("--id={bad}")], 2);
+        assert!(err.contains("[A-Za-z0-9][A-Za-z0-9-]{0,63}"), "{err}");
+        stderr_of(&w, &["state", "--", bad], 2);
     }
     assert_eq!(w.ok(&["list", "--json"]).trim(), "[]");
     let left: Vec<_> = std::fs::read_dir(&w.state_dir)
@@ -76,10 +85,55 @@ fn wrong_transitions_fail_and_change_nothing() {
 
     let recorded = w.stored(&id);
     w.ok(&["stop", &id]);
-    stderr_of(&w, &["stop", &id], 4);
     stderr_of(&w, &["start", &id], 4);
     w.ok(&["delete", &id]);
     w.assert_no_leaks(&id, recorded.as_ref());
+}
+
+/// A cgroup value the kernel refuses is reported once (not again as the
+/// VMM's output), and creates nothing.
+#[test]
+fn a_refused_cgroup_value_is_reported_once() {
+    if !require_root() {
+        return;
+    }
+    let w = World::with_jail_lines(
+        "cgbad",
+        "cgroup_version = \"1\"\ncgroups = [\"memory.limit_in_bytes=abc\"]",
+    );
+    let id = unique_id("cgbad");
+    let err = stderr_of(&w, &["create", "--id", &id], 1);
+    let cause = "memory.limit_in_bytes: Invalid argument";
+    assert_eq!(err.matches(cause).count(), 1, "{err}");
+    assert!(!err.contains("output:"), "{err}");
+    w.assert_no_leaks(&id, None);
+}
+
+/// QEMU killed by the OOM killer of a too-small memory cgroup says nothing
+/// itself: the error names the likely cause, the cgroup and its limit.
+#[test]
+fn qemu_killed_by_its_memory_cgroup_is_explained() {
+    if !require_root() {
+        return;
+    }
+    let w = World::with_jail_lines(
+        "cgoom",
+        "cgroup_version = \"1\"\ncgroups = [\"memory.limit_in_bytes=8M\"]",
+    );
+    let id = unique_id("cgoom");
+    let err = stderr_of(&w, &["create", "--id", &id], 1);
+    let cgroup = format!("/sys/fs/cgroup/memory/{}/{id}", w.parent_cgroup);
+    assert!(
+        err.contains(&format!(
+            "was killed during the QMP handshake, likely out of memory in its cgroup {cgroup}, limit 8 MiB"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("raise the memory limit in [jail] cgroups"),
+        "{err}"
+    );
+    w.assert_no_leaks(&id, None);
 }
 
 #[test]

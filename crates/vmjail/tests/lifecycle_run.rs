@@ -27,8 +27,18 @@ fn run_without_an_id_generates_one_and_leaves_an_empty_state_dir() {
         return;
     }
     let w = World::new("runnoid");
-    let stdout = w.ok(&["run", "--timeout", "240"]);
+    let out = w.vmjail(&["run", "--timeout", "240"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
     assert!(stdout.contains(MARKER), "no guest marker in:\n{stdout}");
+    // The generated id is announced on stderr (stdout is the console).
+    let id = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("vmjail: run: sandbox id "))
+        .unwrap_or_else(|| panic!("no generated id on stderr:\n{stderr}"));
+    assert!(id.starts_with("run-"), "{id}");
+    assert!(!stdout.contains(id), "the id went to stdout");
     let left: Vec<_> = std::fs::read_dir(&w.state_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -67,5 +77,49 @@ fn sigterm_stops_and_deletes_a_running_sandbox() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(143), "stderr: {stderr}");
     assert!(stderr.contains("SIGTERM received"), "{stderr}");
+    w.assert_no_leaks(&id, recorded.as_ref());
+}
+
+/// `run` is its VMM's reaper: the VMM, orphaned when the jailer leaves it
+/// in its new pid namespace, has `run` as its parent (not pid 1), and no
+/// zombie of it is left once `run` returns.
+#[test]
+fn run_adopts_and_reaps_its_vmm() {
+    if !require_root() {
+        return;
+    }
+    let w = World::new("reap");
+    w.hold_guest();
+    let id = unique_id("reap");
+    let child = w.spawn(&["run", "--id", &id, "--timeout", "240"]);
+    w.wait_console(
+        &id,
+        "vmjail.hold: running until power-off",
+        Duration::from_secs(120),
+    );
+    let vmm = w.state(&id)["vmm_pid"].as_i64().unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{vmm}/stat")).unwrap();
+    let ppid: u32 = stat
+        .rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    assert_eq!(ppid, child.id(), "the VMM's parent is not `run`: {stat}");
+    let recorded = w.stored(&id);
+    signal(child.id(), "TERM");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Reaped: not even a zombie is left (its pid is not reused this soon).
+    assert!(
+        !std::path::Path::new(&format!("/proc/{vmm}")).exists(),
+        "VMM {vmm} left: {}",
+        std::fs::read_to_string(format!("/proc/{vmm}/stat")).unwrap_or_default()
+    );
     w.assert_no_leaks(&id, recorded.as_ref());
 }

@@ -30,12 +30,13 @@ pub(super) fn flag(field: &Option<Spanned<bool>>) -> bool {
     val(field).copied().unwrap_or(false)
 }
 
-pub(super) struct Assembler<'a> {
+pub(super) struct Assembler<'a, 'w> {
     pub src: &'a SourceText<'a>,
-    pub warnings: Vec<ConfigWarning>,
+    /// The caller's: warnings stay there when assembling then fails.
+    pub warnings: &'w mut Vec<ConfigWarning>,
 }
 
-impl<'a> Assembler<'a> {
+impl<'a> Assembler<'a, '_> {
     /// Where a key was written, else where its table was.
     pub(super) fn at<T>(&self, field: &Option<Spanned<T>>, table: &Option<Range<usize>>) -> String {
         self.src.at(span(field).or_else(|| table.clone()))

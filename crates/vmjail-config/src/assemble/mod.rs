@@ -40,12 +40,13 @@ fn default_hypervisor_path(kind: HypervisorKind) -> &'static str {
     }
 }
 
-/// Build the resolved configuration from the raw tables.
+/// Build the resolved configuration from the raw tables. Warnings are
+/// added to `warnings` as they are found, so they outlive a failure.
 pub(crate) fn assemble(
     src: &SourceText<'_>,
     raw: RawConfig,
     host: &HostFacts,
-    warnings: Vec<ConfigWarning>,
+    warnings: &mut Vec<ConfigWarning>,
 ) -> Result<RuntimeConfig, ConfigError> {
     let mut a = Assembler { src, warnings };
     let kind = raw.hypervisor_kind;
@@ -348,6 +349,6 @@ pub(crate) fn assemble(
         factory: factory_config,
         netmon,
         jail,
-        warnings: a.warnings,
+        warnings: std::mem::take(a.warnings),
     })
 }

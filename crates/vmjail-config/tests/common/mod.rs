@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use vmjail_config::{load_file, ConfigError, HostFacts, RuntimeConfig};
+use vmjail_config::{load_file, HostFacts, LoadError, RuntimeConfig};
 
 pub const HOST: HostFacts = HostFacts {
     cpus: 4,
@@ -43,11 +43,11 @@ impl Assets {
     }
 
     /// Write `text` as `configuration.toml` in the asset dir and load it.
-    pub fn load(&self, text: &str) -> Result<RuntimeConfig, ConfigError> {
+    pub fn load(&self, text: &str) -> Result<RuntimeConfig, LoadError> {
         self.load_with(text, &HOST)
     }
 
-    pub fn load_with(&self, text: &str, host: &HostFacts) -> Result<RuntimeConfig, ConfigError> {
+    pub fn load_with(&self, text: &str, host: &HostFacts) -> Result<RuntimeConfig, LoadError> {
         let path = self.write("configuration.toml", text);
         load_file(&path, host)
     }

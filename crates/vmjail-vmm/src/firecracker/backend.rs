@@ -1,7 +1,7 @@
 //! [`Firecracker`]: the [`Hypervisor`] implementation.
 
 use std::ffi::OsString;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -60,7 +60,6 @@ fn empty_record() -> VmmRecord {
         netns: PathBuf::new(),
         jail: JailRecord::default(),
         api_socket: PathBuf::new(),
-        console_log: PathBuf::new(),
         taps: Vec::new(),
         drives: Vec::new(),
     }
@@ -258,6 +257,7 @@ impl Firecracker {
         &mut self,
         id: &str,
         netns: &Path,
+        console: OwnedFd,
         recorder: &mut dyn VmmRecorder,
     ) -> Result<(), Error> {
         let started = Instant::now();
@@ -272,19 +272,25 @@ impl Firecracker {
             record.jail = jail_record.clone();
             recorder.record(record)
         };
-        let prepared =
-            Jail::prepare(spec, jailer, &mut jail_recorder).map_err(Error::JailPrepare)?;
+        let prepared = {
+            let _step = tracing::debug_span!("prepare_jail").entered();
+            Jail::prepare(spec, jailer, &mut jail_recorder).map_err(Error::JailPrepare)?
+        };
         *jail = Some(prepared);
         let root = self.record.jail.root();
 
         let api_socket = host_path(&root, Path::new(layout::API_SOCKET));
         self.record.api_socket = api_socket;
         self.save(recorder, "placing assets")?;
-        self.populate_jail(recorder)?;
-        self.launch(recorder)?;
+        {
+            let _step = tracing::debug_span!("place_assets").entered();
+            self.populate_jail(recorder)?;
+        }
+        self.launch(recorder, console)?;
         let api_answering = started.elapsed();
         let timeout = self.api_timeout;
         let plan = self.boot_plan();
+        let _step = tracing::debug_span!("configure").entered();
         configure(self.client()?, &plan, timeout)?;
         self.timings = Some(CreateTimings {
             api_answering,
@@ -371,34 +377,21 @@ impl Firecracker {
             })
     }
 
-    /// The guest console (Firecracker's stdout and stderr) goes to
-    /// `<jail_dir>/console.log`: beside the jail root, out of the VMM's
-    /// reach, removed with the jail.
-    fn console(&mut self, recorder: &mut dyn VmmRecorder) -> Result<LaunchStdio, Error> {
-        let path = self.record.jail.jail_dir.join("console.log");
-        self.record.console_log = path.clone();
-        self.save(recorder, "creating the console log")?;
-        let err = |source| Error::ConsoleLog {
-            path: path.clone(),
-            source,
-        };
-        let file = std::fs::File::options()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(err)?;
+    /// The guest console is Firecracker's stdout; its stderr (its own
+    /// messages before the logger is configured) goes there too.
+    fn console(console: OwnedFd) -> Result<LaunchStdio, Error> {
+        let stderr = console.try_clone().map_err(Error::ConsoleDup)?;
         Ok(LaunchStdio {
             stdin: Stdio::null(),
-            stdout: file.try_clone().map_err(err)?.into(),
-            stderr: file.into(),
+            stdout: console.into(),
+            stderr: stderr.into(),
         })
     }
 
     /// Start the VMM through the jail and wait for its API socket.
-    fn launch(&mut self, recorder: &mut dyn VmmRecorder) -> Result<(), Error> {
-        let stdio = self.console(recorder)?;
+    fn launch(&mut self, recorder: &mut dyn VmmRecorder, console: OwnedFd) -> Result<(), Error> {
+        let launching = tracing::debug_span!("launch").entered();
+        let stdio = Self::console(console)?;
         let Self { record, jail, .. } = self;
         let jail = jail.as_mut().ok_or(Error::NotCreated {
             operation: "create",
@@ -411,6 +404,8 @@ impl Firecracker {
             .map_err(Error::Launch)?;
         self.record.jail = jail.record().clone();
         self.save(recorder, "configuring firecracker")?;
+        drop(launching);
+        let _step = tracing::debug_span!("api_ready").entered();
         let (pid, started) = (self.record.jail.vmm_pid, self.record.jail.vmm_start_time);
         let timeout = self.socket_timeout;
         let path = self.record.api_socket.clone();
@@ -659,6 +654,7 @@ impl Firecracker {
             return Ok(());
         }
         let graceful = self.api_timeout.min(timeout);
+        let asking = tracing::debug_span!("ctrl_alt_del").entered();
         let asked = match self.client() {
             Ok(client) => call(
                 client,
@@ -673,6 +669,8 @@ impl Firecracker {
         if asked && process::wait_gone(pid, started, timeout) {
             return Ok(());
         }
+        drop(asking);
+        let _step = tracing::debug_span!("terminate").entered();
         Ok(process::terminate(pid, started, timeout)?)
     }
 
@@ -699,17 +697,22 @@ impl Firecracker {
     /// teardown also ends whatever is left in the jail's cgroups — and only
     /// then the taps: a tap is removable once no process holds it.
     fn stop_inner(&mut self, timeout: Duration) -> Result<(), Error> {
+        let _stop = tracing::debug_span!("firecracker_stop").entered();
         self.kill_vmm(timeout)?;
         self.logs.stop();
         self.client = None;
         let teardown = if self.record.jail.jail_dir.as_os_str().is_empty() {
             Ok(())
         } else {
+            let _step = tracing::debug_span!("teardown").entered();
             vmjail_jail::teardown(&self.record.jail, timeout).map_err(Error::Teardown)
         };
         // Removed even after a failed teardown: a tap nobody holds goes
         // now, one still held is reported (and kept in the record).
-        let taps = self.remove_taps();
+        let taps = {
+            let _step = tracing::debug_span!("remove_taps").entered();
+            self.remove_taps()
+        };
         teardown?;
         self.record.drives.clear();
         taps
@@ -734,6 +737,7 @@ impl Hypervisor for Firecracker {
         &mut self,
         id: &str,
         netns: &Path,
+        console: OwnedFd,
         recorder: &mut dyn VmmRecorder,
     ) -> Result<(), VmmError> {
         if self.jail.is_some() || self.record.jail.vmm_pid.is_some() {
@@ -742,7 +746,10 @@ impl Hypervisor for Firecracker {
             }
             .into());
         }
-        let result = self.create_inner(id, netns, recorder);
+        let result = {
+            let _create = tracing::debug_span!("firecracker_create").entered();
+            self.create_inner(id, netns, console, recorder)
+        };
         if let Err(error) = result {
             // Leave nothing half-made (whatever the record says was made,
             // even by a `prepare` that failed half-way); the create error is
@@ -759,6 +766,7 @@ impl Hypervisor for Firecracker {
     }
 
     fn start(&mut self, timeout: Duration) -> Result<(), VmmError> {
+        let _step = tracing::debug_span!("firecracker_start").entered();
         self.require_created("start")?;
         let client = self.client()?;
         call(
@@ -786,11 +794,13 @@ impl Hypervisor for Firecracker {
     }
 
     fn pause(&mut self) -> Result<(), VmmError> {
+        let _step = tracing::debug_span!("firecracker_pause").entered();
         self.require_created("pause")?;
         Ok(self.call(&api::patch_vm(api::VmRunState::Paused))?)
     }
 
     fn resume(&mut self) -> Result<(), VmmError> {
+        let _step = tracing::debug_span!("firecracker_resume").entered();
         self.require_created("resume")?;
         Ok(self.call(&api::patch_vm(api::VmRunState::Resumed))?)
     }

@@ -64,11 +64,8 @@ pub enum Error {
         path: PathBuf,
         source: vmjail_jail::JailError,
     },
-    #[error("creating the console log {path}: {source}")]
-    ConsoleLog {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("duplicating the console descriptor for firecracker's stderr: {0}")]
+    ConsoleDup(#[source] std::io::Error),
     #[error("launching firecracker in the jail: {0}")]
     Launch(#[source] vmjail_jail::JailError),
     #[error("waiting for firecracker's API socket {path}: {source}")]

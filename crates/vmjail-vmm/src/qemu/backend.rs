@@ -1,13 +1,14 @@
 //! [`Qemu`]: the [`Hypervisor`] for QEMU in vmjail's built-in jail.
 
 use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::json;
-use vmjail_config::{HypervisorKind, RuntimeConfig};
+use vmjail_config::{HypervisorConfig, HypervisorKind, RuntimeConfig};
 use vmjail_jail::{host_path, Jail, JailRecord, Jailer, LaunchStdio, Placement, Recorder};
 
 use super::cmdline::{self, Accel, Machine, Options};
@@ -26,7 +27,7 @@ const QMP_READY_TIMEOUT: Duration = Duration::from_secs(30);
 const QMP_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an exiting QEMU may take to disappear after closing QMP.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
-/// QEMU's stdout/stderr inside the jail, for error messages.
+/// QEMU's stderr inside the jail, for error messages.
 const QEMU_OUTPUT: &str = "/run/qemu.out";
 /// The tail of QEMU's output quoted in errors.
 const OUTPUT_TAIL: u64 = 2048;
@@ -100,7 +101,6 @@ impl Qemu {
                 netns: PathBuf::new(),
                 jail: JailRecord::default(),
                 api_socket: PathBuf::new(),
-                console_log: PathBuf::new(),
                 taps: Vec::new(),
                 drives: Vec::new(),
             },
@@ -124,10 +124,8 @@ impl Qemu {
 
     /// The accelerator: `accel=` in `machine_accelerators` when given
     /// (KVM refused when unusable), else KVM when usable, else TCG.
-    fn accelerator(&self, kvm_usable: bool) -> Result<Accel, Error> {
-        let asked = self
-            .config
-            .hypervisor
+    fn accelerator(hv: &HypervisorConfig, kvm_usable: bool) -> Result<Accel, Error> {
+        let asked = hv
             .machine_accelerators
             .iter()
             .find_map(|a| a.strip_prefix("accel="));
@@ -145,6 +143,18 @@ impl Qemu {
             None if kvm_usable => Ok(Accel::Kvm),
             None => Ok(Accel::Tcg),
         }
+    }
+
+    /// How this host runs `hv`'s QEMU, stopped (`-S`): the accelerator,
+    /// seccomp and the TSC hint.
+    pub(super) fn options(hv: &HypervisorConfig) -> Result<Options, Error> {
+        let found = probe::probe(&hv.path);
+        Ok(Options {
+            accel: Qemu::accelerator(hv, found.kvm)?,
+            seccomp: found.seccomp,
+            stopped: true,
+            tsc_khz: cmdline::host_tsc_khz(),
+        })
     }
 
     /// This sandbox's jail, re-opened from the record (devices and
@@ -188,10 +198,12 @@ impl Qemu {
 
     /// A negotiated QMP session with this VM's QEMU.
     fn qmp(&self, connect_timeout: Duration) -> Result<Qmp, Error> {
+        let alive = || self.alive();
         let stream = vmjail_jail::connect_in_jail(
             &self.record.jail.root(),
             Path::new(layout::QMP_SOCKET),
             connect_timeout,
+            &alive,
         )
         .map_err(|e| Error::Connect(Box::new(e)))?;
         Qmp::handshake(stream, QMP_COMMAND_TIMEOUT).map_err(|source| Error::Handshake {
@@ -224,43 +236,48 @@ impl Qemu {
             })
     }
 
-    /// The last bytes QEMU wrote to stdout/stderr (for error messages).
-    fn output_tail(&self) -> String {
+    /// The last bytes QEMU wrote to its output (for error messages); `None`
+    /// when it wrote nothing.
+    fn output_tail(&self) -> Option<String> {
         // The jailed uid owns the file and its directory: never follow a
         // link it planted anywhere on the way.
-        let Ok(fd) = vmjail_jail::open_in_jail(
+        let fd = vmjail_jail::open_in_jail(
             &self.record.jail.root(),
             Path::new(QEMU_OUTPUT),
             nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK,
-        ) else {
-            return "(none)".into();
-        };
+        )
+        .ok()?;
         let mut file = std::fs::File::from(fd);
-        let Ok(meta) = file.metadata() else {
-            return "(none)".into();
-        };
+        let meta = file.metadata().ok()?;
         if !meta.is_file() {
-            return "(not a regular file)".into();
+            return Some("(not a regular file)".into());
         }
         let _ = file.seek(SeekFrom::Start(meta.len().saturating_sub(OUTPUT_TAIL)));
         let mut bytes = Vec::new();
         let _ = file.take(OUTPUT_TAIL).read_to_end(&mut bytes);
         let text = String::from_utf8_lossy(&bytes).trim().to_owned();
-        if text.is_empty() {
-            "(none)".into()
-        } else {
-            text
-        }
+        (!text.is_empty()).then_some(text)
     }
 
-    /// A failure while QEMU may have died: say so with its output.
+    /// A failure while QEMU may have died: say so, with its memory cgroup's
+    /// account when that shows the limit was hit (the OOM killer's SIGKILL
+    /// leaves QEMU no word of its own), else with its output.
     fn explain(&self, step: &'static str, error: Error) -> Error {
         match self.pid_and_start() {
-            Some((pid, started)) if !process::is_alive(pid, started) => Error::Exited {
-                pid,
-                step,
-                output: self.output_tail(),
-            },
+            Some((pid, started)) if !process::is_alive(pid, started) => {
+                match vmjail_jail::oom::memory_pressure(&self.record.jail.cgroups) {
+                    Some(pressure) => Error::OutOfMemory {
+                        pid,
+                        step,
+                        pressure,
+                    },
+                    None => Error::Exited {
+                        pid,
+                        step,
+                        output: self.output_tail().unwrap_or_else(|| "(none)".into()),
+                    },
+                }
+            }
             _ => error,
         }
     }
@@ -270,9 +287,11 @@ impl Qemu {
         &mut self,
         jail: &mut Jail,
         recorder: &mut dyn VmmRecorder,
+        console: OwnedFd,
         machine: Machine,
         accel: Accel,
     ) -> Result<(), Error> {
+        let placing = tracing::debug_span!("place_assets").entered();
         let mut chain = Chain {
             record: &mut self.record,
             outer: recorder,
@@ -299,27 +318,30 @@ impl Qemu {
                 path: output_path.clone(),
                 source,
             })?;
-        let output_err = output.try_clone().map_err(|source| Error::OutputFile {
-            path: output_path.clone(),
-            source,
-        })?;
         jail.place_shared_libraries(&mut chain)
             .map_err(|e| Error::Libraries(Box::new(e)))?;
+        drop(placing);
+        let launching = tracing::debug_span!("launch").entered();
         jail.launch_with(
             &mut chain,
             LaunchStdio {
                 stdin: std::process::Stdio::null(),
-                stdout: output.into(),
-                stderr: output_err.into(),
+                stdout: console.into(),
+                stderr: output.into(),
             },
         )
         .map_err(|e| Error::Launch {
             source: Box::new(e),
-            output: self.output_tail(),
+            output: self
+                .output_tail()
+                .map(|tail| format!("; QEMU's output: {tail}"))
+                .unwrap_or_default(),
         })?;
         self.record.jail = jail.record().clone();
         recorder_after(recorder, &self.record, "connecting to QMP")?;
+        drop(launching);
 
+        let _ready = tracing::debug_span!("qmp_ready").entered();
         let mut qmp = self
             .qmp(QMP_READY_TIMEOUT)
             .map_err(|e| self.explain("the QMP handshake", e))?;
@@ -411,18 +433,22 @@ impl Qemu {
         let graceful = Duration::min(timeout, QMP_COMMAND_TIMEOUT);
         if let Ok(mut qmp) = self.qmp(graceful) {
             // Only a running guest can react to the power button.
-            if self.status(&mut qmp).ok().as_deref() == Some("running")
-                && qmp.execute("system_powerdown", None).is_ok()
-                && process::wait_gone(pid, started, timeout)
-            {
-                return Ok(());
+            if self.status(&mut qmp).ok().as_deref() == Some("running") {
+                let _step = tracing::debug_span!("powerdown").entered();
+                if qmp.execute("system_powerdown", None).is_ok()
+                    && process::wait_gone(pid, started, timeout)
+                {
+                    return Ok(());
+                }
             }
+            let _step = tracing::debug_span!("quit").entered();
             // `quit` closes the connection as QEMU exits; either is fine.
             let _ = qmp.execute("quit", None);
             if process::wait_gone(pid, started, timeout) {
                 return Ok(());
             }
         }
+        let _step = tracing::debug_span!("terminate").entered();
         Ok(process::terminate(pid, started, timeout)?)
     }
 }
@@ -458,34 +484,25 @@ impl Hypervisor for Qemu {
         &mut self,
         id: &str,
         netns: &Path,
+        console: OwnedFd,
         recorder: &mut dyn VmmRecorder,
     ) -> Result<(), VmmError> {
         if self.created {
             return Err(Error::AlreadyCreated { id: id.to_owned() }.into());
         }
-        if vmjail_jail::validate_id(id).is_err() {
-            return Err(Error::InvalidId { id: id.to_owned() }.into());
-        }
+        let _create = tracing::debug_span!("qemu_create").entered();
+        vmjail_jail::validate_id(id).map_err(|e| Error::InvalidId(Box::new(e)))?;
         let machine = self.machine()?;
         let hv = &self.config.hypervisor;
-        let found = probe::probe(&hv.path);
-        if !found.seccomp {
+        let options = Qemu::options(hv)?;
+        if !options.seccomp {
             tracing::warn!(
                 qemu = %hv.path.display(),
                 "QEMU has no working -sandbox (seccomp): running it without its syscall filter"
             );
         }
-        let accel = self.accelerator(found.kvm)?;
-        let args = cmdline::build(
-            hv,
-            &assets::jail_paths(hv),
-            &Options {
-                accel,
-                seccomp: found.seccomp,
-                stopped: true,
-                tsc_khz: cmdline::host_tsc_khz(),
-            },
-        )?;
+        let accel = options.accel;
+        let args = cmdline::build(hv, &assets::jail_paths(hv), &options)?;
         let devices = match accel {
             Accel::Kvm => vec![PathBuf::from("/dev/kvm")],
             Accel::Tcg => Vec::new(),
@@ -502,6 +519,7 @@ impl Hypervisor for Qemu {
             })?;
         let jailer = self.jailer();
         let mut jail = {
+            let _step = tracing::debug_span!("prepare_jail").entered();
             let mut chain = Chain {
                 record: &mut self.record,
                 outer: &mut *recorder,
@@ -511,9 +529,8 @@ impl Hypervisor for Qemu {
         self.record.jail = jail.record().clone();
         let root = jail.root();
         self.record.api_socket = host_path(&root, Path::new(layout::QMP_SOCKET));
-        self.record.console_log = host_path(&root, Path::new(layout::CONSOLE_LOG));
         self.created = true;
-        if let Err(e) = self.launch(&mut jail, recorder, machine, accel) {
+        if let Err(e) = self.launch(&mut jail, recorder, console, machine, accel) {
             self.record.jail = jail.record().clone();
             self.abandon(QMP_COMMAND_TIMEOUT);
             self.created = false;
@@ -523,6 +540,7 @@ impl Hypervisor for Qemu {
     }
 
     fn start(&mut self, timeout: Duration) -> Result<(), VmmError> {
+        let _step = tracing::debug_span!("qemu_start").entered();
         let mut qmp = self.session_in("start", VmState::Created, "created")?;
         self.command(&mut qmp, "cont", None)
             .map_err(|e| self.explain("cont", e))?;
@@ -552,6 +570,7 @@ impl Hypervisor for Qemu {
     }
 
     fn pause(&mut self) -> Result<(), VmmError> {
+        let _step = tracing::debug_span!("qemu_pause").entered();
         let mut qmp = self.session_in("pause", VmState::Running, "running")?;
         self.command(&mut qmp, "stop", None)?;
         self.confirm(&mut qmp, "pause", VmState::Paused, QMP_COMMAND_TIMEOUT)?;
@@ -559,6 +578,7 @@ impl Hypervisor for Qemu {
     }
 
     fn resume(&mut self) -> Result<(), VmmError> {
+        let _step = tracing::debug_span!("qemu_resume").entered();
         let mut qmp = self.session_in("resume", VmState::Paused, "paused")?;
         self.command(&mut qmp, "cont", None)?;
         self.confirm(&mut qmp, "resume", VmState::Running, QMP_COMMAND_TIMEOUT)?;
@@ -569,11 +589,13 @@ impl Hypervisor for Qemu {
         if !self.created {
             return Ok(());
         }
+        let _stop = tracing::debug_span!("qemu_stop").entered();
         if let Some((pid, started)) = self.pid_and_start() {
             if process::is_alive(pid, started) {
                 self.shut_down(pid, started, timeout)?;
             }
         }
+        let _step = tracing::debug_span!("teardown").entered();
         vmjail_jail::teardown(&self.record.jail, timeout)
             .map_err(|e| Error::Teardown(Box::new(e)))?;
         Ok(())

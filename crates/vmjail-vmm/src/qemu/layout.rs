@@ -10,7 +10,6 @@ pub const DATA_DIR: &str = "/usr/share/qemu";
 /// Written by QEMU (owned by the jail uid).
 pub const RUN_DIR: &str = "/run";
 pub const QMP_SOCKET: &str = "/run/qmp.sock";
-pub const CONSOLE_LOG: &str = "/run/console.log";
 /// Hot-plugged drives: `/drives/<id>`.
 pub const DRIVES_DIR: &str = "/drives";
 

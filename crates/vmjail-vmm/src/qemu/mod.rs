@@ -19,6 +19,13 @@ pub use backend::Qemu;
 pub use cmdline::{Accel, Machine};
 pub use qmp::{Qmp, QmpError, QmpEvent, StatusInfo};
 
+/// The kernel command line QEMU gets for `hv` on this host (what `vmjail
+/// env` shows): the configuration's parameters, the console and, under
+/// TCG, the TSC hint.
+pub fn kernel_cmdline(hv: &vmjail_config::HypervisorConfig) -> Result<String, Error> {
+    Ok(cmdline::append(hv, &Qemu::options(hv)?))
+}
+
 /// What vmjail says when a configuration selects ACRN.
 pub const ACRN_UNAVAILABLE: &str = "ACRN is not available on this host: vmjail can load an \
 [hypervisor.acrn] configuration but launches only QEMU (and Firecracker); select \
@@ -27,8 +34,8 @@ pub const ACRN_UNAVAILABLE: &str = "ACRN is not available on this host: vmjail c
 /// Every step of the QEMU backend that can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid sandbox id {id:?}: expected 1 to 64 of [A-Za-z0-9-]")]
-    InvalidId { id: String },
+    #[error("sandbox id: {0}")]
+    InvalidId(#[source] Box<vmjail_jail::JailError>),
     #[error("{}", ACRN_UNAVAILABLE)]
     AcrnUnavailable,
     #[error("use_vsock = true: vmjail's QEMU backend does not wire a vsock device yet; set use_vsock = false in [hypervisor.qemu] (the agent is then reached over the serial console)")]
@@ -83,15 +90,22 @@ pub enum Error {
     },
     #[error("placing QEMU's shared libraries in the jail: {0}")]
     Libraries(#[source] Box<vmjail_jail::JailError>),
-    #[error("opening QEMU's output file {path}: {source}")]
+    #[error("opening QEMU's error output file {path}: {source}")]
     OutputFile {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("launching QEMU in the jail: {source}; output: {output}")]
+    #[error("launching QEMU in the jail: {source}{output}")]
     Launch {
         source: Box<vmjail_jail::JailError>,
+        /// `; QEMU's output: ...`, or empty when it wrote nothing.
         output: String,
+    },
+    #[error("QEMU (pid {pid}) was killed during {step}, likely out of memory in {pressure}; raise the memory limit in [jail] cgroups (QEMU needs its own memory on top of default_memory)")]
+    OutOfMemory {
+        pid: i32,
+        step: &'static str,
+        pressure: vmjail_jail::oom::MemoryPressure,
     },
     #[error("QEMU (pid {pid}) exited during {step}; its last output: {output}")]
     Exited {

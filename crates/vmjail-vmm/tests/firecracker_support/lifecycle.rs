@@ -30,7 +30,10 @@ pub fn full_lifecycle(
     let mut fc = Firecracker::new(config, vmjail_exe)
         .unwrap()
         .with_placeholder_drives(2);
-    fc.create(id, &netns.path(), &mut recorder).unwrap();
+    let console = tempfile::NamedTempFile::new().unwrap();
+    let console_fd = console.as_file().try_clone().unwrap().into();
+    fc.create(id, &netns.path(), console_fd, &mut recorder)
+        .unwrap();
 
     let record = fc.record().clone();
     let pid = fc.pid().expect("a VMM pid");
@@ -56,7 +59,11 @@ pub fn full_lifecycle(
     assert_eq!(last.jail.vmm_pid, Some(pid));
     assert!(!last.jail.mounts.is_empty());
     assert!(record.api_socket.starts_with(record.jail.root()));
-    assert!(record.console_log.starts_with(&record.jail.jail_dir));
+    // The console is the descriptor it was given, as stdout and stderr.
+    for fd in [1, 2] {
+        let target = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
+        assert_eq!(target, console.path(), "fd {fd}");
+    }
 
     assert_eq!(fc.state().unwrap(), VmState::Created);
     fc.add_network_interface(

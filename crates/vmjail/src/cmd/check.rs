@@ -72,7 +72,7 @@ pub fn run(config: Option<&Path>, args: &JsonArgs) -> anyhow::Result<ExitCode> {
     let mut checks = Vec::new();
     let cfg = match &loaded {
         Ok(cfg) => {
-            print_warnings(cfg);
+            print_warnings(&cfg.warnings);
             let warned = if cfg.warnings.is_empty() {
                 String::new()
             } else {
@@ -293,7 +293,10 @@ fn cgroup_check(cfg: &RuntimeConfig) -> Finding {
     } else {
         fail(
             "cgroups",
-            format!("no usable hierarchy for cgroup_version = {:?}; {detail}", cfg.jail.cgroup_version),
+            format!(
+                "no usable hierarchy for cgroup_version = \"{}\"; {detail}",
+                cfg.jail.cgroup_version.as_str()
+            ),
             "mount the cgroup hierarchy with the controllers [jail] cgroups names, or set [jail] cgroup_version to the version that has them",
         )
     }
@@ -382,9 +385,16 @@ fn dir_checks(cfg: &RuntimeConfig) -> Vec<Finding> {
     ]
     .into_iter()
     .map(|(check, path)| match dirs::writable_ancestor(path) {
+        Ok(at) if at == path.as_path() => {
+            ok(check, format!("{} exists and is writable", path.display()))
+        }
         Ok(at) => ok(
             check,
-            format!("{} (creatable under {})", path.display(), at.display()),
+            format!(
+                "{} does not exist yet; creatable under {}",
+                path.display(),
+                at.display()
+            ),
         ),
         Err(e) => fail(
             check,

@@ -19,8 +19,8 @@ const FORMAT_VERSION: &str = "1";
 pub fn run(config: Option<&Path>, args: &JsonArgs) -> anyhow::Result<ExitCode> {
     let host = HostFacts::detect();
     let cfg = load_config(config, &host)?;
+    print_warnings(&cfg.warnings);
     let out = render(&cfg, &host, args.json)?;
-    print_warnings(&cfg);
     print!("{out}");
     Ok(ExitCode::SUCCESS)
 }
@@ -36,31 +36,42 @@ pub fn show_default_config_paths() -> anyhow::Result<ExitCode> {
 
 /// Discover and load the configuration. When the embedded default is in
 /// use and does not load, the error shows it, so the user sees what it
-/// expects.
+/// expects. The warnings found before a failure are printed at once, so
+/// they come before the error (often their consequence).
 pub(crate) fn load_config(
     explicit: Option<&Path>,
     host: &HostFacts,
 ) -> anyhow::Result<RuntimeConfig> {
     let env = |name: &str| std::env::var_os(name);
-    match discovery::locate(explicit, &env, &default_config_paths())? {
-        Located::File(path) => Ok(load_file(&path, host)?),
-        Located::Embedded => load_str(EMBEDDED_DEFAULT, ConfigSource::Embedded, host).map_err(|e| {
-            anyhow::anyhow!(
-                "{e}\n\nno configuration file was found in {}; the embedded default configuration (docs/configuration.md) is:\n\n{EMBEDDED_DEFAULT}",
-                default_config_paths()
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }),
+    let (loaded, embedded) = match discovery::locate(explicit, &env, &default_config_paths())? {
+        Located::File(path) => (load_file(&path, host), false),
+        Located::Embedded => (
+            load_str(EMBEDDED_DEFAULT, ConfigSource::Embedded, host),
+            true,
+        ),
+    };
+    let failure = match loaded {
+        Ok(cfg) => return Ok(cfg),
+        Err(failure) => failure,
+    };
+    print_warnings(&failure.warnings);
+    if !embedded {
+        return Err(anyhow::Error::new(*failure.error));
     }
+    Err(anyhow::anyhow!(
+        "{}\n\nno configuration file was found in {}; the embedded default configuration (docs/configuration.md) is:\n\n{EMBEDDED_DEFAULT}",
+        failure.error,
+        default_config_paths()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 /// Each configuration warning on its own stderr line.
-pub(crate) fn print_warnings(cfg: &RuntimeConfig) {
-    let text: String = cfg
-        .warnings
+pub(crate) fn print_warnings(warnings: &[ConfigWarning]) {
+    let text: String = warnings
         .iter()
         .map(|w| match &w.location {
             Some(at) => format!("vmjail: warning: {at}: {}\n", w.message),
@@ -94,6 +105,16 @@ fn kind_name(kind: HypervisorKind) -> &'static str {
         HypervisorKind::Qemu => "qemu",
         HypervisorKind::Acrn => "acrn",
     }
+}
+
+/// The backend's own kernel command line. Should the backend refuse this
+/// configuration on this host (`accel=kvm` without a usable KVM), `create`
+/// fails the same way: say so and show the configuration's parameters.
+fn kernel_cmdline(cfg: &RuntimeConfig) -> String {
+    vmjail_vmm::select::kernel_cmdline(cfg).unwrap_or_else(|e| {
+        eprintln!("vmjail: warning: the kernel command line cannot be built on this host ({e}); showing the configuration's parameters");
+        kernel_params::render(&cfg.hypervisor.kernel_params)
+    })
 }
 
 #[derive(Serialize)]
@@ -194,8 +215,10 @@ struct Asset {
 #[serde(rename_all = "PascalCase")]
 struct Kernel {
     path: String,
-    /// The final command line (vmjail defaults, agent, user), without the
-    /// console parameters each backend adds.
+    /// The final command line, exactly as the backend passes it: vmjail's
+    /// defaults, the agent's and the user's parameters, plus what the
+    /// backend adds (QEMU: `console=ttyS0`, `tsc_early_khz=` under TCG;
+    /// Firecracker: its own defaults first).
     parameters: String,
 }
 
@@ -346,7 +369,7 @@ impl EnvReport {
             },
             kernel: Kernel {
                 path: path(&h.kernel),
-                parameters: kernel_params::render(&h.kernel_params),
+                parameters: kernel_cmdline(cfg),
             },
             proxy: Proxy {
                 kind: cfg.proxy.kind,

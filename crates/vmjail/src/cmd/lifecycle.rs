@@ -1,5 +1,5 @@
 //! Sandbox lifecycle commands: create, start, state, list, pause, resume,
-//! stop, delete, run, gc.
+//! stop, delete, logs, run, gc.
 //!
 //! Output: results on stdout (`state` and `list --json` print stable JSON),
 //! messages on stderr as `vmjail: error: ...`. Exit codes (see [`exit`]):
@@ -10,7 +10,7 @@
 //! | 1 | failure: configuration, host, VMM or state store |
 //! | 2 | usage: bad arguments, invalid id, bad `--netns` |
 //! | 3 | no such sandbox |
-//! | 4 | wrong state for the command (e.g. `start` twice) |
+//! | 4 | wrong state for the command (e.g. `start` twice; `stop` of a stopped sandbox is not: it exits 0) |
 //! | 5 | a sandbox with that id already exists |
 //! | 124 | `run`: the guest still ran at `--timeout` (stopped and deleted) |
 //! | 128+N | `run`: interrupted by signal N (130 Ctrl-C, 143 SIGTERM), cleaned up |
@@ -23,9 +23,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use vmjail_config::{HostFacts, RuntimeConfig};
+use vmjail_sandbox::console::ConsoleError;
 use vmjail_sandbox::{ErrorKind, SandboxError, SandboxId, Sandboxes, SelectFactory};
 
 use crate::cli::Command;
+use crate::cmd::env::print_warnings;
 
 /// Exit codes a script can rely on.
 pub mod exit {
@@ -148,6 +150,19 @@ fn manage(sandboxes: &Sandboxes<SelectFactory>, command: Command) -> Result<u8, 
             let id = SandboxId::parse(&args.id)?;
             sandboxes.delete(&id, args.force, CLEANUP_TIMEOUT)?;
         }
+        Command::Logs(args) => {
+            let id = SandboxId::parse(&args.id)?;
+            let mut stdout = std::io::stdout().lock();
+            match sandboxes.console(&id, &mut stdout, args.follow, &mut || false) {
+                Ok(()) => {}
+                // The reader went away (`vmjail logs -f ID | head`).
+                Err(SandboxError::ConsoleLog {
+                    source: ConsoleError::Write(e),
+                    ..
+                }) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
         Command::Gc => {
             let report = sandboxes.gc(CLEANUP_TIMEOUT)?;
             for id in &report.removed {
@@ -167,6 +182,7 @@ fn manage(sandboxes: &Sandboxes<SelectFactory>, command: Command) -> Result<u8, 
         | Command::Run(_)
         | Command::Env(_)
         | Command::Check(_)
+        | Command::ConsolePump { .. }
         | Command::Jailer { .. } => {
             return Err(Failure::Other(
                 "internal: not a command on existing sandboxes".to_owned(),
@@ -176,16 +192,19 @@ fn manage(sandboxes: &Sandboxes<SelectFactory>, command: Command) -> Result<u8, 
     Ok(exit::OK)
 }
 
-/// The whole configuration, its warnings on stderr (for create and run).
+/// The whole configuration, its warnings on stderr (for create and run) —
+/// also when it fails to load, before the error they may explain.
 fn load_config(path: Option<&Path>) -> Result<RuntimeConfig, Failure> {
-    let config = vmjail_config::load(path, &HostFacts::detect()).map_err(Failure::Config)?;
-    for warning in &config.warnings {
-        match &warning.location {
-            Some(at) => eprintln!("vmjail: warning: {at}: {}", warning.message),
-            None => eprintln!("vmjail: warning: {}", warning.message),
+    match vmjail_config::load(path, &HostFacts::detect()) {
+        Ok(config) => {
+            print_warnings(&config.warnings);
+            Ok(config)
+        }
+        Err(failure) => {
+            print_warnings(&failure.warnings);
+            Err(Failure::Config(*failure.error))
         }
     }
-    Ok(config)
 }
 
 fn sandboxes(state_dir: &Path) -> Result<Sandboxes<SelectFactory>, Failure> {

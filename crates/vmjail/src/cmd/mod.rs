@@ -17,6 +17,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Env(args)) => env::run(cli.config.as_deref(), &args),
         Some(Command::Check(args)) => check::run(cli.config.as_deref(), &args),
         Some(Command::Jailer { args }) => jailer::run(args),
+        Some(Command::ConsolePump { dir }) => Ok(ExitCode::from(
+            u8::try_from(vmjail_sandbox::console::pump_main(&dir)).unwrap_or(1),
+        )),
         Some(command) => lifecycle::run(cli.config.as_deref(), command),
         None => {
             use clap::CommandFactory;

@@ -141,6 +141,29 @@ parent_cgroup = "{parent_cgroup}"
         }
     }
 
+    /// Like [`World::new`], with `lines` added to its `[jail]` table.
+    pub fn with_jail_lines(tag: &str, lines: &str) -> Self {
+        let world = Self::new(tag);
+        let mut text = std::fs::read_to_string(&world.config).unwrap();
+        text.push_str(lines);
+        text.push('\n');
+        std::fs::write(&world.config, text).unwrap();
+        world
+    }
+
+    /// Keep the guest running after its marker until `stop` presses its
+    /// power button (`vmjail.hold` on the kernel command line).
+    pub fn hold_guest(&self) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let held = text.replacen(
+            "[hypervisor.qemu]\n",
+            "[hypervisor.qemu]\nkernel_params = \"vmjail.hold\"\n",
+            1,
+        );
+        assert_ne!(held, text, "no [hypervisor.qemu] table");
+        std::fs::write(&self.config, held).unwrap();
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vmjail"));
         cmd.arg("--config").arg(&self.config).args(args);
@@ -203,6 +226,29 @@ parent_cgroup = "{parent_cgroup}"
             assert!(
                 Instant::now() < deadline,
                 "sandbox {id} never became {status}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Poll the console log `state` names until it holds `needle`.
+    pub fn wait_console(&self, id: &str, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Not there yet (a `run` still creating it) reads as no log.
+            let out = self.vmjail(&["state", id]);
+            let state: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            let text = state["console_log"]
+                .as_str()
+                .and_then(|log| std::fs::read(log).ok())
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .unwrap_or_default();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id}: {needle:?} never appeared on the console:\n{text}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }

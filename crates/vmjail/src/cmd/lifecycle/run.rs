@@ -1,19 +1,16 @@
 //! `vmjail run`: create and start a sandbox, stream its console to stdout,
 //! then stop and delete it when the guest exits, at `--timeout`, or on
 //! Ctrl-C / SIGTERM / SIGHUP. Whatever happens after `create`, the sandbox
-//! is deleted before `run` returns.
+//! is deleted before `run` returns, and its processes reaped: `run` is the
+//! child subreaper of what it starts.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use vmjail_config::RuntimeConfig;
-use vmjail_sandbox::console::{ConsoleError, ConsoleTail};
-use vmjail_sandbox::{interrupt, SandboxId, Sandboxes, SelectFactory, Status};
+use vmjail_sandbox::{interrupt, reaper, SandboxId, Sandboxes, SelectFactory};
 
 use super::{exit, Failure, CLEANUP_TIMEOUT, START_TIMEOUT};
 use crate::cli::RunArgs;
-
-/// How often the console and the VMM are looked at.
-const POLL: Duration = Duration::from_millis(20);
 
 pub fn run(
     sandboxes: &Sandboxes<SelectFactory>,
@@ -22,13 +19,29 @@ pub fn run(
 ) -> Result<u8, Failure> {
     interrupt::catch_termination()
         .map_err(|e| Failure::Other(format!("installing signal handlers: {e}")))?;
+    // The VMM, orphaned by its jailer, becomes our child: reaped here, not
+    // left a zombie for pid 1.
+    reaper::become_subreaper().map_err(|e| {
+        Failure::Other(format!(
+            "becoming the child subreaper (PR_SET_CHILD_SUBREAPER): {e}"
+        ))
+    })?;
     let id = match &args.id {
         Some(id) => SandboxId::parse(id)?,
-        None => generated_id()?,
+        None => {
+            let id = generated_id()?;
+            // On stderr: stdout is the guest's console. The id is what
+            // `state`, `logs` or `stop` need from another terminal.
+            eprintln!("vmjail: run: sandbox id {id}");
+            id
+        }
     };
     sandboxes.create(&id, config, args.netns.as_deref())?;
     let outcome = follow(sandboxes, &id, Duration::from_secs(args.timeout));
     let cleanup = sandboxes.delete(&id, true, CLEANUP_TIMEOUT);
+    // The VMM and the console pump are gone by now (or delete failed and
+    // says so); their zombies are ours.
+    reaper::reap_exited();
     match (outcome, cleanup) {
         (Ok(code), Ok(())) => Ok(code),
         (Err(err), Ok(())) => Err(err),
@@ -49,44 +62,52 @@ fn follow(
     if let Some(code) = interrupted(id) {
         return Ok(code);
     }
-    let view = sandboxes.start(id, START_TIMEOUT)?;
+    sandboxes.start(id, START_TIMEOUT)?;
     let deadline = Instant::now() + timeout;
-    let mut console = view
-        .console_log
-        .as_deref()
-        .map(|log| ConsoleTail::new(log, view.jail_root.as_deref()));
-    let mut stdout = std::io::stdout();
-    loop {
-        let status = sandboxes.state(id)?.status;
-        // Read after the status check, so a guest's last words are shown.
-        if let Some(tail) = console.as_mut() {
-            match tail.pump(&mut stdout) {
-                Ok(_) => {}
-                Err(ConsoleError::Write(e)) => {
-                    eprintln!(
-                        "vmjail: warning: stdout closed ({e}); no longer streaming the console"
-                    );
-                    console = None;
-                }
-                Err(e) => return Err(Failure::Other(e.to_string())),
-            }
-        }
-        // A terminal's Ctrl-C may reach the VMM too: report the signal, not
-        // the VMM's exit it caused.
-        if let Some(code) = interrupted(id) {
-            return Ok(code);
-        }
-        if status == Status::Stopped {
-            return Ok(exit::OK);
-        }
-        if Instant::now() >= deadline {
+    let mut ended = None;
+    let mut give_up = || {
+        ended = interrupted(id);
+        if ended.is_none() && Instant::now() >= deadline {
             eprintln!(
                 "vmjail: run: the guest of sandbox {id} still runs after {}s; stopping it",
                 timeout.as_secs()
             );
-            return Ok(exit::TIMEOUT);
+            ended = Some(exit::TIMEOUT);
         }
-        std::thread::sleep(POLL);
+        ended.is_some()
+    };
+    sandboxes.console(id, &mut Stdout::default(), true, &mut give_up)?;
+    // A terminal's Ctrl-C may reach the VMM too: report the signal, not
+    // the VMM's exit it caused.
+    Ok(ended.or_else(|| interrupted(id)).unwrap_or(exit::OK))
+}
+
+/// stdout for the console: once it fails (closed), the guest keeps
+/// running to its end, its output discarded after one warning.
+#[derive(Default)]
+struct Stdout {
+    closed: bool,
+}
+
+impl std::io::Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.closed {
+            if let Err(e) = std::io::stdout().write_all(buf) {
+                self.closed = true;
+                eprintln!("vmjail: warning: stdout closed ({e}); no longer streaming the console");
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.closed {
+            if let Err(e) = std::io::stdout().flush() {
+                self.closed = true;
+                eprintln!("vmjail: warning: stdout closed ({e}); no longer streaming the console");
+            }
+        }
+        Ok(())
     }
 }
 
