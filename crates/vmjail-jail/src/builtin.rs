@@ -41,7 +41,7 @@ pub fn builtin_jailer_main(args: Vec<OsString>) -> i32 {
     // With a status fd the caller reports the error; on stderr too (the
     // VMM's output file) it would be reported twice.
     if status_fd.is_none() {
-        eprintln!("{message}");
+        let _ = writeln!(std::io::stderr(), "{message}");
     }
     if let Some(fd) = status_fd {
         // SAFETY: the status fd was handed to us for exactly this; we are

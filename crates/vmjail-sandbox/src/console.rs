@@ -139,7 +139,8 @@ pub fn pump_main(dir: &Path) -> i32 {
     match pump(&mut std::io::stdin().lock(), dir, SEGMENT) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("vmjail console-pump: {e}");
+            // Never a panic over a closed stderr.
+            let _ = writeln!(std::io::stderr(), "vmjail console-pump: {e}");
             1
         }
     }

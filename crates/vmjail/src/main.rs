@@ -3,6 +3,7 @@
 
 mod cli;
 mod cmd;
+mod out;
 mod probe;
 
 use std::process::ExitCode;
@@ -21,7 +22,7 @@ fn main() -> ExitCode {
     match cmd::dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("vmjail: error: {err:#}");
+            crate::out::errln!("vmjail: error: {err:#}");
             ExitCode::FAILURE
         }
     }

@@ -123,3 +123,23 @@ fn run_adopts_and_reaps_its_vmm() {
     );
     w.assert_no_leaks(&id, recorded.as_ref());
 }
+
+/// Review finding 11: `vmjail run … 2>&1 | head -c 100` closes stdout and
+/// stderr under `run`; it used to panic (exit 101) and leave the sandbox
+/// running. Writes to a closed pipe are dropped; the guest still runs to
+/// its end and everything is cleaned up.
+#[test]
+fn closed_stdout_and_stderr_do_not_stop_cleanup() {
+    if !require_root() {
+        return;
+    }
+    let w = World::new("runpipe");
+    let id = unique_id("runpipe");
+    let mut child = w.spawn(&["run", "--id", &id, "--timeout", "240"]);
+    // Close both read ends at once: every write of `run` meets EPIPE.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    w.assert_no_leaks(&id, None);
+}

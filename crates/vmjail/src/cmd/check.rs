@@ -120,7 +120,7 @@ pub fn run(config: Option<&Path>, args: &JsonArgs) -> anyhow::Result<ExitCode> {
     } else {
         render_text(&report)
     };
-    print!("{out}");
+    crate::out::out!("{out}");
     Ok(if can {
         ExitCode::SUCCESS
     } else {

@@ -21,7 +21,7 @@ pub fn run(config: Option<&Path>, args: &JsonArgs) -> anyhow::Result<ExitCode> {
     let cfg = load_config(config, &host)?;
     print_warnings(&cfg.warnings);
     let out = render(&cfg, &host, args.json)?;
-    print!("{out}");
+    crate::out::out!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -30,7 +30,7 @@ pub fn show_default_config_paths() -> anyhow::Result<ExitCode> {
         .iter()
         .map(|p| format!("{}\n", p.display()))
         .collect();
-    print!("{out}");
+    crate::out::out!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -78,7 +78,7 @@ pub(crate) fn print_warnings(warnings: &[ConfigWarning]) {
             None => format!("vmjail: warning: {}\n", w.message),
         })
         .collect();
-    eprint!("{text}");
+    crate::out::err!("{text}");
 }
 
 /// The whole `env` output.
@@ -112,7 +112,7 @@ fn kind_name(kind: HypervisorKind) -> &'static str {
 /// fails the same way: say so and show the configuration's parameters.
 fn kernel_cmdline(cfg: &RuntimeConfig) -> String {
     vmjail_vmm::select::kernel_cmdline(cfg).unwrap_or_else(|e| {
-        eprintln!("vmjail: warning: the kernel command line cannot be built on this host ({e}); showing the configuration's parameters");
+        crate::out::errln!("vmjail: warning: the kernel command line cannot be built on this host ({e}); showing the configuration's parameters");
         kernel_params::render(&cfg.hypervisor.kernel_params)
     })
 }

@@ -49,7 +49,7 @@ pub fn run(config: Option<&Path>, command: Command) -> anyhow::Result<ExitCode> 
     match execute(config, command) {
         Ok(code) => Ok(ExitCode::from(code)),
         Err(err) => {
-            eprintln!("vmjail: error: {err}");
+            crate::out::errln!("vmjail: error: {err}");
             Ok(ExitCode::from(err.code()))
         }
     }
@@ -128,7 +128,7 @@ fn manage(sandboxes: &Sandboxes<SelectFactory>, command: Command) -> Result<u8, 
         Command::List(args) => {
             let listing = sandboxes.list()?;
             for problem in &listing.problems {
-                eprintln!("vmjail: warning: {problem}");
+                crate::out::errln!("vmjail: warning: {problem}");
             }
             if args.json {
                 output::print_json(&listing.sandboxes)?;
@@ -166,13 +166,13 @@ fn manage(sandboxes: &Sandboxes<SelectFactory>, command: Command) -> Result<u8, 
         Command::Gc => {
             let report = sandboxes.gc(CLEANUP_TIMEOUT)?;
             for id in &report.removed {
-                println!("removed {id}");
+                crate::out::outln!("removed {id}");
             }
             for id in &report.busy {
-                eprintln!("vmjail: gc: skipped {id}: another vmjail command holds it");
+                crate::out::errln!("vmjail: gc: skipped {id}: another vmjail command holds it");
             }
             for (id, why) in &report.failed {
-                eprintln!("vmjail: error: gc: {id}: {why}");
+                crate::out::errln!("vmjail: error: gc: {id}: {why}");
             }
             if !report.failed.is_empty() {
                 return Ok(exit::FAILURE);

@@ -32,7 +32,7 @@ pub fn run(
             let id = generated_id()?;
             // On stderr: stdout is the guest's console. The id is what
             // `state`, `logs` or `stop` need from another terminal.
-            eprintln!("vmjail: run: sandbox id {id}");
+            crate::out::errln!("vmjail: run: sandbox id {id}");
             id
         }
     };
@@ -68,7 +68,7 @@ fn follow(
     let mut give_up = || {
         ended = interrupted(id);
         if ended.is_none() && Instant::now() >= deadline {
-            eprintln!(
+            crate::out::errln!(
                 "vmjail: run: the guest of sandbox {id} still runs after {}s; stopping it",
                 timeout.as_secs()
             );
@@ -94,7 +94,9 @@ impl std::io::Write for Stdout {
         if !self.closed {
             if let Err(e) = std::io::stdout().write_all(buf) {
                 self.closed = true;
-                eprintln!("vmjail: warning: stdout closed ({e}); no longer streaming the console");
+                crate::out::errln!(
+                    "vmjail: warning: stdout closed ({e}); no longer streaming the console"
+                );
             }
         }
         Ok(buf.len())
@@ -104,7 +106,9 @@ impl std::io::Write for Stdout {
         if !self.closed {
             if let Err(e) = std::io::stdout().flush() {
                 self.closed = true;
-                eprintln!("vmjail: warning: stdout closed ({e}); no longer streaming the console");
+                crate::out::errln!(
+                    "vmjail: warning: stdout closed ({e}); no longer streaming the console"
+                );
             }
         }
         Ok(())
@@ -113,7 +117,7 @@ impl std::io::Write for Stdout {
 
 fn interrupted(id: &SandboxId) -> Option<u8> {
     let signal = interrupt::received()?;
-    eprintln!("vmjail: run: {signal} received; stopping and deleting sandbox {id}");
+    crate::out::errln!("vmjail: run: {signal} received; stopping and deleting sandbox {id}");
     Some(128u8.saturating_add(signal as u8))
 }
 
