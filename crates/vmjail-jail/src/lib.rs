@@ -24,6 +24,7 @@ mod privileges;
 pub mod process;
 mod rlimits;
 mod rmtree;
+pub mod scope;
 mod seccomp;
 pub mod spec;
 mod status;

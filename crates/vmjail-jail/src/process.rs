@@ -12,6 +12,8 @@
 use std::time::{Duration, Instant};
 
 use nix::sys::wait::{waitpid, WaitPidFlag};
+
+use crate::spec::JailRecord;
 use nix::unistd::Pid;
 
 /// (state, start time in clock ticks since boot) of `pid`, if it exists.
@@ -106,6 +108,47 @@ pub fn wait_gone(pid: i32, start_time: Option<u64>, timeout: Duration) -> bool {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Whether live process `pid` is the jail's, by what the kernel says, not
+/// the record: its root is the jail root (the same mount's root inode), or
+/// it is in one of the jail's own (leaf) cgroups. A record read from disk
+/// may name any pid; a process that is neither is never signalled.
+pub fn in_jail(pid: i32, record: &JailRecord) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if record.jail_dir.as_os_str().is_empty() {
+        return false;
+    }
+    let same_root = match (
+        std::fs::metadata(format!("/proc/{pid}/root")),
+        std::fs::metadata(record.root()),
+    ) {
+        (Ok(theirs), Ok(jail)) => theirs.dev() == jail.dev() && theirs.ino() == jail.ino(),
+        _ => false,
+    };
+    same_root || in_leaf_cgroup(pid, record)
+}
+
+/// Whether `/proc/<pid>/cgroup` places `pid` in a cgroup the record names
+/// as the jail's leaf (`.../<id>`).
+fn in_leaf_cgroup(pid: i32, record: &JailRecord) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return false;
+    };
+    let leaves: Vec<&std::path::Path> = record
+        .cgroups
+        .iter()
+        .filter(|c| c.file_name() == Some(std::ffi::OsStr::new(&record.id)))
+        .map(|c| c.as_path())
+        .collect();
+    text.lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2))
+        .filter(|path| path.len() > 1)
+        .any(|path| {
+            leaves
+                .iter()
+                .any(|leaf| leaf.ends_with(path.trim_start_matches('/')))
+        })
 }
 
 #[cfg(test)]

@@ -119,6 +119,13 @@ impl JailRecord {
     pub fn root(&self) -> PathBuf {
         self.jail_dir.join("root")
     }
+
+    /// The VMM's pid and start time — only when both are recorded: a pid
+    /// without its start time could name any process, and is never acted
+    /// on (nor reported as the VMM).
+    pub fn vmm_process(&self) -> Option<(i32, u64)> {
+        Some((self.vmm_pid?, self.vmm_start_time?))
+    }
 }
 
 /// Called with the updated record *before* each resource is created.

@@ -26,7 +26,15 @@ use crate::validate;
 /// A record that names anything outside its jail is refused whole.
 pub fn teardown(record: &JailRecord, kill_timeout: Duration) -> Result<(), JailError> {
     check_record(record)?;
-    if let (Some(pid), Some(start)) = (record.vmm_pid, record.vmm_start_time) {
+    if let Some((pid, start)) = record.vmm_process() {
+        // A live process the record names must be the jail's by the
+        // kernel's account before it is killed.
+        if process::is_alive(pid, Some(start)) && !process::in_jail(pid, record) {
+            return Err(JailError::UnsafeRecord {
+                path: PathBuf::from(format!("/proc/{pid}")),
+                reason: "the recorded VMM is neither in the jail's root nor in its cgroup",
+            });
+        }
         kill_vmm(pid, start, kill_timeout)?;
     }
     for cgroup in record.cgroups.iter().filter(|c| is_leaf(record, c)) {

@@ -103,6 +103,13 @@ pub enum SandboxError {
     },
     #[error("sandbox \"{id}\": refusing to act on its record: {reason}")]
     ForgedRecord { id: String, reason: String },
+    #[error("sandbox \"{id}\" was created with [jail] {key} = {was}, this configuration says {now}: run vmjail with the configuration it was created with (--config)")]
+    ConfigMismatch {
+        id: String,
+        key: &'static str,
+        was: String,
+        now: String,
+    },
     #[error("sandbox \"{id}\": console log: {source}")]
     ConsoleLog {
         id: String,

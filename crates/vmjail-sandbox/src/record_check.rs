@@ -8,14 +8,23 @@
 
 use std::path::Path;
 
+use vmjail_config::JailConfig;
+use vmjail_jail::scope::{check_scope, Scope};
+
 use crate::netns;
 use crate::state::SandboxState;
 use crate::{SandboxError, SandboxId};
 
 /// Every name the record gives must be this sandbox's: a pinned netns is
 /// `<netns_dir>/vmjail-<id>`, the VMM record and its jail are the
-/// sandbox's id, and the VMM was given the sandbox's netns.
-pub fn check(state: &SandboxState, netns_dir: &Path) -> Result<(), SandboxError> {
+/// sandbox's id, and the VMM was given the sandbox's netns; and what the
+/// record says of the jail must lie inside what `current` (this process's
+/// `[jail]` configuration, not the record's) allows.
+pub fn check(
+    state: &SandboxState,
+    netns_dir: &Path,
+    current: &JailConfig,
+) -> Result<(), SandboxError> {
     let id = SandboxId::parse(&state.id)?;
     let forged = |reason: String| SandboxError::ForgedRecord {
         id: state.id.clone(),
@@ -55,5 +64,63 @@ pub fn check(state: &SandboxState, netns_dir: &Path) -> Result<(), SandboxError>
             )));
         }
     }
-    Ok(())
+    check_against_configuration(state, current)
+}
+
+/// The record's `[jail]` must be the one `current` describes (paths and
+/// cgroups where this configuration puts them, a uid from its range), and
+/// the jail record must stay inside it.
+fn check_against_configuration(
+    state: &SandboxState,
+    current: &JailConfig,
+) -> Result<(), SandboxError> {
+    let recorded = &state.config.jail;
+    let changed = |key: &'static str, was: String, now: String| SandboxError::ConfigMismatch {
+        id: state.id.clone(),
+        key,
+        was,
+        now,
+    };
+    if recorded.chroot_base_dir != current.chroot_base_dir {
+        return Err(changed(
+            "chroot_base_dir",
+            recorded.chroot_base_dir.display().to_string(),
+            current.chroot_base_dir.display().to_string(),
+        ));
+    }
+    if recorded.parent_cgroup != current.parent_cgroup {
+        return Err(changed(
+            "parent_cgroup",
+            recorded.parent_cgroup.clone(),
+            current.parent_cgroup.clone(),
+        ));
+    }
+    let in_range = |id: u32, first: u32| id >= first && id - first < current.id_range_size.max(1);
+    if !in_range(recorded.uid, current.uid) || !in_range(recorded.gid, current.gid) {
+        return Err(changed(
+            "uid/gid",
+            format!("{}:{}", recorded.uid, recorded.gid),
+            format!(
+                "{}:{} and {} after them",
+                current.uid,
+                current.gid,
+                current.id_range_size.saturating_sub(1)
+            ),
+        ));
+    }
+    let Some(vmm) = &state.vmm else {
+        return Ok(());
+    };
+    let scope = Scope {
+        id: &state.id,
+        chroot_base_dir: &current.chroot_base_dir,
+        parent_cgroup: (!current.parent_cgroup.is_empty())
+            .then_some(current.parent_cgroup.as_str()),
+        uid: recorded.uid,
+        gid: recorded.gid,
+    };
+    check_scope(&vmm.jail, &scope).map_err(|e| SandboxError::ForgedRecord {
+        id: state.id.clone(),
+        reason: e.to_string(),
+    })
 }

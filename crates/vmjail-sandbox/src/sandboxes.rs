@@ -12,7 +12,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use vmjail_config::RuntimeConfig;
+use vmjail_config::{JailConfig, RuntimeConfig};
 use vmjail_vmm::{Hypervisor, VmmRecord};
 
 use crate::ids::Registry;
@@ -52,12 +52,18 @@ pub struct Sandboxes<F> {
     netns_dir: PathBuf,
     /// Where VMM uids are claimed: [`crate::ids::REGISTRY`].
     ids: Registry,
+    /// This process's `[jail]` configuration.
+    jail: JailConfig,
 }
 
 impl<F: HypervisorFactory> Sandboxes<F> {
-    pub fn new(state_dir: &Path, factory: F) -> Self {
+    /// The sandboxes of `jail.state_dir`; `jail` (this process's `[jail]`
+    /// configuration) is also what a sandbox's record must agree with
+    /// before anything is stopped or removed from it.
+    pub fn new(jail: &JailConfig, factory: F) -> Self {
         Self {
-            store: Store::new(state_dir),
+            store: Store::new(&jail.state_dir),
+            jail: jail.clone(),
             factory,
             live: RefCell::new(HashMap::new()),
             netns_dir: PathBuf::from(netns::NETNS_DIR),
@@ -455,7 +461,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
     }
 
     fn stop_vmm(&self, state: &mut SandboxState, timeout: Duration) -> Result<(), SandboxError> {
-        record_check::check(state, &self.netns_dir)?;
+        record_check::check(state, &self.netns_dir, &self.jail)?;
         if state.vmm.is_none() {
             return Ok(());
         }

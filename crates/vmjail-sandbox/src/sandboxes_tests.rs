@@ -37,7 +37,9 @@ impl Fixture {
     fn new() -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let state_dir = tmp.path().join("state");
-        let jails = tmp.path().join("jails");
+        // The double's jails where the real ones are:
+        // `<chroot base>/<exec>/<id>` (teardown insists).
+        let jails = tmp.path().join("chroot-base/double");
         let netns_dir = tmp.path().join("netns");
         std::fs::create_dir(&netns_dir).unwrap();
         Self {
@@ -52,7 +54,7 @@ impl Fixture {
 
     /// A fresh `Sandboxes`, as a new vmjail process would have.
     fn process(&self) -> Sandboxes<TestDoubleFactory> {
-        Sandboxes::new(&self.state_dir, self.factory.clone()).with_netns_dir(&self.netns_dir)
+        Sandboxes::new(&self.config.jail, self.factory.clone()).with_netns_dir(&self.netns_dir)
     }
 
     fn create(&self, id: &str) -> SandboxView {
@@ -801,4 +803,70 @@ fn following_the_console_ends_when_the_sandbox_stops() {
         .unwrap();
     assert_eq!(fx.process().state(&id).unwrap().status, Status::Created);
     fx.process().delete(&id, true, T).unwrap();
+}
+
+/// Review finding 3, against the configuration: a record whose jail dir,
+/// cgroups or `[jail]` lie outside what this process's configuration says
+/// is refused (a hierarchy's root named like the sandbox, a host tree as
+/// its jail, another base); an honest one goes.
+#[test]
+fn a_record_outside_the_configured_jail_is_refused() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.create("scoped");
+    let honest = fx.on_disk("scoped");
+    let victim = fx.state_dir.parent().unwrap().join("victim/double/scoped");
+    std::fs::create_dir_all(&victim).unwrap();
+    let pids_root = vmjail_jail::cgroup::CgroupMounts::discover()
+        .v1
+        .get("pids")
+        .cloned();
+    type Forgery<'a> = Box<dyn Fn(&mut SandboxState) + 'a>;
+    let mut forgeries: Vec<(&str, Forgery)> = vec![
+        (
+            "jail dir elsewhere",
+            Box::new(|s| s.vmm.as_mut().unwrap().jail.jail_dir = victim.clone()),
+        ),
+        (
+            "another chroot base",
+            Box::new(|s| s.config.jail.chroot_base_dir = victim.clone()),
+        ),
+        (
+            "a uid outside the range",
+            Box::new(|s| s.config.jail.uid = 0),
+        ),
+    ];
+    if let Some(root) = pids_root {
+        forgeries.push((
+            "a hierarchy root",
+            Box::new(move |s| s.vmm.as_mut().unwrap().jail.cgroups = vec![root.clone()]),
+        ));
+    }
+    for (what, forge) in forgeries {
+        let mut state = honest.clone();
+        forge(&mut state);
+        std::fs::write(
+            fx.state_dir.join("scoped/state.json"),
+            serde_json::to_vec(&state).unwrap(),
+        )
+        .unwrap();
+        let err = fx.process().delete(&sid("scoped"), true, T).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SandboxError::ForgedRecord { .. } | SandboxError::ConfigMismatch { .. }
+            ),
+            "{what}: {err}"
+        );
+        assert!(victim.exists(), "{what}: acted on the forgery");
+    }
+    std::fs::write(
+        fx.state_dir.join("scoped/state.json"),
+        serde_json::to_vec(&honest).unwrap(),
+    )
+    .unwrap();
+    fx.process().delete(&sid("scoped"), true, T).unwrap();
+    fx.assert_gone("scoped");
 }

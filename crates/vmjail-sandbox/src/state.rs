@@ -122,16 +122,16 @@ pub struct SandboxState {
 }
 
 impl SandboxState {
-    /// The VMM's pid and start time, when recorded.
-    pub fn vmm_process(&self) -> Option<(i32, Option<u64>)> {
-        let jail = &self.vmm.as_ref()?.jail;
-        jail.vmm_pid.map(|pid| (pid, jail.vmm_start_time))
+    /// The VMM's pid and start time, when both are recorded (a pid alone
+    /// could name any process).
+    pub fn vmm_process(&self) -> Option<(i32, u64)> {
+        self.vmm.as_ref()?.jail.vmm_process()
     }
 
     /// True while the recorded VMM process (not a recycled pid) exists.
     pub fn vmm_alive(&self) -> bool {
         self.vmm_process()
-            .is_some_and(|(pid, start)| process::is_alive(pid, start))
+            .is_some_and(|(pid, start)| process::is_alive(pid, Some(start)))
     }
 
     /// True while the process that is creating this sandbox still lives.

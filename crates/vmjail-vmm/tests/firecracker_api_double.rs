@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use firecracker_support::api_double::{ApiDouble, Behaviour};
 use firecracker_support::config::runtime_config;
+use firecracker_support::host::{jailed_stand_in, root_or_skip};
 use vmjail_config::HypervisorKind;
 use vmjail_jail::JailRecord;
 use vmjail_vmm::firecracker::{
@@ -24,6 +25,11 @@ fn socket_in(dir: &tempfile::TempDir) -> PathBuf {
     let run = dir.path().join("firecracker/double/root/run");
     std::fs::create_dir_all(&run).unwrap();
     run.join("firecracker.socket")
+}
+
+/// `<jail_dir>/root` for a socket made by [`socket_in`].
+fn jail_root(socket: &Path) -> PathBuf {
+    socket.ancestors().nth(2).unwrap().to_path_buf()
 }
 
 fn plan() -> BootPlan {
@@ -215,19 +221,17 @@ fn a_slow_answer_times_out_logic_with_api_double() {
 
 #[test]
 fn lifecycle_start_pause_resume_stop_logic_with_api_double() {
+    if !root_or_skip() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let double = ApiDouble::start(&socket_in(&dir));
-    // A stand-in VMM that notes SIGTERM and ignores Ctrl-Alt-Del.
-    let marker = dir.path().join("got-sigterm");
-    let script = format!(
-        "trap 'touch {}; exit 0' TERM; while :; do sleep 0.02; done",
-        marker.display()
+    // A stand-in VMM in the jail root that notes SIGTERM and ignores
+    // Ctrl-Alt-Del.
+    let mut vmm = jailed_stand_in(
+        &jail_root(&double.socket),
+        "trap 'echo got-sigterm; exit 0' TERM; while :; do sleep 0.02; done",
     );
-    let mut vmm = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .spawn()
-        .unwrap();
     std::thread::sleep(Duration::from_millis(50));
     let mut fc = reattached(&double.socket, &vmm);
     ApiClient::new(&double.socket)
@@ -272,7 +276,9 @@ fn lifecycle_start_pause_resume_stop_logic_with_api_double() {
     fc.stop(Duration::from_millis(300)).unwrap();
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert!(started.elapsed() < Duration::from_secs(3));
-    assert!(marker.exists(), "the VMM got SIGTERM");
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut vmm.stdout.take().unwrap(), &mut said).unwrap();
+    assert_eq!(said.trim(), "got-sigterm", "the VMM got SIGTERM");
     assert!(
         !Path::new(&format!("/proc/{}", vmm.id())).exists(),
         "and is gone (reaped)"
@@ -303,12 +309,12 @@ fn lifecycle_start_pause_resume_stop_logic_with_api_double() {
 
 #[test]
 fn start_refusal_reaches_the_user_logic_with_api_double() {
+    if !root_or_skip() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let double = ApiDouble::start(&socket_in(&dir));
-    let mut vmm = std::process::Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .unwrap();
+    let mut vmm = jailed_stand_in(&jail_root(&double.socket), "sleep 60");
     let mut fc = reattached(&double.socket, &vmm);
     ApiClient::new(&double.socket)
         .unwrap()
@@ -357,13 +363,15 @@ fn instance_info_is_typed_after_the_spec_logic_with_api_double() {
 
 #[test]
 fn stop_escalates_to_sigkill_when_sigterm_is_ignored_logic_with_api_double() {
+    if !root_or_skip() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let double = ApiDouble::start(&socket_in(&dir));
-    let mut vmm = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("trap '' TERM; while :; do sleep 0.02; done")
-        .spawn()
-        .unwrap();
+    let mut vmm = jailed_stand_in(
+        &jail_root(&double.socket),
+        "trap '' TERM; while :; do sleep 0.02; done",
+    );
     std::thread::sleep(Duration::from_millis(50));
     let mut fc = reattached(&double.socket, &vmm);
     let started = Instant::now();

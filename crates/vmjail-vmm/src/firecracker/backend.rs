@@ -247,10 +247,7 @@ impl Firecracker {
     }
 
     fn vmm_alive(&self) -> bool {
-        match self.record.jail.vmm_pid {
-            Some(pid) => process::is_alive(pid, self.record.jail.vmm_start_time),
-            None => false,
-        }
+        process::is_alive(&self.record.jail)
     }
 
     fn create_inner(
@@ -406,13 +403,11 @@ impl Firecracker {
         self.save(recorder, "configuring firecracker")?;
         drop(launching);
         let _step = tracing::debug_span!("api_ready").entered();
-        let (pid, started) = (self.record.jail.vmm_pid, self.record.jail.vmm_start_time);
+        let vmm = self.record.jail.clone();
         let timeout = self.socket_timeout;
         let path = self.record.api_socket.clone();
         self.client()?
-            .wait_for_socket(timeout, || {
-                pid.is_some_and(|pid| process::is_alive(pid, started))
-            })
+            .wait_for_socket(timeout, || process::is_alive(&vmm))
             .map(drop)
             .map_err(|source| Error::ApiSocket { path, source })
     }
@@ -646,11 +641,10 @@ impl Firecracker {
     /// SendCtrlAltDel, SIGTERM, SIGKILL — each followed by a wait bounded by
     /// `timeout` — on the real VMM pid (checked against its start time).
     fn kill_vmm(&mut self, timeout: Duration) -> Result<(), Error> {
-        let Some(pid) = self.record.jail.vmm_pid else {
+        let Some((pid, _)) = self.record.jail.vmm_process() else {
             return Ok(());
         };
-        let started = self.record.jail.vmm_start_time;
-        if !process::is_alive(pid, started) {
+        if !self.vmm_alive() {
             return Ok(());
         }
         let graceful = self.api_timeout.min(timeout);
@@ -666,12 +660,12 @@ impl Firecracker {
             Err(_) => false,
         };
         // Only wait for a guest that was actually asked to shut down.
-        if asked && process::wait_gone(pid, started, timeout) {
+        if asked && process::wait_gone(&self.record.jail, timeout) {
             return Ok(());
         }
         drop(asking);
         let _step = tracing::debug_span!("terminate").entered();
-        Ok(process::terminate(pid, started, timeout)?)
+        Ok(process::terminate(&self.record.jail, timeout)?)
     }
 
     fn remove_taps(&mut self) -> Result<(), Error> {

@@ -177,23 +177,13 @@ impl Qemu {
         }
     }
 
-    fn pid_and_start(&self) -> Option<(i32, Option<u64>)> {
-        self.record
-            .jail
-            .vmm_pid
-            .map(|pid| (pid, self.record.jail.vmm_start_time))
-    }
-
     /// Whether QEMU is gone now or within `grace`.
     fn gone_within(&self, grace: Duration) -> bool {
-        self.pid_and_start().map_or(true, |(pid, started)| {
-            process::wait_gone(pid, started, grace)
-        })
+        process::wait_gone(&self.record.jail, grace)
     }
 
     fn alive(&self) -> bool {
-        self.pid_and_start()
-            .is_some_and(|(pid, started)| process::is_alive(pid, started))
+        process::is_alive(&self.record.jail)
     }
 
     /// A negotiated QMP session with this VM's QEMU.
@@ -263,8 +253,8 @@ impl Qemu {
     /// account when that shows the limit was hit (the OOM killer's SIGKILL
     /// leaves QEMU no word of its own), else with its output.
     fn explain(&self, step: &'static str, error: Error) -> Error {
-        match self.pid_and_start() {
-            Some((pid, started)) if !process::is_alive(pid, started) => {
+        match self.record.jail.vmm_process() {
+            Some((pid, _)) if !self.alive() => {
                 match vmjail_jail::oom::memory_pressure(&self.record.jail.cgroups) {
                     Some(pressure) => Error::OutOfMemory {
                         pid,
@@ -361,10 +351,8 @@ impl Qemu {
     /// Undo a failed `create` as far as possible; the record (already
     /// persisted) lets `stop`/gc finish the job if this fails.
     fn abandon(&mut self, timeout: Duration) {
-        if let Some((pid, started)) = self.pid_and_start() {
-            let _ = process::signal(pid, started, Signal::SIGKILL);
-            process::wait_gone(pid, started, timeout);
-        }
+        let _ = process::signal(&self.record.jail, Signal::SIGKILL);
+        process::wait_gone(&self.record.jail, timeout);
         let _ = vmjail_jail::teardown(&self.record.jail, timeout);
     }
 
@@ -429,14 +417,14 @@ impl Qemu {
     }
 
     /// Graceful, then forced shutdown of a live QEMU.
-    fn shut_down(&self, pid: i32, started: Option<u64>, timeout: Duration) -> Result<(), Error> {
+    fn shut_down(&self, timeout: Duration) -> Result<(), Error> {
+        let vmm = &self.record.jail;
         let graceful = Duration::min(timeout, QMP_COMMAND_TIMEOUT);
         if let Ok(mut qmp) = self.qmp(graceful) {
             // Only a running guest can react to the power button.
             if self.status(&mut qmp).ok().as_deref() == Some("running") {
                 let _step = tracing::debug_span!("powerdown").entered();
-                if qmp.execute("system_powerdown", None).is_ok()
-                    && process::wait_gone(pid, started, timeout)
+                if qmp.execute("system_powerdown", None).is_ok() && process::wait_gone(vmm, timeout)
                 {
                     return Ok(());
                 }
@@ -444,12 +432,12 @@ impl Qemu {
             let _step = tracing::debug_span!("quit").entered();
             // `quit` closes the connection as QEMU exits; either is fine.
             let _ = qmp.execute("quit", None);
-            if process::wait_gone(pid, started, timeout) {
+            if process::wait_gone(vmm, timeout) {
                 return Ok(());
             }
         }
         let _step = tracing::debug_span!("terminate").entered();
-        Ok(process::terminate(pid, started, timeout)?)
+        Ok(process::terminate(vmm, timeout)?)
     }
 }
 
@@ -590,10 +578,8 @@ impl Hypervisor for Qemu {
             return Ok(());
         }
         let _stop = tracing::debug_span!("qemu_stop").entered();
-        if let Some((pid, started)) = self.pid_and_start() {
-            if process::is_alive(pid, started) {
-                self.shut_down(pid, started, timeout)?;
-            }
+        if self.alive() {
+            self.shut_down(timeout)?;
         }
         let _step = tracing::debug_span!("teardown").entered();
         vmjail_jail::teardown(&self.record.jail, timeout)

@@ -89,3 +89,36 @@ pub fn jail_base(work: &tempfile::TempDir) -> PathBuf {
     std::fs::create_dir(&base).unwrap();
     base
 }
+
+/// A stand-in VMM process running `script` (busybox `sh`) chrooted into
+/// `root`, so that it is the jail's by the kernel's account (its root is
+/// the jail root): vmjail signals only such a process. Needs root; paths
+/// in `script` are inside `root`; its stdout is a pipe (the jail's files go
+/// with its teardown, what it printed does not).
+pub fn jailed_stand_in(root: &Path, script: &str) -> std::process::Child {
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let busybox = bin.join("busybox");
+    if !busybox.exists() {
+        std::fs::copy("/bin/busybox", &busybox).expect("busybox-static (scripts/deps.sh)");
+        for applet in ["sh", "sleep"] {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+        }
+    }
+    let child = std::process::Command::new("/usr/sbin/chroot")
+        .arg(root)
+        .args(["/bin/sh", "-c", script])
+        .env_clear()
+        .env("PATH", "/bin")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // chroot(1) execs the shell: wait until it has.
+    let comm = format!("/proc/{}/comm", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::read_to_string(&comm).unwrap_or_default().trim() == "chroot" {
+        assert!(std::time::Instant::now() < deadline, "chroot never exec'd");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child
+}

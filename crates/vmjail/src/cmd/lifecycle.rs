@@ -101,16 +101,16 @@ fn execute(config_path: Option<&Path>, command: Command) -> Result<u8, Failure> 
         Command::Create(args) => {
             let config = load_config(config_path)?;
             let id = SandboxId::parse(&args.id)?;
-            sandboxes(&config.jail.state_dir)?.create(&id, &config, args.netns.as_deref())?;
+            sandboxes(&config.jail)?.create(&id, &config, args.netns.as_deref())?;
             Ok(exit::OK)
         }
         Command::Run(args) => {
             let config = load_config(config_path)?;
-            run::run(&sandboxes(&config.jail.state_dir)?, &config, &args)
+            run::run(&sandboxes(&config.jail)?, &config, &args)
         }
         command => {
             let jail = vmjail_config::load_jail(config_path).map_err(Failure::Config)?;
-            manage(&sandboxes(&jail.state_dir)?, command)
+            manage(&sandboxes(&jail)?, command)
         }
     }
 }
@@ -207,9 +207,9 @@ fn load_config(path: Option<&Path>) -> Result<RuntimeConfig, Failure> {
     }
 }
 
-fn sandboxes(state_dir: &Path) -> Result<Sandboxes<SelectFactory>, Failure> {
+fn sandboxes(jail: &vmjail_config::JailConfig) -> Result<Sandboxes<SelectFactory>, Failure> {
     // The built-in jailer is this very binary's hidden `jailer` subcommand.
     let vmjail_exe: PathBuf = std::env::current_exe()
         .map_err(|e| Failure::Other(format!("locating the vmjail binary (/proc/self/exe): {e}")))?;
-    Ok(Sandboxes::new(state_dir, SelectFactory { vmjail_exe }))
+    Ok(Sandboxes::new(jail, SelectFactory { vmjail_exe }))
 }
