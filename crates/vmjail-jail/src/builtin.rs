@@ -20,7 +20,7 @@ use crate::args::{JailerArgs, DEFAULT_DEVICES};
 use crate::cgroup::{self, CgroupMounts, CgroupPlan};
 use crate::error::JailError;
 use crate::fsat::{self, Owner};
-use crate::{chroot, devices, mounts, privileges, rlimits, sys, validate};
+use crate::{chroot, devices, exec_only, mounts, privileges, rlimits, sys, validate};
 
 /// For the `vmjail jailer` subcommand: parse Firecracker's jailer CLI (+
 /// vmjail additions), run the jail, exec the VMM. Never returns on success;
@@ -110,7 +110,7 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
     )
     .map_err(|e| JailError::sys("unshare(CLONE_NEWIPC | CLONE_NEWUTS)", e))?;
     chroot::enter_mount_namespace(&root)?;
-    place_exec_file(&exec_file, &root, &exec_name, owner, args.copy_exec_file)?;
+    place_exec_file(&exec_file, &base, &root, &exec_name, args.copy_exec_file)?;
     let wanted: Vec<PathBuf> = match &args.devices {
         Some(devices) => devices.clone(),
         None => DEFAULT_DEVICES.iter().map(PathBuf::from).collect(),
@@ -371,12 +371,15 @@ fn open_dev_null() -> Result<OwnedFd, JailError> {
 }
 
 /// Put the exec file at `/<exec_name>` in the jail: never through a symlink
-/// at the destination, never onto a file with other hard links.
+/// at the destination, never onto a file with other hard links; root's and
+/// exec-only for the jail user, which makes the VMM non-dumpable (see
+/// `exec_only`) — a copy of its own, or a read-only bind of the exec-only
+/// copy shared by every jail of this binary under the chroot `base`.
 fn place_exec_file(
     exec_file: &Path,
+    base: &Path,
     root: &Path,
     exec_name: &str,
-    owner: Owner,
     copy: bool,
 ) -> Result<(), JailError> {
     let root_fd = fsat::open_dir(root)?;
@@ -425,24 +428,15 @@ fn place_exec_file(
             target: shown.clone(),
             source: e,
         })?;
-        nix::sys::stat::fchmod(to.as_raw_fd(), Mode::from_bits_truncate(0o700))
-            .map_err(|e| JailError::fs("chmod", &shown, e))?;
-        owner.chown(to.as_raw_fd(), &shown)
+        nix::sys::stat::fchmod(to.as_raw_fd(), Mode::from_bits_truncate(0o111))
+            .map_err(|e| JailError::fs("chmod", &shown, e))
     } else {
         // A read-only bind in our private mount namespace: it vanishes with
         // the namespace, so there is nothing to record or undo.
         drop(dest);
         let target = fsat::open_path_nofollow(&root_fd, name, &shown)?;
-        let source =
-            File::options()
-                .read(true)
-                .open(exec_file)
-                .map_err(|e| JailError::ExecFileAccess {
-                    path: exec_file.to_path_buf(),
-                    source: e,
-                })?;
-        let source: OwnedFd = source.into();
-        mounts::bind(&source, &target, exec_file, &shown)?;
+        let (source, source_path) = exec_only::exec_only_copy(base, exec_file, exec_name)?;
+        mounts::bind(&source, &target, &source_path, &shown)?;
         let mounted = fsat::open_path_nofollow(&root_fd, name, &shown)?;
         mounts::remount_read_only(&mounted, &shown)
     }

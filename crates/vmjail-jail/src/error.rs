@@ -16,7 +16,7 @@ pub enum JailError {
     },
     #[error("exec file {path} is not a regular file")]
     ExecFileNotRegular { path: PathBuf },
-    #[error("exec file {path} has no usable file name")]
+    #[error("exec file {path} has no usable file name (UTF-8, not starting with '.')")]
     ExecFileName { path: PathBuf },
     #[error("chroot base dir {path}: {source}")]
     ChrootBaseAccess {

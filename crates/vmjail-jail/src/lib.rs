@@ -12,6 +12,7 @@ pub mod cgroup;
 mod chroot;
 mod devices;
 mod error;
+mod exec_only;
 mod firecracker_jailer;
 mod fsat;
 mod jail;

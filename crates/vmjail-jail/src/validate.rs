@@ -54,6 +54,7 @@ pub fn validate_exec_file(path: &Path) -> Result<(PathBuf, String), JailError> {
         .file_name()
         .and_then(|n| n.to_str())
         .map(str::to_owned)
+        .filter(|n| !n.starts_with('.'))
         .ok_or_else(|| JailError::ExecFileName {
             path: canonical.clone(),
         })?;

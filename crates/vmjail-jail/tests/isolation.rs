@@ -110,3 +110,36 @@ fn a_terminal_never_reaches_the_vmm() {
         assert!(Path::new(&format!("/proc/{pid}")).exists());
     }
 }
+
+/// Review finding 1: the VMM is non-dumpable (its binary is exec-only to
+/// its user), whether bound from the shared exec-only copy or copied in —
+/// no other process of its uid may trace it or read its memory maps.
+#[test]
+fn the_vmm_is_not_dumpable() {
+    if !root_or_skip("isolation_dumpable") {
+        return;
+    }
+    for copy in [false, true] {
+        let base = base_dir();
+        let probe = probe_file();
+        let spec = spec(&unique("dump"), &probe.path, base.path());
+        let saved = Saved::default();
+        let mut recorder = saved.recorder();
+        let mut jail = Jail::prepare(spec, Kind::BuiltIn.jailer(), &mut recorder).unwrap();
+        jail.set_copy_exec_file(copy);
+        jail.place_shared_libraries(&mut recorder).unwrap();
+        let pid = jail.launch(&mut recorder).unwrap();
+        let running = Running {
+            jail,
+            saved,
+            pid,
+            _base: base,
+            _probe: probe,
+        };
+        let r = running.report();
+        assert_eq!(r["dumpable"], 0, "copy={copy}: {}", r["dumpable"]);
+        // The host sees that too: /proc/<pid> files are root's.
+        let status = std::fs::metadata(format!("/proc/{pid}/status")).unwrap();
+        assert_eq!(status.uid(), 0, "copy={copy}");
+    }
+}

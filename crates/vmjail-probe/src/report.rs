@@ -318,6 +318,8 @@ pub fn collect(args: &[String], fds: Vec<i32>, checks: &[String]) -> Value {
         .collect();
     // SAFETY: prctl with integer arguments only.
     let nnp = unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) };
+    // SAFETY: as above.
+    let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
     json!({
         "args": args,
         "pid": std::process::id(),
@@ -329,6 +331,7 @@ pub fn collect(args: &[String], fds: Vec<i32>, checks: &[String]) -> Value {
         "groups": nix::unistd::getgroups().map(|g| g.iter().map(|g| g.as_raw()).collect::<Vec<_>>()).unwrap_or_default(),
         "capabilities": capabilities(),
         "no_new_privs": nnp == 1,
+        "dumpable": dumpable,
         "env": std::env::vars_os().map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy())).collect::<Vec<_>>(),
         "fds": fds,
         "stdio": stdio,

@@ -251,23 +251,32 @@ impl Qemu {
 
     /// A failure while QEMU may have died: say so, with its memory cgroup's
     /// account when that shows the limit was hit (the OOM killer's SIGKILL
-    /// leaves QEMU no word of its own), else with its output.
+    /// leaves QEMU no word of its own), else with its output. A QEMU still
+    /// alive but stuck at its memory limit (reclaiming its own pages rather
+    /// than being killed) is named as such.
     fn explain(&self, step: &'static str, error: Error) -> Error {
+        let pressure = || vmjail_jail::oom::memory_pressure(&self.record.jail.cgroups);
         match self.record.jail.vmm_process() {
-            Some((pid, _)) if !self.alive() => {
-                match vmjail_jail::oom::memory_pressure(&self.record.jail.cgroups) {
-                    Some(pressure) => Error::OutOfMemory {
-                        pid,
-                        step,
-                        pressure,
-                    },
-                    None => Error::Exited {
-                        pid,
-                        step,
-                        output: self.output_tail().unwrap_or_else(|| "(none)".into()),
-                    },
-                }
-            }
+            Some((pid, _)) if self.alive() => match pressure() {
+                Some(pressure) => Error::MemoryStalled {
+                    pid,
+                    step,
+                    pressure,
+                },
+                None => error,
+            },
+            Some((pid, _)) => match pressure() {
+                Some(pressure) => Error::OutOfMemory {
+                    pid,
+                    step,
+                    pressure,
+                },
+                None => Error::Exited {
+                    pid,
+                    step,
+                    output: self.output_tail().unwrap_or_else(|| "(none)".into()),
+                },
+            },
             _ => error,
         }
     }

@@ -107,6 +107,12 @@ pub enum Error {
         step: &'static str,
         pressure: vmjail_jail::oom::MemoryPressure,
     },
+    #[error("QEMU (pid {pid}) stalled during {step} at its memory limit, likely out of memory in {pressure}; raise the memory limit in [jail] cgroups (QEMU needs its own memory on top of default_memory)")]
+    MemoryStalled {
+        pid: i32,
+        step: &'static str,
+        pressure: vmjail_jail::oom::MemoryPressure,
+    },
     #[error("QEMU (pid {pid}) exited during {step}; its last output: {output}")]
     Exited {
         pid: i32,
