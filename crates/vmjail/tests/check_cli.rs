@@ -179,8 +179,10 @@ fn directories_say_whether_they_exist_or_will_be_created() {
             .to_owned()
     };
     assert!(
-        line("chroot base dir")
-            .ends_with(&format!("{} exists and is writable", existing.display())),
+        line("chroot base dir").ends_with(&format!(
+            "{} exists, is writable and is root's alone",
+            existing.display()
+        )),
         "{text}"
     );
     assert!(
@@ -191,4 +193,28 @@ fn directories_say_whether_they_exist_or_will_be_created() {
         )),
         "{text}"
     );
+}
+
+/// Review finding 2: a state dir other users can change (or one below a
+/// directory they can change) fails the check, with what to do.
+#[test]
+fn a_state_dir_other_users_can_change_fails() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let config = qemu_config(
+        dir.path(),
+        &format!("[jail]\nstate_dir = \"{}\"", open.join("state").display()),
+    );
+    let out = vmjail(&["--config", config.to_str().unwrap(), "check"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("state dir"))
+        .unwrap_or_else(|| panic!("no state dir check in {text}"));
+    assert!(line.starts_with("FAIL"), "{line}");
+    assert!(line.contains("not safe from other users"), "{line}");
 }

@@ -384,10 +384,35 @@ fn dir_checks(cfg: &RuntimeConfig) -> Vec<Finding> {
         ("state dir", &cfg.jail.state_dir),
     ]
     .into_iter()
-    .map(|(check, path)| match dirs::writable_ancestor(path) {
-        Ok(at) if at == path.as_path() => {
-            ok(check, format!("{} exists and is writable", path.display()))
+    .map(|(check, path)| {
+        // Root acts on what is in these dirs: nobody else may change them
+        // or any directory above them (for a missing one, its parents).
+        let trusted = if path.exists() {
+            vmjail_jail::trust::check_trusted_dir(path, check).map(drop)
+        } else {
+            vmjail_jail::trust::check_trusted_parent(path, check).map(drop)
+        };
+        if let Err(e) = trusted {
+            return fail(
+                check,
+                e.to_string(),
+                format!(
+                    "make {} and every directory above it root-owned and writable by root only, or pick another in [jail]",
+                    path.display()
+                ),
+            );
         }
+        dir_finding(check, path)
+    })
+    .collect()
+}
+
+fn dir_finding(check: &'static str, path: &Path) -> Finding {
+    match dirs::writable_ancestor(path) {
+        Ok(at) if at == path => ok(
+            check,
+            format!("{} exists, is writable and is root's alone", path.display()),
+        ),
         Ok(at) => ok(
             check,
             format!(
@@ -404,6 +429,5 @@ fn dir_checks(cfg: &RuntimeConfig) -> Vec<Finding> {
                 path.display()
             ),
         ),
-    })
-    .collect()
+    }
 }
