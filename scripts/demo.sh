@@ -9,9 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh
-echo "==> building vmjail (release) and installing it as /usr/local/bin/vmjail"
-cargo build --release -p vmjail
-install -m 0755 target/release/vmjail /usr/local/bin/vmjail
+echo "==> building vmjail (release) and installing it (and its jailer) in /usr/local/bin"
+cargo build --release -p vmjail -p vmjail-jailer
+install -m 0755 target/release/vmjail target/release/vmjail-jailer /usr/local/bin/
 scripts/build-guest.sh --install build/guest
 
 echo "==> vmjail env (the embedded default configuration finds the guest)"

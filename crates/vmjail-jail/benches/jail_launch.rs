@@ -2,7 +2,7 @@
 //! run; then 20 jails launched in parallel; then bind-mount vs copy of the
 //! exec file. A bench binary (`harness = false`): `cargo bench -p vmjail-jail`.
 //! Needs root and release builds of `vmjail` and `vmjail-probe`
-//! (`cargo build --release -p vmjail -p vmjail-probe`).
+//! (`cargo build --release -p vmjail-jailer -p vmjail-probe`).
 
 use std::io::{BufRead, BufReader};
 use std::os::fd::OwnedFd;
@@ -38,7 +38,7 @@ fn binary(name: &str) -> PathBuf {
             return path;
         }
     }
-    panic!("{name} not found next to the bench: cargo build --release -p vmjail -p vmjail-probe");
+    panic!("{name} not found next to the bench: cargo build --release -p vmjail-jailer -p vmjail-probe");
 }
 
 fn pipe() -> (std::fs::File, OwnedFd) {
@@ -168,7 +168,7 @@ fn main() {
         return;
     }
     let probe = binary("vmjail-probe");
-    let vmjail = binary("vmjail");
+    let vmjail = binary("vmjail-jailer");
     let base = tempfile::Builder::new()
         .prefix("vmjail-bench")
         .tempdir()
@@ -183,7 +183,7 @@ fn main() {
 
     let builtin = Setup {
         jailer: Jailer::BuiltIn {
-            vmjail_exe: vmjail.clone(),
+            jailer_exe: vmjail.clone(),
         },
         probe: probe.clone(),
         base: base.path().to_path_buf(),

@@ -70,7 +70,9 @@ pub fn connect_in_jail(
             Err(Attempt::Retry(_)) if Instant::now() < deadline => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 std::thread::sleep(delay.min(left));
-                delay = (delay * 2).min(Duration::from_millis(20));
+                // Short: a VMM's socket appears within tens of ms, and
+                // each overslept ms is start-up latency.
+                delay = (delay * 2).min(Duration::from_millis(2));
             }
             Err(Attempt::Retry(error) | Attempt::Fail(error)) => return Err(error),
         }

@@ -25,8 +25,9 @@ pub const DEFAULT_DEVICES: &[&str] = &[
 
 /// `vmjail jailer --help`: Firecracker's jailer flags, then vmjail's additions.
 pub const USAGE: &str = "\
-Usage: vmjail jailer --id <ID> --exec-file <PATH> --uid <UID> --gid <GID>
+Usage: vmjail-jailer --id <ID> --exec-file <PATH> --uid <UID> --gid <GID>
                      --chroot-base-dir <DIR> [OPTIONS] [-- <VMM ARGS>...]
+       (or `vmjail jailer ...`: the same jailer)
 
 Confines one VMM and execs it (CLI-compatible with Firecracker's jailer):
 the VMM runs in <DIR>/<exec name>/<ID>/root as <UID>:<GID>, with no
@@ -47,6 +48,8 @@ Firecracker jailer options:
 
 vmjail additions:
   --device <PATH>              device node to make in the jail (repeatable)
+  --no-devices                 no device node at all (default without --device:
+                               /dev/kvm, /dev/net/tun, /dev/vhost-vsock, /dev/urandom)
   --api-sock <PATH>            the VMM's socket in the jail (checked against sun_path)
   --status-fd <FD>             report progress and errors on this fd (3 or above)
   --copy-exec-file             copy the VMM instead of bind-mounting it read-only

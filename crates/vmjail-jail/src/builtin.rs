@@ -71,7 +71,15 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
         .parent_cgroup
         .clone()
         .unwrap_or_else(|| exec_name.clone());
-    let cgroup_mounts = CgroupMounts::discover();
+    // Looked up only when there is cgroup work: `mountinfo` is costly on a
+    // host with many mounts, and this is the start-up path of every VMM.
+    let joins_v2_parent =
+        args.cgroup_version == crate::CgroupVersion::V2 && args.parent_cgroup.is_some();
+    let cgroup_mounts = if args.cgroups.is_empty() && !joins_v2_parent {
+        CgroupMounts::default()
+    } else {
+        CgroupMounts::discover()
+    };
     let plan = CgroupPlan::new(
         &cgroup_mounts,
         args.cgroup_version,

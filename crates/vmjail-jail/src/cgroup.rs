@@ -25,10 +25,17 @@ pub struct CgroupMounts {
 }
 
 impl CgroupMounts {
-    /// Read the hierarchies from `/proc/self/mountinfo`.
+    /// Read the hierarchies from `/proc/self/mountinfo`, once per process:
+    /// the kernel writes that file out for every call, and on a host with
+    /// hundreds of mounts that costs a millisecond each time.
     pub fn discover() -> CgroupMounts {
-        let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        Self::parse(&text)
+        static FOUND: std::sync::OnceLock<CgroupMounts> = std::sync::OnceLock::new();
+        FOUND
+            .get_or_init(|| {
+                let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+                Self::parse(&text)
+            })
+            .clone()
     }
 
     pub fn parse(mountinfo: &str) -> CgroupMounts {

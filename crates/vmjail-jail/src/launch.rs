@@ -66,7 +66,7 @@ impl Jail {
     /// `firecracker_jailer.rs`).
     pub fn jailer_argv(&self) -> Vec<OsString> {
         let mut argv = match &self.jailer {
-            Jailer::BuiltIn { vmjail_exe } => vec![vmjail_exe.clone().into(), "jailer".into()],
+            Jailer::BuiltIn { jailer_exe } => vec![jailer_exe.clone().into()],
             Jailer::Firecracker { jailer_path } => vec![jailer_path.clone().into()],
         };
         argv.extend(self.args().to_args(self.builtin()));
@@ -124,7 +124,7 @@ impl Jail {
 
         let mut args = self.args();
         let program: PathBuf = match &self.jailer {
-            Jailer::BuiltIn { vmjail_exe } => vmjail_exe.clone(),
+            Jailer::BuiltIn { jailer_exe } => jailer_exe.clone(),
             Jailer::Firecracker { jailer_path } => jailer_path.clone(),
         };
         let mut command = Command::new(&program);
@@ -161,7 +161,6 @@ impl Jail {
                     Ok(())
                 });
             }
-            command.arg("jailer");
             Some((read, write))
         } else {
             None

@@ -1,7 +1,8 @@
 //! A [`JailSpec`] → a confined VMM process.
 //!
-//! Two jailers serve one spec: vmjail's built-in jailer (the hidden
-//! `vmjail jailer` subcommand, CLI-compatible with Firecracker's `jailer`)
+//! Two jailers serve one spec: vmjail's built-in jailer (the small
+//! `vmjail-jailer` binary, also `vmjail jailer`; CLI-compatible with
+//! Firecracker's `jailer`)
 //! and Firecracker's own `jailer` binary. Everything created is recorded in a
 //! [`JailRecord`] before it is created, so [`teardown`] can undo it from disk.
 
@@ -18,6 +19,7 @@ mod fsat;
 mod jail;
 mod launch;
 pub mod libs;
+mod libtree;
 mod mounts;
 pub mod oom;
 mod ownership;

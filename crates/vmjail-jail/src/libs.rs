@@ -41,7 +41,13 @@ fn read_deps(path: &Path) -> Result<ElfDeps, JailError> {
         path: path.to_path_buf(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| elf_error(e.to_string()))?;
+    let file = std::fs::File::open(path).map_err(|e| elf_error(e.to_string()))?;
+    // Mapped, not read: a VMM binary is tens of MiB and only its headers
+    // and dynamic section are looked at.
+    // SAFETY: the map is read-only and dropped before this returns; a
+    // binary truncated meanwhile could fault the read, and the binaries
+    // read here are the root-owned VMM and system libraries.
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| elf_error(e.to_string()))?;
     let elf = Elf::parse(&bytes).map_err(|e| elf_error(e.to_string()))?;
     let mut runpaths: Vec<String> = elf.runpaths.iter().map(|s| s.to_string()).collect();
     if runpaths.is_empty() {
@@ -169,11 +175,28 @@ fn canonical(path: &Path) -> Result<PathBuf, JailError> {
 
 impl Jail {
     /// Place the exec file's shared libraries (and the dynamic loader)
-    /// read-only at the same paths, so a dynamically linked VMM runs in the jail.
+    /// read-only at the paths the loader looks in, so a dynamically linked
+    /// VMM runs in the jail: one bind per directory of its library tree
+    /// (see `libtree`), made once per binary under the chroot base.
     pub fn place_shared_libraries(&mut self, recorder: &mut dyn Recorder) -> Result<(), JailError> {
+        let base = self
+            .record
+            .jail_dir
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .ok_or_else(|| JailError::Elf {
+                path: self.record.jail_dir.clone(),
+                reason: "the jail is not prepared".into(),
+            })?;
         let exec = self.spec.exec_file.clone();
-        for (path_in_jail, source) in shared_libraries(&exec)? {
-            match self.place(recorder, &source, &path_in_jail, Placement::ReadOnlyBind) {
+        let exec_name = self.exec_name.clone();
+        let Some(tree) = crate::libtree::library_tree(&base, &exec, &exec_name)? else {
+            return Ok(());
+        };
+        for dir in &tree.dirs {
+            let source = crate::spec::host_path(&tree.root, dir);
+            match self.place(recorder, &source, dir, Placement::ReadOnlyBind) {
                 Ok(_) | Err(JailError::AlreadyPlaced { .. }) => {}
                 Err(e) => return Err(e),
             }

@@ -110,6 +110,38 @@ pub fn wait_gone(pid: i32, start_time: Option<u64>, timeout: Duration) -> bool {
     }
 }
 
+/// What the kernel says of the process a record names as its VMM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vmm {
+    /// Alive and the jail's: it may be signalled.
+    Jailed,
+    /// Gone (or gone within a moment: a process on its way out has already
+    /// dropped its root and cgroups, and cannot be proven anything).
+    Gone,
+    /// Alive and not the jail's: never signalled.
+    Stranger,
+}
+
+/// How long an exiting process may take to become a zombie.
+const EXIT_GRACE: Duration = Duration::from_millis(200);
+
+/// Classify the process the record names (`pid` started at `start`).
+pub fn vmm(pid: i32, start: u64, record: &JailRecord) -> Vmm {
+    if !is_alive(pid, Some(start)) {
+        return Vmm::Gone;
+    }
+    if in_jail(pid, record) {
+        return Vmm::Jailed;
+    }
+    if wait_gone(pid, Some(start), EXIT_GRACE) {
+        Vmm::Gone
+    } else if in_jail(pid, record) {
+        Vmm::Jailed
+    } else {
+        Vmm::Stranger
+    }
+}
+
 /// Whether live process `pid` is the jail's, by what the kernel says, not
 /// the record: its root is the jail root (the same mount's root inode), or
 /// it is in one of the jail's own (leaf) cgroups. A record read from disk

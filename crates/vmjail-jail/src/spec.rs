@@ -59,8 +59,9 @@ pub enum Placement {
 /// Which jailer launches the VMM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Jailer {
-    /// vmjail's own jailer: `<vmjail_exe> jailer <firecracker-compatible args>`.
-    BuiltIn { vmjail_exe: PathBuf },
+    /// vmjail's own jailer: `<jailer_exe> <firecracker-compatible args>`,
+    /// `jailer_exe` being the `vmjail-jailer` binary.
+    BuiltIn { jailer_exe: PathBuf },
     /// Firecracker's `jailer` binary.
     Firecracker { jailer_path: PathBuf },
 }

@@ -29,13 +29,16 @@ pub fn teardown(record: &JailRecord, kill_timeout: Duration) -> Result<(), JailE
     if let Some((pid, start)) = record.vmm_process() {
         // A live process the record names must be the jail's by the
         // kernel's account before it is killed.
-        if process::is_alive(pid, Some(start)) && !process::in_jail(pid, record) {
-            return Err(JailError::UnsafeRecord {
-                path: PathBuf::from(format!("/proc/{pid}")),
-                reason: "the recorded VMM is neither in the jail's root nor in its cgroup",
-            });
+        match process::vmm(pid, start, record) {
+            process::Vmm::Jailed => kill_vmm(pid, start, kill_timeout)?,
+            process::Vmm::Gone => process::reap(pid, Some(start)),
+            process::Vmm::Stranger => {
+                return Err(JailError::UnsafeRecord {
+                    path: PathBuf::from(format!("/proc/{pid}")),
+                    reason: "the recorded VMM is neither in the jail's root nor in its cgroup",
+                })
+            }
         }
-        kill_vmm(pid, start, kill_timeout)?;
     }
     for cgroup in record.cgroups.iter().filter(|c| is_leaf(record, c)) {
         cgroup::kill_all(cgroup);

@@ -19,11 +19,7 @@ fn argument_errors_name_the_argument_and_exit_1() {
         ),
         (vec!["--status-fd", "1"], "--status-fd"),
     ] {
-        let out = Command::new(vmjail_exe())
-            .arg("jailer")
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = Command::new(jailer_exe()).args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
@@ -33,13 +29,14 @@ fn argument_errors_name_the_argument_and_exit_1() {
 #[test]
 fn help_prints_the_usage_and_exits_0() {
     for flag in ["--help", "-h"] {
+        // `vmjail jailer` is the same jailer as `vmjail-jailer`.
         let out = Command::new(vmjail_exe())
             .args(["jailer", flag])
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(0), "{flag}: {stdout}");
-        assert!(stdout.starts_with("Usage: vmjail jailer --id"), "{stdout}");
+        assert!(stdout.starts_with("Usage: vmjail-jailer --id"), "{stdout}");
         assert!(stdout.contains("--chroot-base-dir"), "{stdout}");
         assert!(
             out.stderr.is_empty(),
@@ -63,15 +60,15 @@ fn jailer_argv_is_firecracker_shaped_and_accepted() {
     let mut jail = Jail::prepare(
         spec,
         Jailer::BuiltIn {
-            vmjail_exe: vmjail_exe(),
+            jailer_exe: jailer_exe(),
         },
         &mut recorder,
     )
     .unwrap();
     jail.place_shared_libraries(&mut recorder).unwrap();
     let argv = jail.jailer_argv();
-    assert_eq!(argv[0], vmjail_exe().into_os_string());
-    assert_eq!(argv[1], "jailer");
+    assert_eq!(argv[0], jailer_exe().into_os_string());
+    assert_eq!(argv[1], "--id");
     let out = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
     vmjail_jail::teardown(&saved.get(), std::time::Duration::from_millis(200)).unwrap();
     assert!(
@@ -133,7 +130,7 @@ fn qemu_runs_jailed_with_its_shared_libraries() {
     let mut jail = Jail::prepare(
         spec,
         Jailer::BuiltIn {
-            vmjail_exe: vmjail_exe(),
+            jailer_exe: jailer_exe(),
         },
         &mut recorder,
     )
@@ -177,7 +174,7 @@ fn a_vmm_pid_nobody_recorded_never_runs() {
     let mut jail = Jail::prepare(
         spec,
         Jailer::BuiltIn {
-            vmjail_exe: vmjail_exe(),
+            jailer_exe: jailer_exe(),
         },
         &mut recorder,
     )
@@ -193,10 +190,7 @@ fn a_vmm_pid_nobody_recorded_never_runs() {
     .unwrap();
     let raw = theirs.as_raw_fd();
     let mut command = Command::new(&argv[0]);
-    command
-        .arg(&argv[1])
-        .args(["--status-fd", "3"])
-        .args(&argv[2..]);
+    command.args(["--status-fd", "3"]).args(&argv[1..]);
     // SAFETY: dup2 is async-signal-safe and the only call before exec.
     unsafe {
         command.pre_exec(move || {

@@ -26,17 +26,25 @@ pub trait HypervisorFactory {
 /// The real backends, chosen by [`vmjail_vmm::select`].
 #[derive(Debug, Clone)]
 pub struct SelectFactory {
-    /// The vmjail binary whose `jailer` subcommand is the built-in jailer.
+    /// The vmjail binary: its `console-pump` subcommand, and the
+    /// `vmjail-jailer` binary beside it.
     pub vmjail_exe: std::path::PathBuf,
+}
+
+impl SelectFactory {
+    /// The built-in jailer: `vmjail-jailer`, installed beside `vmjail`.
+    fn jailer_exe(&self) -> std::path::PathBuf {
+        self.vmjail_exe.with_file_name("vmjail-jailer")
+    }
 }
 
 impl HypervisorFactory for SelectFactory {
     fn new_hypervisor(&self, config: &RuntimeConfig) -> Result<Box<dyn Hypervisor>, VmmError> {
-        vmjail_vmm::select::new_hypervisor(config, &self.vmjail_exe)
+        vmjail_vmm::select::new_hypervisor(config, &self.jailer_exe())
     }
 
     fn reattach(&self, record: VmmRecord, config: &RuntimeConfig) -> Box<dyn Hypervisor> {
-        vmjail_vmm::select::reattach(record, config, &self.vmjail_exe)
+        vmjail_vmm::select::reattach(record, config, &self.jailer_exe())
     }
 
     /// vmjail's hidden `console-pump` subcommand.

@@ -63,10 +63,10 @@ fn bin_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
-fn vmjail_exe() -> Option<PathBuf> {
-    let exe = std::env::var_os("VMJAIL_EXE")
+fn jailer_exe() -> Option<PathBuf> {
+    let exe = std::env::var_os("VMJAIL_JAILER_EXE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| bin_dir().join("vmjail"));
+        .unwrap_or_else(|| bin_dir().join("vmjail-jailer"));
     exe.is_file().then_some(exe)
 }
 
@@ -79,7 +79,7 @@ fn bench_create(
     kernel: &Path,
     initrd: &Path,
 ) {
-    let Some(vmjail) = vmjail_exe() else {
+    let Some(vmjail) = jailer_exe() else {
         println!("{name}: skipped: no vmjail binary (build it or set VMJAIL_EXE)");
         return;
     };

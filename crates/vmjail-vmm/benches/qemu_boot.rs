@@ -25,16 +25,19 @@ use vmjail_vmm::{Hypervisor, VmmRecord};
 const MARKER: &str = "VMJAIL-GUEST-READY";
 const TIMEOUT: Duration = Duration::from_secs(180);
 
-fn vmjail_exe() -> PathBuf {
+fn jailer_exe() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let target = exe.parent().and_then(Path::parent).expect("target dir");
-    for candidate in [target.join("vmjail"), target.join("../debug/vmjail")] {
+    for candidate in [
+        target.join("vmjail-jailer"),
+        target.join("../debug/vmjail-jailer"),
+    ] {
         if candidate.is_file() {
             return candidate;
         }
     }
     panic!(
-        "no vmjail binary near {}: run `cargo build --release -p vmjail` first",
+        "no vmjail-jailer binary near {}: run `cargo build --release -p vmjail-jailer` first",
         target.display()
     );
 }
@@ -172,7 +175,7 @@ fn main() {
         .unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let config = config(base.path());
-    let exe = vmjail_exe();
+    let exe = jailer_exe();
     let netns_name = format!("vmjail-b-q{}", std::process::id());
     assert!(Command::new("ip")
         .args(["netns", "add", &netns_name])

@@ -28,14 +28,16 @@ pub fn is_alive(record: &JailRecord) -> bool {
 
 /// Send `signal` to the record's VMM if it is alive and the jail's.
 pub fn signal(record: &JailRecord, signal: Signal) -> Result<(), TerminateError> {
-    let Some((pid, _)) = record.vmm_process() else {
+    let Some((pid, start)) = record.vmm_process() else {
         return Ok(());
     };
-    if !is_alive(record) {
-        return Ok(());
-    }
-    if !vmjail_jail::process::in_jail(pid, record) {
-        return Err(TerminateError::NotTheJails { pid });
+    match vmjail_jail::process::vmm(pid, start, record) {
+        vmjail_jail::process::Vmm::Jailed => {}
+        vmjail_jail::process::Vmm::Gone => {
+            vmjail_jail::process::reap(pid, Some(start));
+            return Ok(());
+        }
+        vmjail_jail::process::Vmm::Stranger => return Err(TerminateError::NotTheJails { pid }),
     }
     match kill(Pid::from_raw(pid), signal) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),

@@ -8,17 +8,17 @@ use crate::firecracker::{self, Firecracker};
 use crate::qemu::{self, Qemu};
 use crate::{Hypervisor, VmmError, VmmRecord};
 
-/// A fresh backend for `config`, nothing launched yet. `vmjail_exe` is the
-/// binary whose hidden `jailer` subcommand is the built-in jailer.
+/// A fresh backend for `config`, nothing launched yet. `jailer_exe` is the
+/// built-in jailer binary (`vmjail-jailer`).
 ///
 /// ACRN configurations load, but no ACRN backend exists: this says so.
 pub fn new_hypervisor(
     config: &RuntimeConfig,
-    vmjail_exe: &Path,
+    jailer_exe: &Path,
 ) -> Result<Box<dyn Hypervisor>, VmmError> {
     Ok(match config.hypervisor_kind {
-        HypervisorKind::Firecracker => Box::new(Firecracker::new(config, vmjail_exe)?),
-        HypervisorKind::Qemu => Box::new(Qemu::new(config, vmjail_exe)?),
+        HypervisorKind::Firecracker => Box::new(Firecracker::new(config, jailer_exe)?),
+        HypervisorKind::Qemu => Box::new(Qemu::new(config, jailer_exe)?),
         HypervisorKind::Acrn => return Err(qemu::Error::AcrnUnavailable.into()),
     })
 }
@@ -29,16 +29,16 @@ pub fn new_hypervisor(
 pub fn reattach(
     record: VmmRecord,
     config: &RuntimeConfig,
-    vmjail_exe: &Path,
+    jailer_exe: &Path,
 ) -> Box<dyn Hypervisor> {
     match record.kind {
         HypervisorKind::Firecracker => {
-            Box::new(Firecracker::from_record(record, config, vmjail_exe))
+            Box::new(Firecracker::from_record(record, config, jailer_exe))
         }
         // An ACRN record cannot exist (no ACRN VMM is ever launched); the
         // QEMU backend's teardown of its (jail-only) record is harmless.
         HypervisorKind::Qemu | HypervisorKind::Acrn => {
-            Box::new(Qemu::from_record(record, config, vmjail_exe))
+            Box::new(Qemu::from_record(record, config, jailer_exe))
         }
     }
 }

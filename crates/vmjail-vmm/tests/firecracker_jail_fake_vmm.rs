@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use firecracker_support::config::runtime_config;
 use firecracker_support::host::{
-    jail_base, mounts_under, root_or_skip, target_dir, vmjail_exe, Netns,
+    jail_base, jailer_exe, mounts_under, root_or_skip, target_dir, Netns,
 };
 use firecracker_support::lifecycle::full_lifecycle;
 use vmjail_vmm::firecracker::{self, Firecracker};
@@ -48,7 +48,7 @@ fn fake_vmm_runs_the_whole_lifecycle_in_the_builtin_jail() {
     let (kernel, initrd, disk) = assets(work.path());
     let config = runtime_config(&fake_firecracker(), None, &kernel, &initrd, &base);
     let id = format!("fc-fake-{}", std::process::id());
-    let stop = full_lifecycle(&config, &vmjail_exe(), &id, &netns, &disk);
+    let stop = full_lifecycle(&config, &jailer_exe(), &id, &netns, &disk);
     // The fake exits on Ctrl-Alt-Del like a rebooting guest: the graceful
     // path ends it, no 2 s wait for a signal.
     assert!(stop < Duration::from_secs(1), "stop took {stop:?}");
@@ -66,7 +66,7 @@ fn fake_vmm_in_a_new_pid_namespace_is_stopped_by_its_real_pid() {
     let mut config = runtime_config(&fake_firecracker(), None, &kernel, &initrd, &base);
     config.jail.new_pid_ns = true;
     let id = format!("fc-pidns-{}", std::process::id());
-    let stop = full_lifecycle(&config, &vmjail_exe(), &id, &netns, &disk);
+    let stop = full_lifecycle(&config, &jailer_exe(), &id, &netns, &disk);
     assert!(stop < Duration::from_secs(1), "stop took {stop:?}");
 }
 
@@ -82,7 +82,7 @@ fn a_failed_create_leaves_nothing_behind() {
     let missing_kernel = work.path().join("no-such-kernel");
     let config = runtime_config(&fake_firecracker(), None, &missing_kernel, &initrd, &base);
     let id = format!("fc-fail-{}", std::process::id());
-    let mut fc = Firecracker::new(&config, &vmjail_exe()).unwrap();
+    let mut fc = Firecracker::new(&config, &jailer_exe()).unwrap();
     let mut recorder = |_: &VmmRecord| Ok(());
     let console = tempfile::tempfile().unwrap();
     let err = fc

@@ -20,7 +20,7 @@ mod firecracker_support;
 use std::path::PathBuf;
 
 use firecracker_support::config::runtime_config;
-use firecracker_support::host::{jail_base, root_or_skip, vmjail_exe, Netns};
+use firecracker_support::host::{jail_base, jailer_exe, root_or_skip, Netns};
 use firecracker_support::lifecycle::full_lifecycle;
 
 fn binary(var: &str) -> Option<PathBuf> {
@@ -67,7 +67,7 @@ fn run(tag: &str, jailer: Option<PathBuf>) {
     // carries lines whatever the guest does (at Warning it may stay silent).
     config.hypervisor.enable_debug = true;
     let id = format!("fc-{tag}-{}", std::process::id());
-    full_lifecycle(&config, &vmjail_exe(), &id, &netns, &disk);
+    full_lifecycle(&config, &jailer_exe(), &id, &netns, &disk);
 }
 
 #[test]

@@ -34,9 +34,14 @@ fn root_or_skip(test: &str) -> bool {
     false
 }
 
-fn vmjail_exe() -> PathBuf {
+fn jailer_exe() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("vmjail");
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("vmjail-jailer");
     assert!(
         path.is_file(),
         "{} is missing: run `cargo build --workspace --bins` first",
@@ -252,7 +257,7 @@ fn qemu_boots_the_guest_in_the_jail_and_leaves_nothing() {
     let base = chroot_base();
     let netns = Netns::new();
     let config = config(base.path(), &[]);
-    let exe = vmjail_exe();
+    let exe = jailer_exe();
     let mut guard = StopOnDrop::new(&config, &exe);
     let mut qemu = Qemu::new(&config, &exe).unwrap();
     let mut saved = Vec::new();
@@ -300,7 +305,7 @@ fn qemu_lifecycle_confinement_and_teardown() {
     let netns = Netns::new();
     // vmjail.hold: the guest stays up until the power button is pressed.
     let config = config(base.path(), &["vmjail.hold"]);
-    let exe = vmjail_exe();
+    let exe = jailer_exe();
     let mut qemu = Qemu::new(&config, &exe).unwrap();
     let mut guard = StopOnDrop::new(&config, &exe);
     let mut saved = Vec::new();
@@ -436,7 +441,7 @@ fn qemu_create_with_a_missing_kernel_fails_clearly_and_leaves_nothing() {
     let netns = Netns::new();
     let mut config = config(base.path(), &[]);
     config.hypervisor.kernel = base.path().join("no-such-vmlinux");
-    let mut qemu = Qemu::new(&config, &vmjail_exe()).unwrap();
+    let mut qemu = Qemu::new(&config, &jailer_exe()).unwrap();
     let mut saved = Vec::new();
     let err = qemu
         .create(
@@ -523,7 +528,7 @@ fn qemu_stop_ends_a_running_guest_and_a_created_one() {
     let base = chroot_base();
     let netns = Netns::new();
     let config = config(base.path(), &["vmjail.hold"]);
-    let exe = vmjail_exe();
+    let exe = jailer_exe();
     let mut running = Qemu::new(&config, &exe).unwrap();
     let mut never_started = Qemu::new(&config, &exe).unwrap();
     let mut saved = Vec::new();
@@ -575,7 +580,7 @@ fn qemu_pc_attaches_and_detaches_a_drive_in_the_jail() {
     let disk_dir = tempfile::tempdir().unwrap();
     let disk = disk_dir.path().join("disk.img");
     std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
-    let exe = vmjail_exe();
+    let exe = jailer_exe();
     let mut guard = StopOnDrop::new(&config, &exe);
     let mut qemu = Qemu::new(&config, &exe).unwrap();
     assert!(qemu.capabilities().block_hotplug);

@@ -21,7 +21,7 @@ const CREATE_STEPS: &[&str] = &[
     "create-vmm-record-1",
     "create-vmm-record-2",
     "create-vmm-record-10",
-    "create-vmm-record-30",
+    "create-vmm-record-12",
     "create-vmm-pid-recorded",
     "create-vmm-created",
 ];

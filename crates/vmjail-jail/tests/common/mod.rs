@@ -44,6 +44,11 @@ fn binary(name: &str) -> PathBuf {
     path
 }
 
+pub fn jailer_exe() -> PathBuf {
+    binary("vmjail-jailer")
+}
+
+/// The `vmjail` binary (its `jailer` subcommand is the same jailer).
 pub fn vmjail_exe() -> PathBuf {
     binary("vmjail")
 }
@@ -67,7 +72,7 @@ impl Kind {
     pub fn jailer(&self) -> Jailer {
         match self {
             Kind::BuiltIn => Jailer::BuiltIn {
-                vmjail_exe: vmjail_exe(),
+                jailer_exe: jailer_exe(),
             },
             Kind::Firecracker(path) => Jailer::Firecracker {
                 jailer_path: path.clone(),

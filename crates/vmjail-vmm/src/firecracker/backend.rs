@@ -41,7 +41,7 @@ pub struct CreateTimings {
 pub struct Firecracker {
     hypervisor: HypervisorConfig,
     jail_config: JailConfig,
-    vmjail_exe: PathBuf,
+    jailer_exe: PathBuf,
     placeholder_drives: usize,
     api_timeout: Duration,
     socket_timeout: Duration,
@@ -66,20 +66,20 @@ fn empty_record() -> VmmRecord {
 }
 
 impl Firecracker {
-    pub fn new(config: &RuntimeConfig, vmjail_exe: &Path) -> Result<Self, Error> {
+    pub fn new(config: &RuntimeConfig, jailer_exe: &Path) -> Result<Self, Error> {
         if config.hypervisor_kind != HypervisorKind::Firecracker {
             return Err(Error::WrongHypervisor(config.hypervisor_kind));
         }
         if config.hypervisor.initrd.is_none() && config.hypervisor.image.is_none() {
             return Err(Error::NoRootSource);
         }
-        Ok(Self::with_record(empty_record(), config, vmjail_exe))
+        Ok(Self::with_record(empty_record(), config, jailer_exe))
     }
 
     /// Reattach from a record saved by another process (to stop, pause,
     /// query or delete it).
-    pub fn from_record(record: VmmRecord, config: &RuntimeConfig, vmjail_exe: &Path) -> Self {
-        let mut this = Self::with_record(record, config, vmjail_exe);
+    pub fn from_record(record: VmmRecord, config: &RuntimeConfig, jailer_exe: &Path) -> Self {
+        let mut this = Self::with_record(record, config, jailer_exe);
         if !this.record.jail.jail_dir.as_os_str().is_empty() {
             let spec = this.spec(&this.record.id, &this.record.netns);
             this.jail = Some(Jail::from_record(
@@ -91,11 +91,11 @@ impl Firecracker {
         this
     }
 
-    fn with_record(record: VmmRecord, config: &RuntimeConfig, vmjail_exe: &Path) -> Self {
+    fn with_record(record: VmmRecord, config: &RuntimeConfig, jailer_exe: &Path) -> Self {
         Self {
             hypervisor: config.hypervisor.clone(),
             jail_config: config.jail.clone(),
-            vmjail_exe: vmjail_exe.to_path_buf(),
+            jailer_exe: jailer_exe.to_path_buf(),
             placeholder_drives: layout::DEFAULT_PLACEHOLDER_DRIVES,
             api_timeout: API_TIMEOUT,
             socket_timeout: SOCKET_TIMEOUT,
@@ -139,7 +139,7 @@ impl Firecracker {
                 jailer_path: jailer_path.clone(),
             },
             None => Jailer::BuiltIn {
-                vmjail_exe: self.vmjail_exe.clone(),
+                jailer_exe: self.jailer_exe.clone(),
             },
         }
     }

@@ -35,7 +35,7 @@ const OUTPUT_TAIL: u64 = 2048;
 /// QEMU in vmjail's built-in jail.
 pub struct Qemu {
     config: RuntimeConfig,
-    vmjail_exe: PathBuf,
+    jailer_exe: PathBuf,
     record: VmmRecord,
     created: bool,
 }
@@ -77,9 +77,9 @@ fn vm_state(status: &str) -> Result<VmState, Error> {
 }
 
 impl Qemu {
-    /// A backend for `config` (which must select QEMU); `vmjail_exe` is the
-    /// binary whose hidden `jailer` subcommand confines QEMU.
-    pub fn new(config: &RuntimeConfig, vmjail_exe: &Path) -> Result<Self, Error> {
+    /// A backend for `config` (which must select QEMU); `jailer_exe` is the
+    /// built-in jailer (`vmjail-jailer`) that confines QEMU.
+    pub fn new(config: &RuntimeConfig, jailer_exe: &Path) -> Result<Self, Error> {
         match config.hypervisor_kind {
             HypervisorKind::Qemu => {}
             HypervisorKind::Acrn => return Err(Error::AcrnUnavailable),
@@ -94,7 +94,7 @@ impl Qemu {
         }
         Ok(Qemu {
             config: config.clone(),
-            vmjail_exe: vmjail_exe.to_path_buf(),
+            jailer_exe: jailer_exe.to_path_buf(),
             record: VmmRecord {
                 kind: HypervisorKind::Qemu,
                 id: String::new(),
@@ -109,10 +109,10 @@ impl Qemu {
     }
 
     /// Re-attach to a VM another process created, from its saved record.
-    pub fn from_record(record: VmmRecord, config: &RuntimeConfig, vmjail_exe: &Path) -> Self {
+    pub fn from_record(record: VmmRecord, config: &RuntimeConfig, jailer_exe: &Path) -> Self {
         Qemu {
             config: config.clone(),
-            vmjail_exe: vmjail_exe.to_path_buf(),
+            jailer_exe: jailer_exe.to_path_buf(),
             record,
             created: true,
         }
@@ -173,7 +173,7 @@ impl Qemu {
 
     fn jailer(&self) -> Jailer {
         Jailer::BuiltIn {
-            vmjail_exe: self.vmjail_exe.clone(),
+            jailer_exe: self.jailer_exe.clone(),
         }
     }
 

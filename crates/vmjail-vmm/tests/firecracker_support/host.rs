@@ -25,13 +25,13 @@ pub fn target_dir() -> PathBuf {
 
 /// `vmjail` (for `vmjail jailer`) beside the test's deps directory, or
 /// `$VMJAIL_EXE`.
-pub fn vmjail_exe() -> PathBuf {
-    let exe = std::env::var_os("VMJAIL_EXE")
+pub fn jailer_exe() -> PathBuf {
+    let exe = std::env::var_os("VMJAIL_JAILER_EXE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("vmjail"));
+        .unwrap_or_else(|| target_dir().join("vmjail-jailer"));
     assert!(
         exe.is_file(),
-        "{} is missing: run `cargo build --workspace --bins` first (or set VMJAIL_EXE)",
+        "{} is missing: run `cargo build --workspace --bins` first (or set VMJAIL_JAILER_EXE)",
         exe.display()
     );
     exe

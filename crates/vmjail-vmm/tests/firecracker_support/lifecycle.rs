@@ -16,7 +16,7 @@ use super::logs;
 /// Returns how long the stop took.
 pub fn full_lifecycle(
     config: &RuntimeConfig,
-    vmjail_exe: &Path,
+    jailer_exe: &Path,
     id: &str,
     netns: &Netns,
     disk: &Path,
@@ -27,7 +27,7 @@ pub fn full_lifecycle(
         saved.borrow_mut().push(r.clone());
         Ok(())
     };
-    let mut fc = Firecracker::new(config, vmjail_exe)
+    let mut fc = Firecracker::new(config, jailer_exe)
         .unwrap()
         .with_placeholder_drives(2);
     let console = tempfile::NamedTempFile::new().unwrap();
@@ -131,7 +131,7 @@ pub fn full_lifecycle(
     assert!(err.to_string().contains("vol1"), "{err}");
 
     // Another process stops it from the saved record.
-    let mut other = Firecracker::from_record(fc.record().clone(), config, vmjail_exe);
+    let mut other = Firecracker::from_record(fc.record().clone(), config, jailer_exe);
     let stopping = std::time::Instant::now();
     other.stop(Duration::from_secs(2)).unwrap();
     let stopped_after = stopping.elapsed();

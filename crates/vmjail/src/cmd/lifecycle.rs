@@ -208,7 +208,8 @@ fn load_config(path: Option<&Path>) -> Result<RuntimeConfig, Failure> {
 }
 
 fn sandboxes(jail: &vmjail_config::JailConfig) -> Result<Sandboxes<SelectFactory>, Failure> {
-    // The built-in jailer is this very binary's hidden `jailer` subcommand.
+    // The built-in jailer (`vmjail-jailer`) and the console pump (this
+    // binary's hidden `console-pump`) are found from this binary.
     let vmjail_exe: PathBuf = std::env::current_exe()
         .map_err(|e| Failure::Other(format!("locating the vmjail binary (/proc/self/exe): {e}")))?;
     Ok(Sandboxes::new(jail, SelectFactory { vmjail_exe }))
