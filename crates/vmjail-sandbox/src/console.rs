@@ -145,9 +145,16 @@ pub fn pump(input: &mut dyn Read, dir: &Path, segment: u64) -> Result<(), Consol
 /// it adds before a line shows in the log).
 const COALESCE: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// `vmjail console-pump DIR`: [`pump`] from stdin; the exit code.
+/// `vmjail console-pump DIR`: [`pump`] from stdin; the exit code. The
+/// pump lives as long as the VM, so before it reads a byte of the guest's
+/// it is confined to `DIR` (chrooted there, no capability left).
 pub fn pump_main(dir: &Path) -> i32 {
-    match pump(&mut std::io::stdin().lock(), dir, SEGMENT) {
+    let pumped = vmjail_jail::confine_to_dir(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            pump(&mut std::io::stdin().lock(), Path::new("/"), SEGMENT).map_err(|e| e.to_string())
+        });
+    match pumped {
         Ok(()) => 0,
         Err(e) => {
             // Never a panic over a closed stderr.

@@ -6,6 +6,7 @@
 mod lifecycle_support;
 
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,27 @@ fn logs_outlive_stop_until_delete_and_state_names_only_what_exists() {
     assert_eq!(created["console_log"], log.to_str().unwrap());
     let jail_root = created["jail_root"].as_str().unwrap().to_owned();
     assert!(Path::new(&jail_root).is_dir());
+    // The pump reads the hostile guest's bytes for as long as the VM
+    // lives: chrooted to the sandbox's state dir, with no capability.
+    let pump = w.stored(&id).unwrap()["console"]["pump"]["pid"]
+        .as_i64()
+        .unwrap();
+    let pump_root = std::fs::metadata(format!("/proc/{pump}/root")).unwrap();
+    let dir = std::fs::metadata(w.state_dir.join(&id)).unwrap();
+    assert_eq!(
+        (pump_root.dev(), pump_root.ino()),
+        (dir.dev(), dir.ino()),
+        "the pump is not chrooted to the sandbox's dir"
+    );
+    let status = std::fs::read_to_string(format!("/proc/{pump}/status")).unwrap();
+    for (field, want) in [
+        ("CapEff:", "0000000000000000"),
+        ("CapBnd:", "0000000000000000"),
+        ("NoNewPrivs:", "1"),
+    ] {
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+        assert!(line.ends_with(want), "{line}");
+    }
     w.ok(&["start", &id]);
     // The guest powers off by itself after its marker.
     w.wait_status(&id, "stopped", BOOT);
