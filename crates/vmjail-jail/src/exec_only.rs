@@ -66,7 +66,7 @@ pub fn exec_only_copy(
     make_copy(&dir, source, exec_name, &copy_path)?;
     // An earlier binary of this name is done with: jails running it keep
     // their bind mount of its inode.
-    remove_other_keys(&name_path, &key);
+    crate::rmtree::remove_all_but(&name_path, OsStr::new(&key));
     let copy = existing(&dir, exec_name, &copy_path, meta.size())?.ok_or_else(|| {
         JailError::fs("opening the exec-only copy", &copy_path, nix::Error::ENOENT)
     })?;
@@ -136,17 +136,6 @@ fn make_copy(dir: &OwnedFd, mut source: File, name: &str, shown: &Path) -> Resul
         );
     }
     copied
-}
-
-fn remove_other_keys(name_path: &Path, key: &str) {
-    let Ok(entries) = std::fs::read_dir(name_path) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.file_name() != OsStr::new(key) {
-            let _ = crate::rmtree::remove_tree(&entry.path());
-        }
-    }
 }
 
 #[cfg(test)]

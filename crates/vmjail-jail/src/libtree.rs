@@ -77,7 +77,7 @@ pub fn library_tree(
             return Ok(None);
         }
         build(&root, &libraries)?;
-        remove_other_trees(&name_path, &key);
+        crate::rmtree::remove_all_but(&name_path, OsStr::new(&key));
     }
     let dirs = directories_of(&root)?;
     Ok((!dirs.is_empty()).then_some(LibraryTree { root, dirs }))
@@ -132,17 +132,6 @@ fn directories_of(root: &Path) -> Result<Vec<PathBuf>, JailError> {
         .cloned()
         .collect();
     Ok(outermost)
-}
-
-fn remove_other_trees(name_path: &Path, key: &str) {
-    let Ok(entries) = std::fs::read_dir(name_path) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.file_name() != OsStr::new(key) {
-            let _ = crate::rmtree::remove_tree(&entry.path());
-        }
-    }
 }
 
 #[cfg(test)]

@@ -39,12 +39,7 @@ fn refuse(path: &Path, reason: &'static str) -> JailError {
 
 /// Refuse `record` when anything it names lies outside `scope`.
 pub fn check_scope(record: &JailRecord, scope: &Scope) -> Result<(), JailError> {
-    let names_anything = !record.jail_dir.as_os_str().is_empty()
-        || !record.mounts.is_empty()
-        || !record.cgroups.is_empty()
-        || !record.cgroup_parents.is_empty()
-        || !record.chowned.is_empty();
-    if !names_anything {
+    if !record.names_anything() {
         return Ok(());
     }
     if record.id != scope.id {

@@ -121,6 +121,16 @@ impl JailRecord {
         self.jail_dir.join("root")
     }
 
+    /// Whether the record names any host resource (a jail dir, mount,
+    /// cgroup or changed owner) that teardown would act on.
+    pub fn names_anything(&self) -> bool {
+        !self.jail_dir.as_os_str().is_empty()
+            || !self.mounts.is_empty()
+            || !self.cgroups.is_empty()
+            || !self.cgroup_parents.is_empty()
+            || !self.chowned.is_empty()
+    }
+
     /// The VMM's pid and start time — only when both are recorded: a pid
     /// without its start time could name any process, and is never acted
     /// on (nor reported as the VMM).

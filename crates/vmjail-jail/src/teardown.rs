@@ -81,12 +81,7 @@ fn check_record(record: &JailRecord) -> Result<(), JailError> {
             reason,
         })
     };
-    let names_anything = !record.jail_dir.as_os_str().is_empty()
-        || !record.mounts.is_empty()
-        || !record.cgroups.is_empty()
-        || !record.cgroup_parents.is_empty()
-        || !record.chowned.is_empty();
-    if !names_anything {
+    if !record.names_anything() {
         return Ok(());
     }
     validate::validate_id(&record.id)?;

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use common::*;
 use serde_json::Value;
-use vmjail_jail::{Jail, LaunchStdio};
+use vmjail_jail::LaunchStdio;
 
 fn ns_inode(path: &str) -> u64 {
     std::fs::metadata(path).unwrap().ino()
@@ -59,31 +59,14 @@ fn a_terminal_never_reaches_the_vmm() {
     for new_pid_ns in [false, true] {
         let pty = nix::pty::openpty(None, None).unwrap();
         let tty = || std::process::Stdio::from(pty.slave.as_fd().try_clone_to_owned().unwrap());
-        let base = base_dir();
-        let probe = probe_file();
-        let mut spec = spec(&unique("tty"), &probe.path, base.path());
-        spec.new_pid_ns = new_pid_ns;
-        let saved = Saved::default();
-        let mut recorder = saved.recorder();
-        let mut jail = Jail::prepare(spec, Kind::BuiltIn.jailer(), &mut recorder).unwrap();
-        jail.place_shared_libraries(&mut recorder).unwrap();
-        let pid = jail
-            .launch_with(
-                &mut recorder,
-                LaunchStdio {
-                    stdin: tty(),
-                    stdout: tty(),
-                    stderr: tty(),
-                },
-            )
-            .unwrap();
-        let running = Running {
-            jail,
-            saved,
-            pid,
-            _base: base,
-            _probe: probe,
+        let stdio = LaunchStdio {
+            stdin: tty(),
+            stdout: tty(),
+            stderr: tty(),
         };
+        let running =
+            launch_jail(&Kind::BuiltIn, |s| s.new_pid_ns = new_pid_ns, |_| {}, stdio).unwrap();
+        let pid = running.pid;
         let r = running.report();
         let tty_major = nix::sys::stat::major(
             std::fs::metadata(nix::unistd::ttyname(&pty.slave).unwrap())
@@ -120,22 +103,14 @@ fn the_vmm_is_not_dumpable() {
         return;
     }
     for copy in [false, true] {
-        let base = base_dir();
-        let probe = probe_file();
-        let spec = spec(&unique("dump"), &probe.path, base.path());
-        let saved = Saved::default();
-        let mut recorder = saved.recorder();
-        let mut jail = Jail::prepare(spec, Kind::BuiltIn.jailer(), &mut recorder).unwrap();
-        jail.set_copy_exec_file(copy);
-        jail.place_shared_libraries(&mut recorder).unwrap();
-        let pid = jail.launch(&mut recorder).unwrap();
-        let running = Running {
-            jail,
-            saved,
-            pid,
-            _base: base,
-            _probe: probe,
-        };
+        let running = launch_jail(
+            &Kind::BuiltIn,
+            |_| {},
+            |jail| jail.set_copy_exec_file(copy),
+            LaunchStdio::default(),
+        )
+        .unwrap();
+        let pid = running.pid;
         let r = running.report();
         assert_eq!(r["dumpable"], 0, "copy={copy}: {}", r["dumpable"]);
         // The host sees that too: /proc/<pid> files are root's.

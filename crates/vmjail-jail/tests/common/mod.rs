@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vmjail_jail::{teardown, CgroupVersion, Jail, JailError, JailRecord, JailSpec, Jailer};
+use vmjail_jail::{
+    teardown, CgroupVersion, Jail, JailError, JailRecord, JailSpec, Jailer, LaunchStdio,
+};
 
 pub const UID: u32 = 43_210;
 pub const GID: u32 = 43_211;
@@ -198,6 +200,17 @@ impl Drop for Running {
 
 /// Prepare, place the probe's libraries, launch.
 pub fn launch(kind: &Kind, customize: impl FnOnce(&mut JailSpec)) -> Result<Running, JailError> {
+    launch_jail(kind, customize, |_| {}, LaunchStdio::default())
+}
+
+/// [`launch`], with the prepared jail adjusted by `configure` and the
+/// launched process given `stdio`.
+pub fn launch_jail(
+    kind: &Kind,
+    customize: impl FnOnce(&mut JailSpec),
+    configure: impl FnOnce(&mut Jail),
+    stdio: LaunchStdio,
+) -> Result<Running, JailError> {
     let base = base_dir();
     let probe = probe_file();
     let mut spec = spec(&unique("p"), &probe.path, base.path());
@@ -205,9 +218,10 @@ pub fn launch(kind: &Kind, customize: impl FnOnce(&mut JailSpec)) -> Result<Runn
     let saved = Saved::default();
     let mut recorder = saved.recorder();
     let mut jail = Jail::prepare(spec, kind.jailer(), &mut recorder)?;
+    configure(&mut jail);
     let result = jail
         .place_shared_libraries(&mut recorder)
-        .and_then(|_| jail.launch(&mut recorder));
+        .and_then(|_| jail.launch_with(&mut recorder, stdio));
     match result {
         Ok(pid) => Ok(Running {
             jail,
