@@ -134,7 +134,7 @@ step "vmlinux: $(readelf -h "$vmlinux" | sed -n 's/^ *Type: *//p'), PVH entry no
 #    (so QMP system_powerdown reaches a guest held by vmjail.hold).
 initrd=$outdir/initramfs.cpio.gz
 staging=$outdir/initramfs
-inputs="$repo/guest/init $busybox $stamp"
+inputs="$repo/guest/init $repo/guest/net.sh $repo/guest/net.modules $busybox $stamp"
 if [ -f "$initrd" ] && [ -z "$(find $inputs -newer "$initrd" 2>/dev/null)" ]; then
     step "have initramfs.cpio.gz"
 else
@@ -148,6 +148,15 @@ else
     done
     cp "$repo/guest/init" "$staging/init"
     chmod 0755 "$staging/init"
+    # Guest networking from vmjail's kernel parameters, and its modules.
+    mkdir -p "$staging/etc/vmjail"
+    cp "$repo/guest/net.sh" "$repo/guest/net.modules" "$staging/etc/vmjail/"
+    grep -v '^#' "$repo/guest/net.modules" | while read -r mod; do
+        [ -n "$mod" ] || continue
+        src=$unpacked/lib/modules/$kver/kernel/$mod
+        [ -f "$src" ] || die "$src is missing (guest/net.modules)"
+        cp "$src" "$staging/lib/modules/"
+    done
     for mod in drivers/acpi/button.ko drivers/input/evdev.ko; do
         src=$unpacked/lib/modules/$kver/kernel/$mod
         [ -f "$src" ] && cp "$src" "$staging/lib/modules/"

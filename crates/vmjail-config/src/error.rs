@@ -163,6 +163,14 @@ pub enum ConfigError {
     #[error("{location}: kernel_params contains {param:?}, a parameter with an empty name")]
     EmptyKernelParam { location: String, param: String },
 
+    /// A model the hypervisor cannot use (Firecracker and macvtap).
+    #[error("{location}: runtime.internetworking_model = {model:?} cannot be used with hypervisor.{hypervisor}: it opens taps by name and cannot take a macvtap's device; use \"tcfilter\" (or \"bridged\", \"none\")")]
+    ModelUnsupported {
+        location: String,
+        model: String,
+        hypervisor: &'static str,
+    },
+
     /// `disable_new_netns` together with `enable_netmon`.
     #[error(
         "{location}: runtime.disable_new_netns conflicts with netmon.enable_netmon; disable one"

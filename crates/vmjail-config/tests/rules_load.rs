@@ -475,6 +475,10 @@ fn runtime_rules() {
         ("model default", qemu("", ""), Want::Ok(|c| c.runtime.internetworking_model == InterNetworkingModel::Macvtap)),
         ("model none", qemu("", "[runtime]\ninternetworking_model = \"none\""), Want::Ok(|c| c.runtime.internetworking_model == InterNetworkingModel::None)),
         ("model bad", qemu("", "[runtime]\ninternetworking_model = \"vxlan\""), Want::Fails(&["runtime.internetworking_model", "tcfilter", "macvtap"])),
+        ("firecracker model default", firecracker("", ""), Want::Ok(|c| c.runtime.internetworking_model == InterNetworkingModel::Tcfilter)),
+        ("firecracker bridged", firecracker("", "[runtime]\ninternetworking_model = \"bridged\""), Want::Ok(|c| c.runtime.internetworking_model == InterNetworkingModel::Bridged)),
+        ("firecracker macvtap", firecracker("", "[runtime]\ninternetworking_model = \"macvtap\""), Want::Fails(&["runtime.internetworking_model", "\"macvtap\"", "hypervisor.firecracker", "tcfilter"])),
+        ("firecracker default model", firecracker("", "[runtime]\ninternetworking_model = \"default\""), Want::Fails(&["\"default\"", "hypervisor.firecracker"])),
         (
             "netns ok",
             qemu("", "[runtime]\ndisable_new_netns = true\ninternetworking_model = \"none\""),

@@ -7,6 +7,8 @@
 //! could not do with `kill -9`, so it is compiled in unconditionally.
 //!
 //! Steps: `create-claimed`, `create-recorded`, `create-netns`,
+//! `create-net-record-<n>` (after the network layer's n-th record, n ≥ 1),
+//! `create-net-connected` (the netns is connected, no VMM yet),
 //! `create-console-pump` (the console pump runs, no VMM yet),
 //! `create-vmm-record-<n>` (after the backend's n-th record, n ≥ 1),
 //! `create-vmm-pid-recorded` (the first record naming the VMM's pid: the

@@ -35,6 +35,14 @@ pub enum SandboxError {
         status: Status,
         needs: &'static str,
     },
+    #[error("sandbox \"{id}\": internetworking_model = \"{model}\" is not implemented (nor is it in Kata); use tcfilter, macvtap, bridged or none")]
+    NetworkModel { id: String, model: &'static str },
+    #[error("sandbox \"{id}\": {step}: {source}")]
+    Network {
+        id: String,
+        step: &'static str,
+        source: Box<vmjail_vmm::net::Error>,
+    },
     #[error("--netns {}: {reason}", path.display())]
     BadNetns { path: PathBuf, reason: String },
     #[error("creating the jail's chroot base directory {}: {source}", path.display())]

@@ -32,6 +32,8 @@ pub use factory::{HypervisorFactory, SelectFactory};
 pub use id::{SandboxId, MAX_ID_LEN};
 pub use lock::SandboxLock;
 pub use sandboxes::{GcReport, Listing, Sandboxes};
-pub use state::{ConsoleRecord, NetnsRecord, Phase, SandboxState, SandboxView, Status};
+pub use state::{
+    ConsoleRecord, InterfaceView, NetnsRecord, Phase, SandboxState, SandboxView, Status,
+};
 pub use store::{Store, Stored};
 pub use time::rfc3339;

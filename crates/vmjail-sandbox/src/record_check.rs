@@ -10,6 +10,7 @@ use std::path::Path;
 
 use vmjail_config::JailConfig;
 use vmjail_jail::scope::{check_scope, Scope};
+use vmjail_vmm::net::NetworkRecord;
 
 use crate::netns;
 use crate::state::SandboxState;
@@ -63,6 +64,9 @@ pub fn check(
                 state.netns.path.display()
             )));
         }
+    }
+    if let Some(network) = &state.network {
+        check_network(network, &state.id).map_err(forged)?;
     }
     check_against_configuration(state, current)
 }
@@ -123,4 +127,31 @@ fn check_against_configuration(
         id: state.id.clone(),
         reason: e.to_string(),
     })
+}
+
+/// The network record names only links vmjail makes (its link names,
+/// tagged with this sandbox) and, for filters and qdiscs, the endpoint it
+/// found; nothing else in the netns is teardown's to touch.
+fn check_network(network: &NetworkRecord, id: &str) -> Result<(), String> {
+    use vmjail_vmm::net::record::{is_our_name, Made};
+    if network.tag != crate::sandboxes::network_tag(id) {
+        return Err(format!("its network tag is {:?}", network.tag));
+    }
+    for nic in &network.nics {
+        let endpoint = nic.endpoint.name.as_str();
+        let ok = |name: &str| is_our_name(name) || name == endpoint;
+        for made in &nic.made {
+            let fine = match made {
+                Made::Tap { name } | Made::Bridge { name } | Made::Macvtap { name } => {
+                    is_our_name(name)
+                }
+                Made::IngressQdisc { link } => ok(link),
+                Made::Redirect { from, to } => ok(from) && ok(to),
+            };
+            if !fine {
+                return Err(format!("its network record names {made:?} as vmjail's"));
+            }
+        }
+    }
+    Ok(())
 }

@@ -122,6 +122,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             jail_ids: None,
             vmm: None,
             console: None,
+            network: None,
         };
         if let Err(err) = self.store.save(&state) {
             let _ = self.store.remove(id, lock);
@@ -186,10 +187,13 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             crash::point("create-ids");
         }
         ensure_chroot_base(&state.config.jail.chroot_base_dir)?;
+        let boot_network = self.connect_network(id, state)?;
         let mut hv = self
             .factory
             .new_hypervisor(&state.config)
             .map_err(|source| hv_error(id, "preparing the hypervisor", source))?;
+        hv.set_boot_network(boot_network)
+            .map_err(|source| hv_error(id, "giving the VM its network", source))?;
         let console = self.start_console(id, state)?;
         let netns_path = state.netns.path.clone();
         let store = &self.store;
@@ -474,6 +478,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         self.stop_vmm(state, timeout)?;
         self.finish_console(state)?;
         self.live.borrow_mut().remove(&state.id);
+        self.disconnect_network(state)?;
         if let Some(vmm) = &state.vmm {
             if !state.netns.owned {
                 for problem in netns::delete_taps(&state.netns.path, &vmm.taps) {
@@ -581,6 +586,10 @@ fn open_own_netns() -> Result<File, SandboxError> {
 
 #[path = "sandboxes_console.rs"]
 mod console_log;
+
+#[path = "sandboxes_network.rs"]
+mod network;
+pub(crate) use network::tag as network_tag;
 
 #[cfg(test)]
 #[path = "sandboxes_tests.rs"]

@@ -386,6 +386,7 @@ fn gc_removes_dead_and_half_made_sandboxes_and_keeps_live_ones() {
     half.phase = Phase::Creating;
     half.vmm = None;
     half.console = None;
+    half.network = None;
     half.creator = Some(process::ProcessId {
         pid: dead,
         start_time: 1,
@@ -709,6 +710,33 @@ fn a_record_naming_what_is_not_the_sandboxs_is_refused() {
         (
             "vmm netns",
             Box::new(|s| s.vmm.as_mut().unwrap().netns = victim.clone()),
+        ),
+        (
+            "network tag",
+            Box::new(|s| s.network.as_mut().unwrap().tag = "vmjail:other".into()),
+        ),
+        (
+            "network names a link that is not vmjail's",
+            Box::new(|s| {
+                use vmjail_vmm::net::{record::Made, Endpoint, NicRecord};
+                s.network.as_mut().unwrap().nics.push(NicRecord {
+                    slot: 0,
+                    endpoint: Endpoint {
+                        name: "eth0".into(),
+                        ifindex: 2,
+                        mac: "02:00:00:00:00:01".parse().unwrap(),
+                        mtu: 1500,
+                        addresses: vec![],
+                        routes: vec![],
+                        neighbours: vec![],
+                    },
+                    made: vec![Made::Bridge {
+                        name: "docker0".into(),
+                    }],
+                    changed: vec![],
+                    device: None,
+                });
+            }),
         ),
     ];
     for (what, forge) in forgeries {

@@ -119,6 +119,11 @@ pub struct SandboxState {
     /// Recorded before the log and its pump are created.
     #[serde(default)]
     pub console: Option<ConsoleRecord>,
+    /// What the network layer made and changed in the netns, recorded
+    /// before each step (`None`: nothing connected, e.g. with
+    /// `disable_new_netns`).
+    #[serde(default)]
+    pub network: Option<vmjail_vmm::net::NetworkRecord>,
 }
 
 impl SandboxState {
@@ -175,7 +180,55 @@ impl SandboxState {
                 .filter(|log| log.is_file()),
             netns: Some(self.netns.path.clone()).filter(|ns| ns.exists()),
             created: Some(self.created.clone()),
+            interfaces: self
+                .network
+                .as_ref()
+                .map(InterfaceView::all)
+                .unwrap_or_default(),
         }
+    }
+}
+
+/// One interface of the sandbox netns given to the VM, as `state` shows
+/// it: the identity the guest took over and how it is connected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceView {
+    /// The interface in the sandbox netns (e.g. the CNI's `eth0`).
+    pub name: String,
+    /// The MAC the guest interface has (the interface's own, as found).
+    pub mac: String,
+    /// The addresses the guest interface has, `10.0.0.2/24`.
+    pub addresses: Vec<String>,
+    /// The internetworking model that connects it.
+    pub model: String,
+    /// The NIC's id in the VMM (`net0`).
+    pub guest_nic: String,
+    /// What the VMM opens: our tap or macvtap in the netns.
+    pub device: Option<String>,
+}
+
+impl InterfaceView {
+    fn all(network: &vmjail_vmm::net::NetworkRecord) -> Vec<InterfaceView> {
+        network
+            .nics
+            .iter()
+            .map(|nic| InterfaceView {
+                name: nic.endpoint.name.clone(),
+                mac: nic.endpoint.mac.to_string(),
+                addresses: nic
+                    .endpoint
+                    .addresses
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                model: network.model.name().to_owned(),
+                guest_nic: nic.nic_id(),
+                device: nic.device.as_ref().map(|d| match d {
+                    vmjail_vmm::net::NicDevice::Tap { name }
+                    | vmjail_vmm::net::NicDevice::Macvtap { name, .. } => name.clone(),
+                }),
+            })
+            .collect()
     }
 }
 
@@ -196,6 +249,9 @@ pub struct SandboxView {
     pub netns: Option<PathBuf>,
     /// RFC 3339, UTC.
     pub created: Option<String>,
+    /// The interfaces of the sandbox netns given to the VM.
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceView>,
 }
 
 impl SandboxView {
@@ -211,6 +267,7 @@ impl SandboxView {
             console_log: None,
             netns: None,
             created: None,
+            interfaces: Vec::new(),
         }
     }
 }

@@ -244,6 +244,17 @@ impl Hypervisor for TestDoubleHypervisor {
         })
     }
 
+    fn set_boot_network(&mut self, _network: BootNetwork) -> Result<(), VmmError> {
+        Ok(())
+    }
+
+    fn hot_plug_nic(&mut self, _nic: &GuestNic) -> Result<(), VmmError> {
+        Err(VmmError::Unsupported {
+            kind: HypervisorKind::Qemu,
+            operation: "hot_plug_nic",
+        })
+    }
+
     fn add_vsock(
         &mut self,
         _vsock: &VsockDevice,

@@ -47,6 +47,25 @@ pub struct NetInterface {
     pub guest_mac: Option<String>,
 }
 
+/// A NIC the network layer prepared in the sandbox netns (see
+/// [`crate::net::connect`]), for the VMM to give the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestNic {
+    /// Device id in the VMM: `net<slot>`.
+    pub id: String,
+    pub device: crate::net::NicDevice,
+    /// The MAC the guest interface gets: the endpoint's.
+    pub mac: crate::net::Mac,
+}
+
+/// The NICs a VM boots with and the kernel parameters that tell a guest
+/// without an agent how to configure them (see [`crate::net::guest`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BootNetwork {
+    pub nics: Vec<GuestNic>,
+    pub kernel_params: Vec<vmjail_config::KernelParam>,
+}
+
 /// The hybrid-vsock device (a host Unix socket in the jail).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VsockDevice {
@@ -124,6 +143,12 @@ pub trait Hypervisor {
         iface: &NetInterface,
         recorder: &mut dyn VmmRecorder,
     ) -> Result<(), crate::VmmError>;
+    /// The NICs (already made in the netns) the VM gets at `create`;
+    /// called before `create`.
+    fn set_boot_network(&mut self, network: BootNetwork) -> Result<(), crate::VmmError>;
+    /// Give the VM a NIC (already made in the netns) after `create`: QEMU
+    /// on a PCI machine at any time, Firecracker only before `start`.
+    fn hot_plug_nic(&mut self, nic: &GuestNic) -> Result<(), crate::VmmError>;
     fn add_vsock(
         &mut self,
         vsock: &VsockDevice,

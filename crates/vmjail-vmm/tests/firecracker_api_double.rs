@@ -388,3 +388,102 @@ fn stop_escalates_to_sigkill_when_sigterm_is_ignored_logic_with_api_double() {
     assert!(vmm.wait().is_err(), "already reaped by the backend");
     double.assert_no_violation();
 }
+
+/// Firecracker takes NICs (taps the network layer made) only before
+/// InstanceStart, never a macvtap; the boot network's kernel parameters
+/// reach its boot_args.
+#[test]
+fn nics_only_before_start_and_never_a_macvtap_logic_with_api_double() {
+    use vmjail_vmm::net::NicDevice;
+    use vmjail_vmm::{BootNetwork, GuestNic};
+    let p = Path::new("/nonexistent");
+    let nic = |id: &str, device: NicDevice| GuestNic {
+        id: id.into(),
+        device,
+        mac: "02:00:00:00:00:01".parse().unwrap(),
+    };
+    let tap = nic(
+        "net0",
+        NicDevice::Tap {
+            name: "vmj0tap".into(),
+        },
+    );
+    let macvtap = nic(
+        "net1",
+        NicDevice::Macvtap {
+            name: "vmj1mvt".into(),
+            ifindex: 9,
+        },
+    );
+    // Before create: the kernel parameters go into boot_args.
+    let mut fresh = Firecracker::new(&runtime_config(p, None, p, p, p), p).unwrap();
+    fresh
+        .set_boot_network(BootNetwork {
+            nics: vec![tap.clone()],
+            kernel_params: vec![vmjail_config::KernelParam {
+                key: "vmjail.nic".into(),
+                value: Some("net0,02:00:00:00:00:01,1500".into()),
+            }],
+        })
+        .unwrap();
+    assert!(
+        fresh
+            .boot_plan()
+            .boot_source
+            .boot_args
+            .contains("vmjail.nic=net0,02:00:00:00:00:01,1500"),
+        "{:?}",
+        fresh.boot_plan().boot_source.boot_args
+    );
+    let err = fc_error(
+        fresh
+            .set_boot_network(BootNetwork {
+                nics: vec![macvtap.clone()],
+                kernel_params: vec![],
+            })
+            .unwrap_err(),
+    );
+    assert!(
+        matches!(err, firecracker::Error::MacvtapUnsupported { .. }),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let double = ApiDouble::start(&socket_in(&dir));
+    let mut vmm = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let mut fc = reattached(&double.socket, &vmm);
+    ApiClient::new(&double.socket)
+        .unwrap()
+        .wait_for_socket(Duration::from_secs(5), || true)
+        .unwrap();
+    configure(
+        &ApiClient::new(&double.socket).unwrap(),
+        &plan(),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    fc.hot_plug_nic(&tap).unwrap();
+    let err = fc_error(fc.hot_plug_nic(&macvtap).unwrap_err());
+    assert!(
+        matches!(err, firecracker::Error::MacvtapUnsupported { .. }),
+        "{err}"
+    );
+    fc.start(Duration::from_secs(2)).unwrap();
+    let err = fc_error(fc.hot_plug_nic(&tap).unwrap_err());
+    assert!(matches!(err, firecracker::Error::AfterBoot { .. }), "{err}");
+    let put: Vec<_> = double
+        .received()
+        .into_iter()
+        .filter(|r| r.path == "/network-interfaces/net0")
+        .collect();
+    assert_eq!(put.len(), 1, "{:?}", double.calls());
+    let body = put[0].body.as_ref().unwrap();
+    assert_eq!(body["host_dev_name"], "vmj0tap");
+    assert_eq!(body["guest_mac"], "02:00:00:00:00:01");
+    double.assert_no_violation();
+    let _ = vmm.kill();
+    let _ = vmm.wait();
+}

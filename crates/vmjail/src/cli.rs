@@ -55,6 +55,10 @@ pub enum Command {
     Run(RunArgs),
     /// Remove every sandbox whose VMM is gone or whose creation never finished.
     Gc,
+    /// Connect interfaces that appeared in a sandbox's netns since create
+    /// and give them to its VM (QEMU q35/pc: hot-plug; Firecracker: before
+    /// start only); prints their names as JSON.
+    NetSync(IdArgs),
     /// Copies a VMM's console (stdin) into a sandbox's bounded console log
     /// (used internally).
     #[command(hide = true)]

@@ -54,15 +54,24 @@ pub(crate) fn assemble(
     let section = format!("hypervisor.{}", kind_name(kind));
     let rt = &raw.runtime;
 
-    let model = internetworking::internetworking_model(non_empty(&rt.internetworking_model))
-        .map_err(|valid| {
+    let model = match non_empty(&rt.internetworking_model) {
+        None => internetworking::default_for(kind),
+        given => internetworking::internetworking_model(given).map_err(|valid| {
             a.invalid(
                 "runtime.internetworking_model",
                 &rt.internetworking_model,
                 &rt.span,
                 valid,
             )
-        })?;
+        })?,
+    };
+    if !internetworking::supported(kind, model) {
+        return Err(ConfigError::ModelUnsupported {
+            location: a.at(&rt.internetworking_model, &rt.span),
+            model: internetworking::name(model).to_string(),
+            hypervisor: kind_name(kind),
+        });
+    }
 
     // --- hypervisor ---
     let path = a.path(&section, "path", &h.path, default_hypervisor_path(kind))?;

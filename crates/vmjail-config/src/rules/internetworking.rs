@@ -1,6 +1,6 @@
 //! `internetworking_model`.
 
-use crate::model::InterNetworkingModel;
+use crate::model::{HypervisorKind, InterNetworkingModel};
 
 /// The accepted values, for error messages.
 pub const VALID: &str =
@@ -20,6 +20,26 @@ pub fn internetworking_model(raw: Option<&str>) -> Result<InterNetworkingModel, 
     }
 }
 
+/// The model when the file sets none: Kata's code default (macvtap), but
+/// tcfilter for Firecracker, which cannot use a macvtap (Kata's
+/// Firecracker template sets tcfilter too).
+pub fn default_for(kind: HypervisorKind) -> InterNetworkingModel {
+    match kind {
+        HypervisorKind::Firecracker => InterNetworkingModel::Tcfilter,
+        _ => InterNetworkingModel::Macvtap,
+    }
+}
+
+/// Whether hypervisor `kind` can use `model`: Firecracker opens taps by
+/// name only, so no macvtap (nor `default`, which is macvtap).
+pub fn supported(kind: HypervisorKind, model: InterNetworkingModel) -> bool {
+    !(kind == HypervisorKind::Firecracker
+        && matches!(
+            model,
+            InterNetworkingModel::Macvtap | InterNetworkingModel::Default
+        ))
+}
+
 /// The name as written in TOML.
 pub fn name(model: InterNetworkingModel) -> &'static str {
     match model {
@@ -35,6 +55,18 @@ pub fn name(model: InterNetworkingModel) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn firecracker_takes_no_macvtap_and_defaults_to_tcfilter() {
+        use HypervisorKind::*;
+        use InterNetworkingModel::*;
+        assert_eq!(default_for(Firecracker), Tcfilter);
+        assert_eq!(default_for(Qemu), Macvtap);
+        assert!(!supported(Firecracker, Macvtap));
+        assert!(!supported(Firecracker, Default));
+        assert!(supported(Firecracker, Tcfilter));
+        assert!(supported(Qemu, Macvtap));
+    }
 
     #[test]
     fn model_table() {

@@ -15,8 +15,8 @@ use super::configure::{call, configure, BootPlan};
 use super::fifo::LogPump;
 use super::{drives, layout, Error};
 use crate::hypervisor::{
-    BlockDevice, Capabilities, Hypervisor, NetInterface, VmState, VmmRecord, VmmRecorder,
-    VsockDevice,
+    BlockDevice, BootNetwork, Capabilities, GuestNic, Hypervisor, NetInterface, VmState, VmmRecord,
+    VmmRecorder, VsockDevice,
 };
 use crate::process;
 use crate::VmmError;
@@ -51,6 +51,8 @@ pub struct Firecracker {
     client: Option<ApiClient>,
     logs: LogPump,
     timings: Option<CreateTimings>,
+    /// NICs (made by the network layer) the guest boots with.
+    boot_nics: Vec<GuestNic>,
 }
 
 fn empty_record() -> VmmRecord {
@@ -105,6 +107,7 @@ impl Firecracker {
             client: None,
             logs: LogPump::default(),
             timings: None,
+            boot_nics: Vec::new(),
         }
     }
 
@@ -289,6 +292,9 @@ impl Firecracker {
         let plan = self.boot_plan();
         let _step = tracing::debug_span!("configure").entered();
         configure(self.client()?, &plan, timeout)?;
+        for nic in self.boot_nics.clone() {
+            self.put_nic(&nic)?;
+        }
         self.timings = Some(CreateTimings {
             api_answering,
             configured: started.elapsed(),
@@ -620,6 +626,30 @@ impl Firecracker {
         }))
     }
 
+    /// Register a NIC whose tap the network layer made (pre-boot only).
+    fn put_nic(&mut self, nic: &GuestNic) -> Result<(), Error> {
+        let tap = match &nic.device {
+            crate::net::NicDevice::Tap { name } => name.clone(),
+            crate::net::NicDevice::Macvtap { name, .. } => {
+                return Err(Error::MacvtapUnsupported { name: name.clone() })
+            }
+        };
+        if !api::valid_resource_id(&nic.id) {
+            return Err(Error::InvalidDeviceId { id: nic.id.clone() });
+        }
+        let netns = self.record.netns.clone();
+        crate::net::validate_tap_name(&tap).map_err(|source| Error::Tap {
+            name: tap.clone(),
+            netns,
+            source,
+        })?;
+        self.call(&api::put_network_interface(&api::NetworkInterface {
+            iface_id: nic.id.clone(),
+            host_dev_name: tap,
+            guest_mac: Some(nic.mac.to_string()),
+        }))
+    }
+
     fn add_vsock_inner(&mut self, vsock: &VsockDevice) -> Result<(), Error> {
         self.require_created("add_vsock")?;
         if vsock.guest_cid < 3 {
@@ -825,6 +855,36 @@ impl Hypervisor for Firecracker {
 
     /// Firecracker creates the hybrid-vsock socket inside the jail, which
     /// teardown removes with it: nothing new to record.
+    fn set_boot_network(&mut self, network: BootNetwork) -> Result<(), VmmError> {
+        if self.record.jail.vmm_pid.is_some() {
+            return Err(Error::AlreadyCreated {
+                id: self.record.id.clone(),
+            }
+            .into());
+        }
+        if let Some(name) = network.nics.iter().find_map(|n| match &n.device {
+            crate::net::NicDevice::Macvtap { name, .. } => Some(name.clone()),
+            crate::net::NicDevice::Tap { .. } => None,
+        }) {
+            return Err(Error::MacvtapUnsupported { name }.into());
+        }
+        self.hypervisor.kernel_params.extend(network.kernel_params);
+        self.boot_nics = network.nics;
+        Ok(())
+    }
+
+    /// Firecracker takes network interfaces only before InstanceStart.
+    fn hot_plug_nic(&mut self, nic: &GuestNic) -> Result<(), VmmError> {
+        self.require_created("hot_plug_nic")?;
+        if self.booted()? {
+            return Err(Error::AfterBoot {
+                operation: "hot_plug_nic (Firecracker has no network hotplug)",
+            }
+            .into());
+        }
+        Ok(self.put_nic(nic)?)
+    }
+
     fn add_vsock(
         &mut self,
         vsock: &VsockDevice,

@@ -19,6 +19,8 @@ pub use configure::{configure, BootPlan};
 /// Every step of the Firecracker backend that can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("macvtap {name}: Firecracker cannot use a macvtap (it opens taps by name only); use internetworking_model = \"tcfilter\"")]
+    MacvtapUnsupported { name: String },
     #[error("sandbox id: {0}")]
     InvalidId(#[source] vmjail_jail::JailError),
     #[error("the firecracker backend was given a {0:?} configuration")]

@@ -30,3 +30,27 @@ pub(super) fn run_in<T: Send + 'static>(
         path: path.to_path_buf(),
     })?
 }
+
+/// [`run_in`] for work that borrows from the caller: a scoped thread, so
+/// `work` need not be `'static`.
+pub(super) fn run_in_scoped<T: Send>(
+    path: &Path,
+    work: impl FnOnce() -> T + Send,
+) -> Result<T, Error> {
+    let fd = std::fs::File::open(path).map_err(|source| Error::OpenNetns {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    std::thread::scope(|scope| {
+        let handle = scope.spawn(|| -> Result<T, Error> {
+            setns(fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| Error::JoinNetns {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            Ok(work())
+        });
+        handle.join().map_err(|_| Error::NetnsThread {
+            path: path.to_path_buf(),
+        })?
+    })
+}

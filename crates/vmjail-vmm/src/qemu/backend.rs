@@ -13,10 +13,10 @@ use vmjail_jail::{host_path, Jail, JailRecord, Jailer, LaunchStdio, Placement, R
 
 use super::cmdline::{self, Accel, Machine, Options};
 use super::qmp::Qmp;
-use super::{assets, layout, probe, Error};
+use super::{assets, layout, nics, probe, Error};
 use crate::hypervisor::{
-    BlockDevice, Capabilities, Hypervisor, NetInterface, VmState, VmmRecord, VmmRecorder,
-    VsockDevice,
+    BlockDevice, BootNetwork, Capabilities, GuestNic, Hypervisor, NetInterface, VmState, VmmRecord,
+    VmmRecorder, VsockDevice,
 };
 use crate::process;
 use crate::VmmError;
@@ -38,6 +38,8 @@ pub struct Qemu {
     jailer_exe: PathBuf,
     record: VmmRecord,
     created: bool,
+    /// The NICs and their kernel parameters, given before `create`.
+    network: BootNetwork,
 }
 
 /// Forwards the jail's record into the VMM record and persists that.
@@ -105,6 +107,7 @@ impl Qemu {
                 drives: Vec::new(),
             },
             created: false,
+            network: BootNetwork::default(),
         })
     }
 
@@ -115,6 +118,7 @@ impl Qemu {
             jailer_exe: jailer_exe.to_path_buf(),
             record,
             created: true,
+            network: BootNetwork::default(),
         }
     }
 
@@ -344,6 +348,11 @@ impl Qemu {
         let mut qmp = self
             .qmp(QMP_READY_TIMEOUT)
             .map_err(|e| self.explain("the QMP handshake", e))?;
+        if nics::has_macvtap(&self.network.nics) {
+            let _step = tracing::debug_span!("macvtap_fds").entered();
+            nics::plug_macvtaps(&mut qmp, machine, &self.network.nics, &self.record.netns)
+                .map_err(|e| self.explain("handing over the macvtap devices", e))?;
+        }
         let status = self
             .status(&mut qmp)
             .map_err(|e| self.explain("query-status", e))?;
@@ -471,7 +480,7 @@ impl Hypervisor for Qemu {
         Capabilities {
             // virtio-mmio (microvm) has no hotplug; PCI machines do.
             block_hotplug: pci,
-            network_hotplug: false,
+            network_hotplug: pci,
             vsock: false,
             pause: true,
         }
@@ -499,11 +508,23 @@ impl Hypervisor for Qemu {
             );
         }
         let accel = options.accel;
-        let args = cmdline::build(hv, &assets::jail_paths(hv), &options)?;
-        let devices = match accel {
+        // The guest learns its network from vmjail's kernel parameters.
+        let mut with_net = hv.clone();
+        with_net
+            .kernel_params
+            .extend(self.network.kernel_params.iter().cloned());
+        let mut args = cmdline::build(&with_net, &assets::jail_paths(hv), &options)?;
+        args.extend(nics::args(machine, &self.network.nics)?);
+        let mut devices = match accel {
             Accel::Kvm => vec![PathBuf::from("/dev/kvm")],
             Accel::Tcg => Vec::new(),
         };
+        // Taps are attached through /dev/net/tun: for the boot NICs, and on
+        // a PCI machine for any tap hot-plugged later. Without
+        // CAP_NET_ADMIN QEMU can only attach taps its uid owns.
+        if nics::needs_tun(&self.network.nics) || matches!(machine, Machine::Pc(_)) {
+            devices.push(PathBuf::from("/dev/net/tun"));
+        }
         self.record.id = id.to_owned();
         self.record.netns = netns.to_path_buf();
         let spec =
@@ -711,6 +732,31 @@ impl Hypervisor for Qemu {
             kind: HypervisorKind::Qemu,
             operation: "add_network_interface (vmjail's QEMU backend wires no network yet)",
         })
+    }
+
+    fn set_boot_network(&mut self, network: BootNetwork) -> Result<(), VmmError> {
+        if self.created {
+            return Err(Error::AlreadyCreated {
+                id: self.record.id.clone(),
+            }
+            .into());
+        }
+        self.network = network;
+        Ok(())
+    }
+
+    fn hot_plug_nic(&mut self, nic: &GuestNic) -> Result<(), VmmError> {
+        let machine = self.machine()?;
+        if machine == Machine::Microvm {
+            return Err(VmmError::Unsupported {
+                kind: HypervisorKind::Qemu,
+                operation: "hot_plug_nic on microvm (virtio-mmio has no hotplug; use q35 or pc)",
+            });
+        }
+        let _step = tracing::debug_span!("qemu_hot_plug_nic").entered();
+        let mut qmp = self.session_any("hot_plug_nic")?;
+        nics::hot_plug(&mut qmp, machine, nic, &self.record.netns)?;
+        Ok(())
     }
 
     fn add_vsock(

@@ -9,6 +9,7 @@ mod assets;
 mod backend;
 pub mod cmdline;
 pub mod layout;
+mod nics;
 pub mod probe;
 pub mod qmp;
 
@@ -150,6 +151,23 @@ pub enum Error {
     },
     #[error("stop: QEMU: {0}")]
     Terminate(#[from] crate::process::TerminateError),
+    #[error("NIC {id:?} on {device:?}: expected an id of 1 to 32 [A-Za-z0-9-] and a device name of [A-Za-z0-9_.-]{{1,15}}")]
+    InvalidNic { id: String, device: String },
+    #[error("internetworking_model = \"macvtap\" needs a PCI machine with QEMU (machine_type = \"q35\" or \"pc\"): a macvtap's descriptor is plugged over QMP, and microvm's virtio-mmio has no hotplug")]
+    MacvtapNeedsPci,
+    #[error("NIC {id}: q35 has {ports} hotplug ports for NICs net0 to net<{ports}-1>; this one has none")]
+    NoHotplugPort { id: String, ports: u32 },
+    #[error("NIC {id}: {source}")]
+    Nic {
+        id: String,
+        source: crate::net::Error,
+    },
+    #[error("NIC {id}: QMP {command}: {source}")]
+    NicQmp {
+        command: &'static str,
+        id: String,
+        source: QmpError,
+    },
     #[error("stop: tearing the jail down: {0}")]
     Teardown(#[source] Box<vmjail_jail::JailError>),
 }

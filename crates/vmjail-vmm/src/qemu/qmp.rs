@@ -5,10 +5,12 @@
 //! for [`Qmp::take_events`] / [`Qmp::wait_event`]. Everything QEMU sends is
 //! treated as hostile input: bounded line length, typed parsing, no panics.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, IoSlice, Read, Write};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -131,6 +133,22 @@ impl Qmp {
 
     /// Run `command` and return its `return` value.
     pub fn execute(&mut self, command: &str, arguments: Option<Value>) -> Result<Value, QmpError> {
+        self.exchange(command, arguments, None)
+    }
+
+    /// `getfd`: hand QEMU descriptor `fd` (SCM_RIGHTS, with the command's
+    /// own bytes) under `name`, for a later `netdev_add ... fd=<name>`.
+    pub fn send_fd(&mut self, name: &str, fd: BorrowedFd<'_>) -> Result<(), QmpError> {
+        self.exchange("getfd", Some(json!({ "fdname": name })), Some(fd))
+            .map(drop)
+    }
+
+    fn exchange(
+        &mut self,
+        command: &str,
+        arguments: Option<Value>,
+        fd: Option<BorrowedFd<'_>>,
+    ) -> Result<Value, QmpError> {
         let id = self.next_id;
         self.next_id += 1;
         let mut request = json!({ "execute": command, "id": id });
@@ -139,9 +157,31 @@ impl Qmp {
         }
         let mut line = request.to_string();
         line.push('\n');
-        self.writer
-            .write_all(line.as_bytes())
-            .map_err(QmpError::Write)?;
+        match fd {
+            None => self
+                .writer
+                .write_all(line.as_bytes())
+                .map_err(QmpError::Write)?,
+            Some(fd) => {
+                let fds = [fd.as_raw_fd()];
+                let control = [ControlMessage::ScmRights(&fds)];
+                // QEMU takes the descriptor with the first byte of the
+                // command; a short write would split it from the rest.
+                let sent = sendmsg::<()>(
+                    self.writer.as_raw_fd(),
+                    &[IoSlice::new(line.as_bytes())],
+                    &control,
+                    MsgFlags::MSG_NOSIGNAL,
+                    None,
+                )
+                .map_err(|e| QmpError::Write(e.into()))?;
+                if sent != line.len() {
+                    self.writer
+                        .write_all(&line.as_bytes()[sent..])
+                        .map_err(QmpError::Write)?;
+                }
+            }
+        }
         let deadline = Instant::now() + self.timeout;
         loop {
             let message = self.read_message().map_err(|e| match e {

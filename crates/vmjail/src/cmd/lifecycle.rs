@@ -178,6 +178,10 @@ fn manage(sandboxes: &Sandboxes<SelectFactory>, command: Command) -> Result<u8, 
                 return Ok(exit::FAILURE);
             }
         }
+        Command::NetSync(args) => {
+            let connected = sandboxes.sync_network(&SandboxId::parse(&args.id)?)?;
+            output::print_json(&connected)?;
+        }
         Command::Create(_)
         | Command::Run(_)
         | Command::Env(_)

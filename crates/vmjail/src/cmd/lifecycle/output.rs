@@ -80,6 +80,7 @@ mod tests {
             console_log: None,
             netns: None,
             created: Some("2026-11-27T16:00:00Z".into()),
+            interfaces: Vec::new(),
         };
         assert_eq!(
             table(&[a, b]),
