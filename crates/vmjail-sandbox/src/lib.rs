@@ -23,6 +23,7 @@ mod sandboxes;
 pub mod state;
 mod store;
 mod time;
+pub mod vsock;
 
 #[cfg(test)]
 mod test_double;
