@@ -6,7 +6,10 @@
 
 mod info;
 mod listen;
+mod process;
 mod service;
+mod shutdown;
+mod stdio;
 
 use std::process::ExitCode;
 
@@ -33,6 +36,15 @@ fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
+    if let Err(e) = stdio::ensure_open() {
+        error!("{e}");
+        return ExitCode::FAILURE;
+    }
+    // Orphans of the processes it runs come to the agent, which reaps them
+    // (it may not be the guest's init).
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        error!("becoming a child subreaper: {e}");
+    }
     match serve(&cli.listen) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
