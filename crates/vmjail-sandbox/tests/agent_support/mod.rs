@@ -46,9 +46,24 @@ pub struct Agent {
 
 impl Agent {
     pub fn start() -> Agent {
+        Self::start_with(&[])
+    }
+
+    /// The agent as pid 1 of a new PID namespace, under util-linux
+    /// `unshare` (whose pid [`Agent::pid`] then is): there `Shutdown` ends
+    /// the namespace, not the machine.
+    pub fn start_in_pid_namespace() -> Agent {
+        Self::start_with(&["unshare", "--pid", "--fork", "--kill-child"])
+    }
+
+    fn start_with(wrapper: &[&str]) -> Agent {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("agent.sock");
-        let child = Command::new(agent_exe())
+        let agent = agent_exe();
+        let mut argv: Vec<&std::ffi::OsStr> = wrapper.iter().map(|s| s.as_ref()).collect();
+        argv.push(agent.as_os_str());
+        let child = Command::new(argv[0])
+            .args(&argv[1..])
             .arg("--listen")
             .arg(format!("unix:{}", socket.display()))
             .stdin(Stdio::null())
