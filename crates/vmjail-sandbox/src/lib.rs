@@ -7,6 +7,7 @@
 //! any later vmjail process can stop, delete or garbage-collect it, even
 //! after the creator was killed.
 
+pub mod agent;
 pub mod console;
 pub mod crash;
 mod error;
