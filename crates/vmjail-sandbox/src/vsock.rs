@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::state::SandboxState;
 
 /// The vsock port vmjail's guest agent listens on.
-pub const AGENT_PORT: u32 = 1024;
+pub const AGENT_PORT: u32 = vmjail_agent_protocol::DEFAULT_VSOCK_PORT;
 
 /// The default bound on a whole connect (socket, handshake).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

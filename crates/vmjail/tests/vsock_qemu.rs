@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use lifecycle_support::*;
+use vmjail_sandbox::agent::AgentClient;
 use vmjail_sandbox::state::SandboxState;
 use vmjail_sandbox::vsock::{self, VsockError};
+use vmjail_sandbox::{SandboxId, Sandboxes, SelectFactory};
 
 const BOOT: Duration = Duration::from_secs(120);
 const MARKER: &str = "VMJAIL-GUEST-READY";
@@ -127,14 +129,33 @@ fn the_vsock_helper_is_jailed_and_the_host_reaches_the_guest() {
     let err = vsock::connect(&state, 4242, Duration::from_secs(5)).unwrap_err();
     assert!(matches!(err, VsockError::Refused { port: 4242 }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(3), "{err}");
-    // The agent's port answers (its init starts it before the marker).
-    let stream = connect_agent(&state);
-    drop(stream);
+    // The real agent answers on its port (its Version call is checked as
+    // the client connects), also through the lifecycle's own entry point.
+    let agent = AgentClient::new(connect_agent(&state)).unwrap();
+    let info = agent.guest_info().unwrap();
+    assert!(info.kernel_release.starts_with("6."), "{info:?}");
+    assert_eq!(info.cpus, 1, "{info:?}");
+    drop(agent);
+    let sandboxes = Sandboxes::new(
+        &state.config.jail,
+        SelectFactory {
+            vmjail_exe: PathBuf::from(env!("CARGO_BIN_EXE_vmjail")),
+        },
+    );
+    let sid = SandboxId::parse(&id).unwrap();
+    let stream = sandboxes
+        .connect_vsock(&sid, vsock::AGENT_PORT, vsock::CONNECT_TIMEOUT)
+        .unwrap();
+    AgentClient::new(stream).unwrap();
 
     let recorded = w.stored(&id);
     w.ok(&["stop", &id]);
     assert!(!helper_root.exists(), "the helper's jail outlived stop");
-    assert!(std::fs::metadata(format!("/proc/{pid}/stat")).is_err());
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "the helper outlived stop: {stat}"
+    );
     w.ok(&["delete", &id]);
     w.assert_no_leaks(&id, recorded.as_ref());
 }
