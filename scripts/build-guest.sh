@@ -30,7 +30,7 @@ install_dir=/usr/share/vmjail/guest
 step() { echo "==> build-guest: $*"; }
 die() { echo "build-guest: error: $*" >&2; exit 1; }
 
-for tool in apt-cache apt-get dpkg-deb cpio gzip readelf; do
+for tool in apt-cache apt-get dpkg-deb cpio gzip readelf truncate; do
     command -v "$tool" >/dev/null || die "'$tool' is missing (apt-get install -y dpkg apt cpio gzip binutils)"
 done
 busybox=$(command -v busybox) || die "busybox is missing (apt-get install -y busybox-static)"
@@ -130,11 +130,29 @@ else
 fi
 step "vmlinux: $(readelf -h "$vmlinux" | sed -n 's/^ *Type: *//p'), PVH entry note present"
 
-# 5. The initramfs: static busybox, /init, the ACPI power-button modules
-#    (so QMP system_powerdown reaches a guest held by vmjail.hold).
+# 5. The guest agent, when the repository has it: a static binary (only
+#    the gnu target is installed; no NSS lookups in the agent). cargo
+#    rebuilds only what changed.
+agent=
+if [ -f "$repo/crates/vmjail-agent/Cargo.toml" ]; then
+    step "building the static guest agent"
+    command -v cargo >/dev/null || die "cargo is missing (the guest agent is built with it)"
+    (cd "$repo" && RUSTFLAGS='-C target-feature=+crt-static' \
+        cargo build --quiet --release -p vmjail-agent --target x86_64-unknown-linux-gnu) ||
+        die "building the guest agent failed"
+    agent=$repo/target/x86_64-unknown-linux-gnu/release/vmjail-agent
+    [ -x "$agent" ] || die "cargo built no $agent"
+    if readelf -l "$agent" | grep -q 'Requesting program interpreter'; then
+        die "$agent is dynamically linked; the initramfs has no C library"
+    fi
+fi
+
+# 6. The initramfs: static busybox, /init, the ACPI power-button modules
+#    (so QMP system_powerdown reaches a guest held by vmjail.hold), the
+#    vsock modules and the agent.
 initrd=$outdir/initramfs.cpio.gz
 staging=$outdir/initramfs
-inputs="$repo/guest/init $repo/guest/net.sh $repo/guest/net.modules $busybox $stamp"
+inputs="$repo/guest/init $repo/guest/net.sh $repo/guest/net.modules $repo/guest/vsock.modules $busybox $stamp $agent"
 if [ -f "$initrd" ] && [ -z "$(find $inputs -newer "$initrd" 2>/dev/null)" ]; then
     step "have initramfs.cpio.gz"
 else
@@ -150,13 +168,17 @@ else
     chmod 0755 "$staging/init"
     # Guest networking from vmjail's kernel parameters, and its modules.
     mkdir -p "$staging/etc/vmjail"
-    cp "$repo/guest/net.sh" "$repo/guest/net.modules" "$staging/etc/vmjail/"
-    grep -v '^#' "$repo/guest/net.modules" | while read -r mod; do
-        [ -n "$mod" ] || continue
-        src=$unpacked/lib/modules/$kver/kernel/$mod
-        [ -f "$src" ] || die "$src is missing (guest/net.modules)"
-        cp "$src" "$staging/lib/modules/"
+    cp "$repo/guest/net.sh" "$repo/guest/net.modules" "$repo/guest/vsock.modules" \
+        "$staging/etc/vmjail/"
+    for list in net.modules vsock.modules; do
+        grep -v '^#' "$repo/guest/$list" | while read -r mod; do
+            [ -n "$mod" ] || continue
+            src=$unpacked/lib/modules/$kver/kernel/$mod
+            [ -f "$src" ] || die "$src is missing (guest/$list)"
+            cp "$src" "$staging/lib/modules/"
+        done
     done
+    [ -z "$agent" ] || install -m 0755 "$agent" "$staging/sbin/vmjail-agent"
     for mod in drivers/acpi/button.ko drivers/input/evdev.ko; do
         src=$unpacked/lib/modules/$kver/kernel/$mod
         [ -f "$src" ] && cp "$src" "$staging/lib/modules/"

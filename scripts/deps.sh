@@ -50,3 +50,10 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "==> installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi
+
+# QEMU's vsock back-end (no Debian package): vhost-device-vsock serves the
+# guest's vsock as a Firecracker-style hybrid vsock on a host Unix socket.
+if [ ! -x /usr/local/bin/vhost-device-vsock ]; then
+  echo "==> installing vhost-device-vsock to /usr/local/bin"
+  cargo install --locked --root /usr/local vhost-device-vsock
+fi

@@ -8,7 +8,7 @@ use std::path::Path;
 pub struct HostFacts {
     /// Online CPUs (vCPU defaults are clamped to it).
     pub cpus: u32,
-    /// Whether `/dev/vhost-vsock` exists (QEMU's `use_vsock` needs it).
+    /// Whether `/dev/vhost-vsock` exists (reported by `vmjail env`/`check`).
     pub has_vhost_vsock: bool,
 }
 

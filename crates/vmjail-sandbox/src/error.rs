@@ -141,6 +141,12 @@ pub enum SandboxError {
     NoConsole { id: String },
     #[error("sandbox \"{id}\": {step}: its state records no VMM")]
     NoVmmRecord { id: String, step: &'static str },
+    #[error("sandbox \"{id}\": vsock port {port}: {source}")]
+    Vsock {
+        id: String,
+        port: u32,
+        source: Box<crate::vsock::VsockError>,
+    },
     #[error("sandbox \"{id}\": {step}: {source}")]
     Hypervisor {
         id: String,

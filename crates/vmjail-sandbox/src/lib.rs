@@ -7,6 +7,7 @@
 //! any later vmjail process can stop, delete or garbage-collect it, even
 //! after the creator was killed.
 
+pub mod agent;
 pub mod console;
 pub mod crash;
 mod error;
@@ -23,6 +24,7 @@ mod sandboxes;
 pub mod state;
 mod store;
 mod time;
+pub mod vsock;
 
 #[cfg(test)]
 mod test_double;

@@ -57,6 +57,15 @@ pub fn check(
                 jail.jail_dir.display()
             )));
         }
+        for helper in &vmm.helpers {
+            let jail = &helper.jail;
+            if jail.names_anything() && jail.id != state.id {
+                return Err(forged(format!(
+                    "its {} helper's jail record is sandbox {:?}'s",
+                    helper.name, jail.id
+                )));
+            }
+        }
         if !vmm.netns.as_os_str().is_empty() && vmm.netns != state.netns.path {
             return Err(forged(format!(
                 "its VMM is recorded in network namespace {}, not its own {}",
@@ -123,10 +132,17 @@ fn check_against_configuration(
         uid: recorded.uid,
         gid: recorded.gid,
     };
-    check_scope(&vmm.jail, &scope).map_err(|e| SandboxError::ForgedRecord {
+    let forged = |e: vmjail_jail::JailError| SandboxError::ForgedRecord {
         id: state.id.clone(),
         reason: e.to_string(),
-    })
+    };
+    check_scope(&vmm.jail, &scope).map_err(forged)?;
+    // Helpers (QEMU's vsock back-end) are jailed like the VMM: the same
+    // scope (base, cgroups, uid) holds for each of their jails.
+    for helper in &vmm.helpers {
+        check_scope(&helper.jail, &scope).map_err(forged)?;
+    }
+    Ok(())
 }
 
 /// The network record names only links vmjail makes (its link names,

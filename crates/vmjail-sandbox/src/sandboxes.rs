@@ -589,6 +589,9 @@ mod console_log;
 
 #[path = "sandboxes_network.rs"]
 mod network;
+
+#[path = "sandboxes_vsock.rs"]
+mod vsock_stream;
 pub(crate) use network::tag as network_tag;
 
 #[cfg(test)]

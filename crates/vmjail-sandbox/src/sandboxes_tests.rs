@@ -712,6 +712,31 @@ fn a_record_naming_what_is_not_the_sandboxs_is_refused() {
             Box::new(|s| s.vmm.as_mut().unwrap().netns = victim.clone()),
         ),
         (
+            "helper jail of another sandbox",
+            Box::new(|s| {
+                let vmm = s.vmm.as_mut().unwrap();
+                let mut jail = vmm.jail.clone();
+                jail.id = "other".into();
+                vmm.helpers.push(vmjail_vmm::HelperRecord {
+                    name: "vhost-device-vsock".into(),
+                    jail,
+                });
+            }),
+        ),
+        (
+            "helper jail dir outside the chroot base",
+            Box::new(|s| {
+                let vmm = s.vmm.as_mut().unwrap();
+                let mut jail = vmm.jail.clone();
+                jail.jail_dir = victim.join("vhost-device-vsock/forged");
+                jail.mounts.clear();
+                vmm.helpers.push(vmjail_vmm::HelperRecord {
+                    name: "vhost-device-vsock".into(),
+                    jail,
+                });
+            }),
+        ),
+        (
             "network tag",
             Box::new(|s| s.network.as_mut().unwrap().tag = "vmjail:other".into()),
         ),

@@ -145,6 +145,8 @@ impl Hypervisor for TestDoubleHypervisor {
             api_socket: jail_dir.join("root/qmp.sock"),
             taps: Vec::new(),
             drives: Vec::new(),
+            helpers: Vec::new(),
+            vsock: None,
         };
         recorder.record(&record).unwrap();
         self.record = Some(record.clone());

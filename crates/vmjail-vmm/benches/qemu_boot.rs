@@ -130,6 +130,7 @@ fn bare(config: &RuntimeConfig, dir: &Path, accel: Accel, seccomp: bool) -> Dura
         firmware: hv.firmware.clone(),
         data_dir: "/usr/share/qemu".into(),
         qmp_socket: dir.join("qmp.sock"),
+        vhost_vsock_socket: None,
     };
     let options = Options {
         accel,

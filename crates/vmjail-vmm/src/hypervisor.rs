@@ -73,6 +73,51 @@ pub struct VsockDevice {
     pub guest_cid: u32,
 }
 
+/// The guest CID every vmjail VM gets: each VM has a hybrid vsock of its
+/// own, reached through its own host socket, so the CID never has to
+/// differ between sandboxes.
+pub const GUEST_CID: u32 = 3;
+
+/// The kernel parameter that tells vmjail's guest init to start the agent
+/// (listening on vsock) before it announces readiness.
+pub const AGENT_KERNEL_PARAM: &str = "vmjail.agent";
+
+/// `params` plus [`AGENT_KERNEL_PARAM`] when the VM has a vsock for the
+/// agent (and the parameter is not there yet).
+pub fn with_agent_param(
+    params: &[vmjail_config::KernelParam],
+    use_vsock: bool,
+) -> Vec<vmjail_config::KernelParam> {
+    let mut params = params.to_vec();
+    if use_vsock && !params.iter().any(|p| p.key == AGENT_KERNEL_PARAM) {
+        params.push(vmjail_config::KernelParam {
+            key: AGENT_KERNEL_PARAM.into(),
+            value: None,
+        });
+    }
+    params
+}
+
+/// Where the host reaches the guest's vsock: a Firecracker-style hybrid
+/// vsock socket (`CONNECT <port>\n` / `OK <port>\n`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VsockRecord {
+    pub guest_cid: u32,
+    /// The socket's path inside the VMM's jail (below
+    /// [`VmmRecord::jail`]'s root).
+    pub uds_path: PathBuf,
+}
+
+/// A helper daemon jailed beside the VMM (QEMU's `vhost-device-vsock`):
+/// a jail of its own, recorded before it is created and torn down with
+/// the VMM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelperRecord {
+    /// What the helper is, e.g. `vhost-device-vsock`.
+    pub name: String,
+    pub jail: JailRecord,
+}
+
 /// Everything a backend created, serialisable, so another process can find
 /// the VMM and undo it all. Saved by the caller before each resource is
 /// created.
@@ -88,6 +133,12 @@ pub struct VmmRecord {
     pub taps: Vec<String>,
     /// Attached block devices, by id, with their in-jail path.
     pub drives: Vec<(String, PathBuf)>,
+    /// Helper daemons, each in a jail of its own.
+    #[serde(default)]
+    pub helpers: Vec<HelperRecord>,
+    /// The guest's hybrid vsock, when the VM has one.
+    #[serde(default)]
+    pub vsock: Option<VsockRecord>,
 }
 
 /// Persists the backend's record; called before each resource is created.

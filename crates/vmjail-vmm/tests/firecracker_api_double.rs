@@ -69,6 +69,8 @@ fn reattached(socket: &Path, vmm: &std::process::Child) -> Firecracker {
         api_socket: socket.to_path_buf(),
         taps: vec![],
         drives: vec![],
+        helpers: vec![],
+        vsock: None,
     };
     Firecracker::from_record(record, &runtime_config(p, None, p, p, p), p)
         .with_timeouts(Duration::from_secs(2), Duration::from_secs(2))

@@ -94,7 +94,15 @@ fn boot_plan_holds_what_firecracker_needs() {
         plan.boot_source.initrd_path.as_deref(),
         Some(layout::INITRD)
     );
-    for needed in ["console=ttyS0", "reboot=k", "panic=1", "pci=off", "quiet"] {
+    // vmjail.agent: the guest starts its agent on the vsock.
+    for needed in [
+        "console=ttyS0",
+        "reboot=k",
+        "panic=1",
+        "pci=off",
+        "quiet",
+        "vmjail.agent",
+    ] {
         assert!(
             plan.boot_source.boot_args.split(' ').any(|a| a == needed),
             "{needed} missing from {}",

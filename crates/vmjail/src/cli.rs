@@ -53,6 +53,10 @@ pub enum Command {
     Logs(LogsArgs),
     /// Create and start a sandbox, stream its console, then stop and delete it.
     Run(RunArgs),
+    /// Run a command in a running sandbox's VM (outside any container),
+    /// through its guest agent; exits with the command's status (128+N
+    /// for signal N).
+    Exec(ExecArgs),
     /// Remove every sandbox whose VMM is gone or whose creation never finished.
     Gc,
     /// Connect interfaces that appeared in a sandbox's netns since create
@@ -128,6 +132,31 @@ pub struct RunArgs {
     /// /run/netns/vmjail-ID; without it vmjail creates one (and removes it on delete).
     #[arg(long, value_name = "PATH")]
     pub netns: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Sandbox id: [A-Za-z0-9][A-Za-z0-9-]{0,63}.
+    pub id: String,
+    /// Run the command on a pseudo-terminal (the local terminal is put in
+    /// raw mode; its size is followed).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Keep stdin open and stream it to the command (else /dev/null).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Set an environment variable (repeatable); PATH has a default.
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory in the guest (default: /).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
+    /// Numeric user and group in the guest (default: 0:0).
+    #[arg(long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -126,7 +126,7 @@ pub(crate) fn assemble(
         SharedFs::VirtioFs => a.optional_path(&section, "virtio_fs_daemon", &h.virtio_fs_daemon)?,
         SharedFs::Virtio9p => None,
     };
-    let vsock = vsock::effective_vsock(kind, flag(&h.use_vsock), host.has_vhost_vsock);
+    let vsock = vsock::effective_vsock(kind, flag(&h.use_vsock));
     if let Some(message) = vsock.warning {
         a.warn(a.at(&h.use_vsock, &h.span), format!("{section}: {message}"));
     }

@@ -10,27 +10,19 @@ pub struct VsockDecision {
     pub warning: Option<&'static str>,
 }
 
-/// QEMU: `use_vsock` only when the host has `/dev/vhost-vsock`, else serial
-/// with a warning (Kata's rule). Firecracker: always vsock — its hybrid
+/// QEMU: `use_vsock` as set, with or without `/dev/vhost-vsock` — unlike
+/// Kata, which fell back to serial without it, vmjail serves QEMU the same
+/// hybrid vsock as Firecracker through a jailed `vhost-device-vsock`
+/// (a vhost-user back-end: no host module needed). Firecracker: always vsock — its hybrid
 /// vsock is a host Unix socket and needs no vhost-vsock module, so vmjail
 /// deliberately drops Kata 2019's "no vsock support, firecracker cannot be
 /// used" check. ACRN: never (Kata's ACRN backend has no vsock; a set
 /// `use_vsock` is ignored with a warning).
-pub fn effective_vsock(
-    kind: HypervisorKind,
-    requested: bool,
-    host_vhost_vsock: bool,
-) -> VsockDecision {
+pub fn effective_vsock(kind: HypervisorKind, requested: bool) -> VsockDecision {
     match kind {
         HypervisorKind::Firecracker => VsockDecision {
             use_vsock: true,
             warning: None,
-        },
-        HypervisorKind::Qemu if requested && !host_vhost_vsock => VsockDecision {
-            use_vsock: false,
-            warning: Some(
-                "use_vsock = true but the host has no /dev/vhost-vsock (modprobe vhost_vsock); falling back to the legacy serial port",
-            ),
         },
         HypervisorKind::Qemu => VsockDecision {
             use_vsock: requested,
@@ -59,22 +51,19 @@ mod tests {
 
     #[test]
     fn vsock_table() {
-        // (kind, requested, host has vhost-vsock, use vsock, warns)
+        // (kind, requested, use vsock, warns)
         let cases = [
-            (Firecracker, false, false, true, false),
-            (Firecracker, true, false, true, false),
-            (Firecracker, false, true, true, false),
-            (Qemu, false, false, false, false),
-            (Qemu, false, true, false, false),
-            (Qemu, true, true, true, false),
-            (Qemu, true, false, false, true),
-            (Acrn, false, true, false, false),
-            (Acrn, true, true, false, true),
+            (Firecracker, false, true, false),
+            (Firecracker, true, true, false),
+            (Qemu, false, false, false),
+            (Qemu, true, true, false),
+            (Acrn, false, false, false),
+            (Acrn, true, false, true),
         ];
-        for (kind, requested, host, want, warns) in cases {
-            let got = effective_vsock(kind, requested, host);
-            assert_eq!(got.use_vsock, want, "{kind:?} {requested} {host}");
-            assert_eq!(got.warning.is_some(), warns, "{kind:?} {requested} {host}");
+        for (kind, requested, want, warns) in cases {
+            let got = effective_vsock(kind, requested);
+            assert_eq!(got.use_vsock, want, "{kind:?} {requested}");
+            assert_eq!(got.warning.is_some(), warns, "{kind:?} {requested}");
         }
     }
 

@@ -16,7 +16,7 @@ use super::fifo::LogPump;
 use super::{drives, layout, Error};
 use crate::hypervisor::{
     BlockDevice, BootNetwork, Capabilities, GuestNic, Hypervisor, NetInterface, VmState, VmmRecord,
-    VmmRecorder, VsockDevice,
+    VmmRecorder, VsockDevice, VsockRecord,
 };
 use crate::process;
 use crate::VmmError;
@@ -25,8 +25,6 @@ use crate::VmmError;
 const API_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default bound for Firecracker's API socket to appear after launch.
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
-/// The guest CID when none is configured.
-const DEFAULT_GUEST_CID: u32 = 3;
 
 /// How long the last `create` took to reach each milestone, from its start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +62,8 @@ fn empty_record() -> VmmRecord {
         api_socket: PathBuf::new(),
         taps: Vec::new(),
         drives: Vec::new(),
+        helpers: Vec::new(),
+        vsock: None,
     }
 }
 
@@ -187,7 +187,10 @@ impl Firecracker {
             boot_source: api::BootSource {
                 kernel_image_path: layout::KERNEL.into(),
                 initrd_path,
-                boot_args: layout::boot_args(&self.hypervisor.kernel_params),
+                boot_args: layout::boot_args(&crate::with_agent_param(
+                    &self.hypervisor.kernel_params,
+                    self.use_vsock,
+                )),
             },
             logger: api::Logger {
                 log_path: layout::LOG_FIFO.into(),
@@ -207,7 +210,7 @@ impl Firecracker {
                 .map(drives::placeholder)
                 .collect(),
             vsock: self.use_vsock.then(|| api::Vsock {
-                guest_cid: DEFAULT_GUEST_CID,
+                guest_cid: crate::GUEST_CID,
                 uds_path: layout::VSOCK_SOCKET.into(),
             }),
         }
@@ -281,6 +284,12 @@ impl Firecracker {
 
         let api_socket = host_path(&root, Path::new(layout::API_SOCKET));
         self.record.api_socket = api_socket;
+        // Firecracker makes the hybrid-vsock socket in the jail, which
+        // teardown removes with it: recorded for the host side to find.
+        self.record.vsock = self.use_vsock.then(|| VsockRecord {
+            guest_cid: crate::GUEST_CID,
+            uds_path: layout::VSOCK_SOCKET.into(),
+        });
         self.save(recorder, "placing assets")?;
         {
             let _step = tracing::debug_span!("place_assets").entered();

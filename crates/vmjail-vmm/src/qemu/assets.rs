@@ -20,6 +20,7 @@ pub fn jail_paths(config: &HypervisorConfig) -> Paths {
         firmware: config.firmware.as_ref().map(|_| layout::FIRMWARE.into()),
         data_dir: layout::DATA_DIR.into(),
         qmp_socket: layout::QMP_SOCKET.into(),
+        vhost_vsock_socket: None,
     }
 }
 

@@ -13,7 +13,7 @@ use vmjail_jail::{host_path, Jail, JailRecord, Jailer, LaunchStdio, Placement, R
 
 use super::cmdline::{self, Accel, Machine, Options};
 use super::qmp::Qmp;
-use super::{assets, layout, nics, probe, Error};
+use super::{assets, layout, nics, probe, vhost_vsock, Error};
 use crate::hypervisor::{
     BlockDevice, BootNetwork, Capabilities, GuestNic, Hypervisor, NetInterface, VmState, VmmRecord,
     VmmRecorder, VsockDevice,
@@ -88,11 +88,10 @@ impl Qemu {
             other => return Err(Error::WrongHypervisor(other)),
         }
         Machine::parse(&config.hypervisor.machine_type)?;
-        // The config keeps Kata's meaning (vsock where the host has
-        // vhost-vsock, and then no proxy); a guest left without the channel
-        // the config promised would be worse than a clear refusal.
+        // A guest left without the channel the config promised would be
+        // worse than a clear refusal now.
         if config.hypervisor.use_vsock {
-            return Err(Error::VsockUnsupported);
+            vhost_vsock::find()?;
         }
         Ok(Qemu {
             config: config.clone(),
@@ -105,6 +104,8 @@ impl Qemu {
                 api_socket: PathBuf::new(),
                 taps: Vec::new(),
                 drives: Vec::new(),
+                helpers: Vec::new(),
+                vsock: None,
             },
             created: false,
             network: BootNetwork::default(),
@@ -323,8 +324,25 @@ impl Qemu {
             })?;
         jail.place_shared_libraries(&mut chain)
             .map_err(|e| Error::Libraries(Box::new(e)))?;
+        if self.config.hypervisor.use_vsock {
+            let _step = tracing::debug_span!("vsock_helper").entered();
+            let helper =
+                vhost_vsock::launch(&mut self.record, recorder, &self.config, &self.jailer_exe)?;
+            let mut chain = Chain {
+                record: &mut self.record,
+                outer: recorder,
+            };
+            vhost_vsock::bind_into(jail, helper.record(), &mut chain)?;
+            self.record.jail = jail.record().clone();
+            self.record.vsock = Some(vhost_vsock::vsock_record());
+            recorder_after(recorder, &self.record, "binding the vsock helper's sockets")?;
+        }
         drop(placing);
         let launching = tracing::debug_span!("launch").entered();
+        let mut chain = Chain {
+            record: &mut self.record,
+            outer: recorder,
+        };
         jail.launch_with(
             &mut chain,
             LaunchStdio {
@@ -382,6 +400,7 @@ impl Qemu {
         let _ = process::signal(&self.record.jail, Signal::SIGKILL);
         process::wait_gone(&self.record.jail, timeout);
         let _ = vmjail_jail::teardown(&self.record.jail, timeout);
+        let _ = vhost_vsock::teardown_all(&self.record, timeout);
     }
 
     /// Wait (bounded) until QEMU reports `wanted`.
@@ -491,7 +510,7 @@ impl Hypervisor for Qemu {
             // virtio-mmio (microvm) has no hotplug; PCI machines do.
             block_hotplug: pci,
             network_hotplug: pci,
-            vsock: false,
+            vsock: self.config.hypervisor.use_vsock,
             pause: true,
         }
     }
@@ -523,7 +542,12 @@ impl Hypervisor for Qemu {
         with_net
             .kernel_params
             .extend(self.network.kernel_params.iter().cloned());
-        let mut args = cmdline::build(&with_net, &assets::jail_paths(hv), &options)?;
+        with_net.kernel_params = crate::with_agent_param(&with_net.kernel_params, hv.use_vsock);
+        let mut paths = assets::jail_paths(hv);
+        if hv.use_vsock {
+            paths.vhost_vsock_socket = Some(vhost_vsock::vhost_socket_in_qemu_jail());
+        }
+        let mut args = cmdline::build(&with_net, &paths, &options)?;
         args.extend(nics::args(machine, &self.network.nics)?);
         let mut devices = match accel {
             Accel::Kvm => vec![PathBuf::from("/dev/kvm")],
@@ -624,6 +648,8 @@ impl Hypervisor for Qemu {
         let _step = tracing::debug_span!("teardown").entered();
         vmjail_jail::teardown(&self.record.jail, timeout)
             .map_err(|e| Error::Teardown(Box::new(e)))?;
+        // After QEMU's jail: its bind of the helper's sockets is gone.
+        vhost_vsock::teardown_all(&self.record, timeout)?;
         Ok(())
     }
 
@@ -776,7 +802,7 @@ impl Hypervisor for Qemu {
     ) -> Result<(), VmmError> {
         Err(VmmError::Unsupported {
             kind: HypervisorKind::Qemu,
-            operation: "add_vsock (this host has no /dev/vhost-vsock)",
+            operation: "add_vsock (QEMU's vsock is set up at create by use_vsock = true)",
         })
     }
 

@@ -91,6 +91,8 @@ pub struct Paths {
     pub firmware: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub qmp_socket: PathBuf,
+    /// The vhost-user-vsock helper's socket, when the VM has a vsock.
+    pub vhost_vsock_socket: Option<PathBuf>,
 }
 
 /// Everything the command line depends on besides the config.
@@ -213,6 +215,11 @@ pub fn build(
     if machine == Machine::Microvm && !sets_pit {
         machine_opts.push_str(",pit=off");
     }
+    // A vhost-user device's back-end (the vsock helper, another process)
+    // maps guest memory: it must be a shared memfd, handed over the socket.
+    if paths.vhost_vsock_socket.is_some() {
+        machine_opts.push_str(",memory-backend=mem");
+    }
     if config.default_vcpus == 0 || config.default_memory == 0 {
         return Err(Error::BadSize {
             vcpus: config.default_vcpus,
@@ -274,6 +281,19 @@ pub fn build(
             machine.virtio_suffix()
         ));
     }
+    if let Some(socket) = &paths.vhost_vsock_socket {
+        args.extend([
+            "-object".into(),
+            format!(
+                "memory-backend-memfd,id=mem,size={}M,share=on",
+                config.default_memory
+            ),
+            "-chardev".into(),
+            format!("socket,id=vsock,path={}", option_path(socket)?),
+            "-device".into(),
+            format!("vhost-user-vsock-{},chardev=vsock", machine.virtio_suffix()),
+        ]);
+    }
     if let Some(firmware) = &paths.firmware {
         args.push("-bios".into());
         args.push(option_path(firmware)?);
@@ -324,6 +344,7 @@ mod tests {
             firmware: None,
             data_dir: "/usr/share/qemu".into(),
             qmp_socket: "/run/qmp.sock".into(),
+            vhost_vsock_socket: None,
         }
     }
 
@@ -358,6 +379,42 @@ mod tests {
         config.machine_accelerators.clear();
         let args = strings(build(&config, &paths(), &options).unwrap());
         assert!(!after(&args, "-machine").contains("pit"));
+    }
+
+    /// A vsock is a vhost-user device: guest memory a shared memfd of the
+    /// configured size, the device on the machine's virtio transport.
+    #[test]
+    fn vsock_adds_a_shared_memfd_and_the_vhost_user_device() {
+        let mut config = config();
+        config.default_memory = 384;
+        let options = Options {
+            accel: Accel::Tcg,
+            seccomp: false,
+            stopped: true,
+            tsc_khz: None,
+        };
+        let plain = strings(build(&config, &paths(), &options).unwrap());
+        assert!(!plain.iter().any(|a| a.contains("vhost-user")));
+        let mut with_vsock = paths();
+        with_vsock.vhost_vsock_socket = Some("/vsock/vhost.sock".into());
+        for (machine, device) in [
+            ("microvm", "vhost-user-vsock-device,chardev=vsock"),
+            ("q35", "vhost-user-vsock-pci,chardev=vsock"),
+        ] {
+            config.machine_type = machine.into();
+            let args = strings(build(&config, &with_vsock, &options).unwrap());
+            assert!(after(&args, "-machine").ends_with(",memory-backend=mem"));
+            assert_eq!(
+                after(&args, "-object"),
+                "memory-backend-memfd,id=mem,size=384M,share=on"
+            );
+            assert_eq!(after(&args, "-m"), "384M");
+            assert_eq!(
+                after(&args, "-chardev"),
+                "socket,id=vsock,path=/vsock/vhost.sock"
+            );
+            assert_eq!(after(&args, "-device"), device);
+        }
     }
 
     #[test]

@@ -10,6 +10,10 @@ pub const DATA_DIR: &str = "/usr/share/qemu";
 /// Written by QEMU (owned by the jail uid).
 pub const RUN_DIR: &str = "/run";
 pub const QMP_SOCKET: &str = "/run/qmp.sock";
+/// The vsock helper's socket directory, bound read-only from its jail:
+/// the vhost-user socket QEMU connects to and the hybrid-vsock socket the
+/// host connects to.
+pub const VSOCK_DIR: &str = "/vsock";
 /// Hot-plugged drives: `/drives/<id>`.
 pub const DRIVES_DIR: &str = "/drives";
 

@@ -12,6 +12,7 @@ pub mod layout;
 mod nics;
 pub mod probe;
 pub mod qmp;
+pub mod vhost_vsock;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,8 +40,24 @@ pub enum Error {
     InvalidId(#[source] Box<vmjail_jail::JailError>),
     #[error("{}", ACRN_UNAVAILABLE)]
     AcrnUnavailable,
-    #[error("use_vsock = true: vmjail's QEMU backend does not wire a vsock device yet; set use_vsock = false in [hypervisor.qemu] (the agent is then reached over the serial console)")]
-    VsockUnsupported,
+    #[error("use_vsock = true needs {helper}, found in none of {searched}: run scripts/deps.sh (or `cargo install --locked --root /usr/local vhost-device-vsock`), or set use_vsock = false")]
+    HelperMissing {
+        helper: &'static str,
+        searched: String,
+    },
+    #[error("the vsock helper {helper}: {step}: {source}")]
+    Helper {
+        helper: &'static str,
+        step: &'static str,
+        source: Box<vmjail_jail::JailError>,
+    },
+    #[error("the vsock helper {helper} {state} but opened no vhost-user socket within {waited:?}; its output: {output}")]
+    HelperNotReady {
+        helper: &'static str,
+        state: &'static str,
+        waited: Duration,
+        output: String,
+    },
     #[error("the QEMU backend was given a {0:?} configuration")]
     WrongHypervisor(vmjail_config::HypervisorKind),
     #[error("machine_type {machine:?} is not supported by vmjail's QEMU backend (valid: microvm, q35, pc)")]

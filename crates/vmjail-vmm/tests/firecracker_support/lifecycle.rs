@@ -3,6 +3,7 @@
 //! from a reattached record, then check nothing is left.
 
 use std::cell::RefCell;
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -64,6 +65,21 @@ pub fn full_lifecycle(
         let target = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
         assert_eq!(target, console.path(), "fd {fd}");
     }
+
+    // The hybrid vsock, configured (PUT /vsock) before InstanceStart: the
+    // record names its socket in the jail, which Firecracker serves.
+    let vsock = last.vsock.clone().expect("a vsock record");
+    assert_eq!(vsock.guest_cid, 3);
+    let uds = vmjail_jail::host_path(&record.jail.root(), &vsock.uds_path);
+    assert!(
+        std::fs::symlink_metadata(&uds)
+            .unwrap()
+            .file_type()
+            .is_socket(),
+        "{}",
+        uds.display()
+    );
+    std::os::unix::net::UnixStream::connect(&uds).unwrap();
 
     assert_eq!(fc.state().unwrap(), VmState::Created);
     fc.add_network_interface(

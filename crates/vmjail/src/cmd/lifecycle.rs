@@ -13,8 +13,10 @@
 //! | 4 | wrong state for the command (e.g. `start` twice; `stop` of a stopped sandbox is not: it exits 0) |
 //! | 5 | a sandbox with that id already exists |
 //! | 124 | `run`: the guest still ran at `--timeout` (stopped and deleted) |
+//! | any | `exec`: the command's own status once it ran (128+N for signal N); before that, the codes above |
 //! | 128+N | `run`: interrupted by signal N (130 Ctrl-C, 143 SIGTERM), cleaned up |
 
+mod exec;
 mod output;
 mod run;
 
@@ -59,6 +61,8 @@ pub fn run(config: Option<&Path>, command: Command) -> anyhow::Result<ExitCode> 
 pub enum Failure {
     Sandbox(SandboxError),
     Config(vmjail_config::ConfigError),
+    /// Bad arguments (exit 2).
+    Usage(String),
     Other(String),
 }
 
@@ -72,6 +76,7 @@ impl Failure {
                 ErrorKind::AlreadyExists => exit::ALREADY_EXISTS,
                 ErrorKind::Failed => exit::FAILURE,
             },
+            Failure::Usage(_) => exit::USAGE,
             Failure::Config(_) | Failure::Other(_) => exit::FAILURE,
         }
     }
@@ -82,7 +87,7 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Sandbox(err) => write!(f, "{err}"),
             Failure::Config(err) => write!(f, "configuration: {err}"),
-            Failure::Other(msg) => f.write_str(msg),
+            Failure::Usage(msg) | Failure::Other(msg) => f.write_str(msg),
         }
     }
 }
@@ -178,6 +183,7 @@ fn manage(sandboxes: &Sandboxes<SelectFactory>, command: Command) -> Result<u8, 
                 return Ok(exit::FAILURE);
             }
         }
+        Command::Exec(args) => return exec::exec(sandboxes, &args),
         Command::NetSync(args) => {
             let connected = sandboxes.sync_network(&SandboxId::parse(&args.id)?)?;
             output::print_json(&connected)?;

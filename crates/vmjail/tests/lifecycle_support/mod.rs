@@ -164,6 +164,15 @@ parent_cgroup = "{parent_cgroup}"
         std::fs::write(&self.config, held).unwrap();
     }
 
+    /// Give the guest a vsock (`use_vsock = true`): QEMU's is served by
+    /// the jailed vhost-device-vsock, and the guest starts its agent.
+    pub fn use_vsock(&self) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let with = text.replacen("use_vsock = false", "use_vsock = true", 1);
+        assert_ne!(with, text, "no use_vsock in the config");
+        std::fs::write(&self.config, with).unwrap();
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vmjail"));
         cmd.arg("--config").arg(&self.config).args(args);
@@ -288,8 +297,17 @@ parent_cgroup = "{parent_cgroup}"
         }
         let cgroups = cgroups_of(&self.parent_cgroup, id);
         assert!(cgroups.is_empty(), "{id}: cgroups left: {cgroups:?}");
-        if let Some(vmm) = recorded.and_then(|s| s.get("vmm")).filter(|v| !v.is_null()) {
-            for path in vmm["jail"]["cgroups"].as_array().unwrap() {
+        let vmm = recorded.and_then(|s| s.get("vmm")).filter(|v| !v.is_null());
+        // Helpers (QEMU's vsock back-end) are jails like the VMM's.
+        let helpers = vmm
+            .and_then(|v| v["helpers"].as_array().cloned())
+            .unwrap_or_default();
+        for jail in vmm
+            .iter()
+            .map(|v| &v["jail"])
+            .chain(helpers.iter().map(|h| &h["jail"]))
+        {
+            for path in jail["cgroups"].as_array().unwrap() {
                 let path = Path::new(path.as_str().unwrap());
                 assert!(
                     !path.exists(),
@@ -297,16 +315,16 @@ parent_cgroup = "{parent_cgroup}"
                     path.display()
                 );
             }
-            for m in vmm["jail"]["mounts"].as_array().unwrap() {
+            for m in jail["mounts"].as_array().unwrap() {
                 let m = m.as_str().unwrap();
                 assert!(
                     !mounts_under(Path::new(m)).iter().any(|x| x == Path::new(m)),
                     "{id}: recorded mount {m} left"
                 );
             }
-            if let Some(pid) = vmm["jail"]["vmm_pid"].as_i64() {
+            if let Some(pid) = jail["vmm_pid"].as_i64() {
                 let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                let start = vmm["jail"]["vmm_start_time"].as_u64();
+                let start = jail["vmm_start_time"].as_u64();
                 let alive = !stat.is_empty()
                     && start.map_or(true, |s| stat_start_time(&stat) == Some(s))
                     && !stat.contains(") Z ");

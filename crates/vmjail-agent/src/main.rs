@@ -1,0 +1,74 @@
+//! vmjail-agent: the guest side of vmjail. It serves the `Agent` ttrpc
+//! service (see `vmjail-agent-protocol`) on a vsock port, or on a Unix socket
+//! for tests on the host, and runs processes for the host.
+//!
+//! Built statically for the guest (no NSS: users and groups are numeric).
+
+mod info;
+mod listen;
+mod process;
+mod service;
+mod shutdown;
+mod stdio;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing::{error, info};
+
+use crate::listen::ListenAddr;
+
+#[derive(Parser, Debug)]
+#[command(version, about = "vmjail guest agent")]
+struct Cli {
+    /// Where to serve: `vsock:PORT` (any CID) or `unix:PATH`.
+    #[arg(long, default_value_t = ListenAddr::default())]
+    listen: ListenAddr,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VMJAIL_AGENT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = stdio::ensure_open() {
+        error!("{e}");
+        return ExitCode::FAILURE;
+    }
+    // Orphans of the processes it runs come to the agent, which reaps them
+    // (it may not be the guest's init).
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        error!("becoming a child subreaper: {e}");
+    }
+    match serve(&cli.listen) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(addr: &ListenAddr) -> Result<(), String> {
+    let service = service::AgentService::new().map_err(|e| format!("starting: {e}"))?;
+    let mut server = listen::bind(addr)
+        .map_err(|e| format!("listening on {addr}: {e}"))?
+        .register_service(vmjail_agent_protocol::agent_ttrpc::create_agent(service));
+    server
+        .start()
+        .map_err(|e| format!("serving on {addr}: {e}"))?;
+    info!(
+        "vmjail-agent {} (protocol {}) listening on {addr}",
+        env!("CARGO_PKG_VERSION"),
+        vmjail_agent_protocol::PROTOCOL_VERSION
+    );
+    // The server runs on its own threads; this one only has to stay.
+    loop {
+        std::thread::park();
+    }
+}
