@@ -188,9 +188,10 @@ else
     mknod -m 600 "$staging/dev/console" c 5 1 2>/dev/null || true
     (cd "$staging" && find . -print0 | LC_ALL=C sort -z |
         cpio --null --create --format=newc --owner=0:0 --quiet) | gzip -9n >"$initrd.tmp"
-    # Zero-padded to whole 4 KiB pages (the kernel's unpacker skips the
-    # zeros): with some unaligned sizes the guest hangs under microvm right
-    # after "ACPI: Core revision" (seen with this kernel and QEMU 10).
+    # Zero-padded to whole 4 KiB pages (the kernel skips zeros after the
+    # archive): with some sizes the guest hung at "ACPI: Core revision" or
+    # came up without ACPI, the initrd's last partial page meeting the
+    # firmware's tables.
     size=$(wc -c <"$initrd.tmp")
     truncate -s $(( (size + 4095) / 4096 * 4096 )) "$initrd.tmp"
     mv "$initrd.tmp" "$initrd"

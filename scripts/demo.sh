@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 scripts/deps.sh
 echo "==> building vmjail (release) and installing it (and its jailer) in /usr/local/bin"
-cargo build --release -p vmjail -p vmjail-jailer
+scripts/build-release.sh
 install -m 0755 target/release/vmjail target/release/vmjail-jailer /usr/local/bin/
 scripts/build-guest.sh --install build/guest
 

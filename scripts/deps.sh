@@ -55,5 +55,5 @@ fi
 # guest's vsock as a Firecracker-style hybrid vsock on a host Unix socket.
 if [ ! -x /usr/local/bin/vhost-device-vsock ]; then
   echo "==> installing vhost-device-vsock to /usr/local/bin"
-  cargo install --locked --root /usr/local vhost-device-vsock
+  cargo install --locked --root /usr/local vhost-device-vsock --version 0.3.0
 fi

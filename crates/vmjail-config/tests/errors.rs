@@ -77,13 +77,13 @@ fn hypervisor_tables() {
     }
 }
 
-/// A misspelt key is often why loading then fails: its warning travels
+/// A misspelt key (here `image`) is often why loading then fails: its warning travels
 /// with the error instead of being lost.
 #[test]
 fn warnings_found_before_a_failure_come_with_the_error() {
     let a = Assets::new();
     let text =
-        "[hypervisor.qemu]\npath = \"qemu\"\nkernal = \"vmlinux\"\ninitrd = \"absent.img\"\n";
+        "[hypervisor.qemu]\npath = \"qemu\"\nimgae = \"rootfs.img\"\nkernel = \"vmlinux\"\ninitrd = \"absent.img\"\n";
     let err = a.load(text).unwrap_err();
     assert!(
         matches!(*err.error, ConfigError::NoInitrdOrImage { .. }),
@@ -97,7 +97,7 @@ fn warnings_found_before_a_failure_come_with_the_error() {
         Some(format!("{}:3:1", file.display()).as_str())
     );
     assert!(
-        err.warnings[0].message.contains("did you mean \"kernel\"?"),
+        err.warnings[0].message.contains("did you mean \"image\"?"),
         "{:?}",
         err.warnings[0]
     );

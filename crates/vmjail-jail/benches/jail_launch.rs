@@ -2,7 +2,7 @@
 //! run; then 20 jails launched in parallel; then bind-mount vs copy of the
 //! exec file. A bench binary (`harness = false`): `cargo bench -p vmjail-jail`.
 //! Needs root and release builds of `vmjail` and `vmjail-probe`
-//! (`cargo build --release -p vmjail-jailer -p vmjail-probe`).
+//! (`scripts/build-release.sh`).
 
 use std::io::{BufRead, BufReader};
 use std::os::fd::OwnedFd;
@@ -38,7 +38,7 @@ fn binary(name: &str) -> PathBuf {
             return path;
         }
     }
-    panic!("{name} not found next to the bench: cargo build --release -p vmjail-jailer -p vmjail-probe");
+    panic!("{name} not found next to the bench: run scripts/build-release.sh");
 }
 
 fn pipe() -> (std::fs::File, OwnedFd) {

@@ -92,8 +92,15 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
         gid: args.gid,
     };
 
-    // 3. Layout (kept as is when `Jail::prepare` made it).
+    // 3. Layout (kept as is when `Jail::prepare` made it). The shared
+    //    exec-only copy is made before joining the VMM's cgroups: copying a
+    //    large binary from inside a small memory cgroup charges its page
+    //    cache there, and the OOM killer ends the jailer. (It is opened again
+    //    for the bind once in the jail's mount namespace.)
     make_layout(&base, &exec_name, &args.id, owner)?;
+    if !args.copy_exec_file {
+        exec_only::exec_only_copy(&base, &exec_file, &exec_name)?;
+    }
 
     // 4. Network namespace, rlimits, cgroups — all need the host's view.
     if let Some(netns) = &args.netns {

@@ -37,7 +37,7 @@ fn jailer_exe() -> PathBuf {
         }
     }
     panic!(
-        "no vmjail-jailer binary near {}: run `cargo build --release -p vmjail-jailer` first",
+        "no vmjail-jailer binary near {}: run `scripts/build-release.sh` first",
         target.display()
     );
 }

@@ -122,10 +122,10 @@ fn embedded_default_when_no_file() {
 #[test]
 fn warnings_come_before_the_error_they_may_explain() {
     let dir = assets();
-    let bad = dir.path().join("kernal.toml");
+    let bad = dir.path().join("imgae.toml");
     std::fs::write(
         &bad,
-        "[hypervisor.qemu]\npath = \"qemu\"\nkernal = \"vmlinux\"\ninitrd = \"absent.img\"\n",
+        "[hypervisor.qemu]\npath = \"qemu\"\nimgae = \"rootfs.img\"\nkernel = \"vmlinux\"\ninitrd = \"absent.img\"\n",
     )
     .unwrap();
     for command in ["env", "check", "create"] {
@@ -137,7 +137,7 @@ fn warnings_come_before_the_error_they_may_explain() {
         assert_eq!(out.status.code(), Some(1), "{command}");
         let stderr = String::from_utf8(out.stderr).unwrap();
         let warning = stderr
-            .find("kernal.toml:3:1: unknown key \"kernal\" in [hypervisor.qemu] is ignored; did you mean \"kernel\"?")
+            .find("imgae.toml:3:1: unknown key \"imgae\" in [hypervisor.qemu] is ignored; did you mean \"image\"?")
             .unwrap_or_else(|| panic!("{command}: no warning in:\n{stderr}"));
         // `check` reports the failure on stdout, after the warning went out.
         if command == "check" {

@@ -48,7 +48,7 @@ pub fn connect(
     record: &mut NetworkRecord,
     recorder: &mut (dyn NetRecorder + Send),
 ) -> Result<Vec<usize>, Error> {
-    netns::run_in_scoped(netns, || {
+    netns::run_in(netns, || {
         let rtnl = rtnl::Rtnl::open()?;
         connect::connect_all(&rtnl, record, recorder)
     })?
@@ -67,7 +67,7 @@ pub fn disconnect(
             .record(record)
             .map_err(|source| Error::Record { source });
     }
-    netns::run_in_scoped(netns, || {
+    netns::run_in(netns, || {
         let rtnl = rtnl::Rtnl::open()?;
         teardown::undo_all(&rtnl, record, recorder)
     })?

@@ -9,34 +9,9 @@ use super::Error;
 
 /// Run `work` on a fresh thread that first joins the netns at `path`.
 /// `setns(CLONE_NEWNET)` only moves the calling thread, so the rest of the
-/// process keeps its namespace; the thread ends with `work`.
-pub(super) fn run_in<T: Send + 'static>(
-    path: &Path,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, Error> {
-    let fd = std::fs::File::open(path).map_err(|source| Error::OpenNetns {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let owned_path = path.to_path_buf();
-    let handle = std::thread::spawn(move || -> Result<T, Error> {
-        setns(fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| Error::JoinNetns {
-            path: owned_path,
-            source,
-        })?;
-        Ok(work())
-    });
-    handle.join().map_err(|_| Error::NetnsThread {
-        path: path.to_path_buf(),
-    })?
-}
-
-/// [`run_in`] for work that borrows from the caller: a scoped thread, so
-/// `work` need not be `'static`.
-pub(super) fn run_in_scoped<T: Send>(
-    path: &Path,
-    work: impl FnOnce() -> T + Send,
-) -> Result<T, Error> {
+/// process keeps its namespace; the thread ends with `work`. A scoped thread,
+/// so `work` may borrow from the caller.
+pub(super) fn run_in<T: Send>(path: &Path, work: impl FnOnce() -> T + Send) -> Result<T, Error> {
     let fd = std::fs::File::open(path).map_err(|source| Error::OpenNetns {
         path: path.to_path_buf(),
         source,

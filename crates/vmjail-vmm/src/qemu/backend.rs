@@ -351,12 +351,22 @@ impl Qemu {
                 stderr: output.into(),
             },
         )
-        .map_err(|e| Error::Launch {
-            source: Box::new(e),
-            output: self
-                .output_tail()
-                .map(|tail| format!("; QEMU's output: {tail}"))
-                .unwrap_or_default(),
+        .map_err(|e| {
+            // The jailer joins QEMU's cgroups before it execs QEMU: a limit
+            // too small even for that ends it by the OOM killer, silently.
+            match vmjail_jail::oom::memory_pressure(&jail.record().cgroups) {
+                Some(pressure) => Error::LaunchOutOfMemory {
+                    source: Box::new(e),
+                    pressure,
+                },
+                None => Error::Launch {
+                    source: Box::new(e),
+                    output: self
+                        .output_tail()
+                        .map(|tail| format!("; QEMU's output: {tail}"))
+                        .unwrap_or_default(),
+                },
+            }
         })?;
         self.record.jail = jail.record().clone();
         recorder_after(recorder, &self.record, "connecting to QMP")?;

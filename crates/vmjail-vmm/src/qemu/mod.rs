@@ -119,6 +119,11 @@ pub enum Error {
         /// `; QEMU's output: ...`, or empty when it wrote nothing.
         output: String,
     },
+    #[error("launching QEMU in the jail: {source}, likely out of memory in {pressure}; raise the memory limit in [jail] cgroups (QEMU needs its own memory on top of default_memory)")]
+    LaunchOutOfMemory {
+        source: Box<vmjail_jail::JailError>,
+        pressure: vmjail_jail::oom::MemoryPressure,
+    },
     #[error("QEMU (pid {pid}) was killed during {step}, likely out of memory in {pressure}; raise the memory limit in [jail] cgroups (QEMU needs its own memory on top of default_memory)")]
     OutOfMemory {
         pid: i32,

@@ -338,6 +338,21 @@ impl Drop for World {
     /// Remove this test's (by now empty) cgroup parents; a non-empty one
     /// fails the rmdir and stays for the leak check to see.
     fn drop(&mut self) {
+        // A failed test must not leave guests running (and spinning CPU) on
+        // the host: its sandboxes are force-deleted, best effort.
+        if std::thread::panicking() {
+            for entry in std::fs::read_dir(&self.state_dir).into_iter().flatten() {
+                let Ok(entry) = entry else { continue };
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = Command::new(env!("CARGO_BIN_EXE_vmjail"))
+                        .arg("--config")
+                        .arg(&self.config)
+                        .args(["delete", "--force"])
+                        .arg(entry.file_name())
+                        .output();
+                }
+            }
+        }
         for root in cgroup_roots() {
             let _ = std::fs::remove_dir(root.join(&self.parent_cgroup));
         }
