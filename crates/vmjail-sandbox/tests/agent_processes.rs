@@ -269,3 +269,43 @@ fn list_shows_running_and_ended_processes() {
     done.delete().unwrap();
     assert_eq!(client.list_processes().unwrap(), vec![]);
 }
+
+#[test]
+fn an_agent_gone_under_a_running_session_is_a_prompt_clear_error() {
+    if !root_or_skip("an_agent_gone_under_a_running_session_is_a_prompt_clear_error") {
+        return;
+    }
+    let mut agent = Agent::start();
+    let client = Arc::new(agent.client());
+    let out = SharedBuf::default();
+    let io = SessionIo {
+        stdin: None,
+        stdout: Box::new(out.clone()),
+        stderr: Box::new(std::io::sink()),
+        terminal: None,
+    };
+    let session = {
+        let client = client.clone();
+        std::thread::spawn(move || run_session(client, &sh("echo started; exec sleep 3"), io))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !out.text().contains("started") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the process never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let killed = std::time::Instant::now();
+    agent.kill();
+    let err = session.join().unwrap().unwrap_err();
+    // Well before the call deadline: the hang-up ends every pending call.
+    assert!(
+        killed.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert!(matches!(err, AgentError::Transport { .. }), "{err}");
+    assert!(err.to_string().contains("the connection failed"), "{err}");
+    assert!(client.guest_info().is_err());
+}

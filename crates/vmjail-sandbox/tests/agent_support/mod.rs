@@ -82,6 +82,12 @@ impl Agent {
         agent
     }
 
+    /// SIGKILLs the agent (as a dying VM would take it away).
+    pub fn kill(&mut self) {
+        self.child.kill().expect("killing the agent");
+        self.child.wait().expect("reaping the agent");
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
