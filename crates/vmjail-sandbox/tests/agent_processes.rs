@@ -309,3 +309,25 @@ fn an_agent_gone_under_a_running_session_is_a_prompt_clear_error() {
     assert!(err.to_string().contains("the connection failed"), "{err}");
     assert!(client.guest_info().is_err());
 }
+
+#[test]
+fn processes_inherit_only_their_stdio() {
+    if !root_or_skip("processes_inherit_only_their_stdio") {
+        return;
+    }
+    let agent = Agent::start();
+    let client = Arc::new(agent.client());
+    // Busy the agent with another connection and process first: none of
+    // their descriptors may leak into the next process.
+    let other = agent.client();
+    let _sleeper = ProcessHandle::start(Arc::new(other), &sh("exec sleep 5")).unwrap();
+    let mut spec = sh("exec ls /proc/self/fd");
+    spec.stdin = true;
+    let (status, out, _) = run(&client, &spec, Some(b""));
+    assert_eq!(status, ExitStatus::Exited(0));
+    // 3 is the directory ls reads.
+    assert_eq!(
+        out.text().split_whitespace().collect::<Vec<_>>(),
+        ["0", "1", "2", "3"]
+    );
+}

@@ -17,6 +17,7 @@ pub enum Step {
     Setsid = 2,
     ControllingTty = 3,
     Stdio = 4,
+    CloseFds = 10,
     Setgroups = 5,
     Setgid = 6,
     Setuid = 7,
@@ -31,6 +32,7 @@ impl Step {
             Step::Setsid,
             Step::ControllingTty,
             Step::Stdio,
+            Step::CloseFds,
             Step::Setgroups,
             Step::Setgid,
             Step::Setuid,
@@ -47,6 +49,7 @@ impl Step {
             Step::Setsid => "setsid",
             Step::ControllingTty => "making the pty the controlling terminal",
             Step::Stdio => "setting up stdin/stdout/stderr",
+            Step::CloseFds => "marking inherited descriptors close-on-exec",
             Step::Setgroups => "setgroups",
             Step::Setgid => "setgid",
             Step::Setuid => "setuid",
@@ -116,6 +119,18 @@ pub unsafe fn run(plan: &ChildPlan) -> ! {
         if libc::dup2(fd, target as c_int) < 0 {
             failed(Step::Stdio);
         }
+    }
+    // Whatever the agent inherited or holds beyond 0-2 (its connections,
+    // other processes' pipes, descriptors its own parent leaked) ends at
+    // exec; close-on-exec rather than close keeps the error pipe working.
+    if libc::syscall(
+        libc::SYS_close_range,
+        3 as libc::c_uint,
+        libc::c_uint::MAX,
+        libc::CLOSE_RANGE_CLOEXEC,
+    ) != 0
+    {
+        failed(Step::CloseFds);
     }
     if libc::setgroups(plan.groups_len, plan.groups) != 0 {
         failed(Step::Setgroups);
