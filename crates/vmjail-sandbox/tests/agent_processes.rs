@@ -331,3 +331,22 @@ fn processes_inherit_only_their_stdio() {
         ["0", "1", "2", "3"]
     );
 }
+
+#[test]
+fn stdin_closed_or_abandoned() {
+    if !root_or_skip("stdin_closed_or_abandoned") {
+        return;
+    }
+    let agent = Agent::start();
+    let client = Arc::new(agent.client());
+    // No stdin: /dev/null, so cat ends at once.
+    let (status, out, _) = run(&client, &sh("cat; echo end"), None);
+    assert_eq!(status, ExitStatus::Exited(0));
+    assert_eq!(out.text(), "end\n");
+    // A process that stops reading early: the session still ends with its
+    // status, the rest of the input dropped.
+    let input = vec![b'y'; 4 << 20];
+    let (status, out, _) = run(&client, &sh("head -c 10"), Some(&input));
+    assert_eq!(status, ExitStatus::Exited(0));
+    assert_eq!(out.text(), "yyyyyyyyyy");
+}
