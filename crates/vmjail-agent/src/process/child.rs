@@ -49,7 +49,7 @@ impl Step {
             Step::Setsid => "setsid",
             Step::ControllingTty => "making the pty the controlling terminal",
             Step::Stdio => "setting up stdin/stdout/stderr",
-            Step::CloseFds => "marking inherited descriptors close-on-exec",
+            Step::CloseFds => "setting up inherited descriptors",
             Step::Setgroups => "setgroups",
             Step::Setgid => "setgid",
             Step::Setuid => "setuid",
@@ -78,6 +78,10 @@ pub struct ChildPlan {
     pub tty: bool,
     /// Write end of the error pipe (close-on-exec).
     pub error_pipe: RawFd,
+    /// Descriptors to pass as 3, 4, …; all numbered 10 or more, so no
+    /// dup2 overwrites one not yet copied.
+    pub extra: *const RawFd,
+    pub extra_len: usize,
 }
 
 /// Runs in the child; never returns.
@@ -131,6 +135,12 @@ pub unsafe fn run(plan: &ChildPlan) -> ! {
     ) != 0
     {
         failed(Step::CloseFds);
+    }
+    for i in 0..plan.extra_len {
+        // dup2 clears close-on-exec on the copy.
+        if libc::dup2(*plan.extra.add(i), 3 + i as c_int) < 0 {
+            failed(Step::CloseFds);
+        }
     }
     if libc::setgroups(plan.groups_len, plan.groups) != 0 {
         failed(Step::Setgroups);
