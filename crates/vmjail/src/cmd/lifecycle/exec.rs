@@ -4,12 +4,16 @@
 //! ([`ProcessSpec::for_exec`]).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use vmjail_sandbox::agent::{run_session, AgentClient, ProcessSpec, SessionIo};
-use vmjail_sandbox::{vsock, SandboxId, Sandboxes, SelectFactory};
+use vmjail_sandbox::agent::{run_session, AgentClient, AgentError, ProcessSpec, SessionIo};
+use vmjail_sandbox::{vsock, SandboxId, Sandboxes, SelectFactory, Status};
 
 use super::{exit, Failure};
 use crate::cli::ExecArgs;
+
+/// How long a lost agent connection may wait for the VM to show as gone.
+const VM_GONE_GRACE: Duration = Duration::from_secs(2);
 
 pub fn exec(sandboxes: &Sandboxes<SelectFactory>, args: &ExecArgs) -> Result<u8, Failure> {
     let id = SandboxId::parse(&args.id)?;
@@ -23,7 +27,17 @@ pub fn exec(sandboxes: &Sandboxes<SelectFactory>, args: &ExecArgs) -> Result<u8,
     )
     .map_err(|e| Failure::Usage(format!("exec: {e}")))?;
     let stream = sandboxes.connect_vsock(&id, vsock::AGENT_PORT, vsock::CONNECT_TIMEOUT)?;
-    let agent_error = |e| Failure::Other(format!("sandbox \"{id}\": guest agent: {e}"));
+    // A connection lost under the command most often means the VM is
+    // gone: say so when the sandbox no longer runs.
+    let agent_error = |e: AgentError| {
+        let lost = matches!(e, AgentError::Transport { .. } | AgentError::Timeout { .. });
+        Failure::Other(match lost && vm_stopped(sandboxes, &id) {
+            true => {
+                format!("sandbox \"{id}\": its VM stopped under the command (guest agent: {e})")
+            }
+            false => format!("sandbox \"{id}\": guest agent: {e}"),
+        })
+    };
     let client = AgentClient::new(stream).map_err(agent_error)?;
     let mut io = SessionIo::from_std().map_err(agent_error)?;
     if !args.interactive {
@@ -31,4 +45,17 @@ pub fn exec(sandboxes: &Sandboxes<SelectFactory>, args: &ExecArgs) -> Result<u8,
     }
     let status = run_session(Arc::new(client), &spec, io).map_err(agent_error)?;
     Ok(u8::try_from(status.code()).unwrap_or(exit::FAILURE))
+}
+
+/// Whether the sandbox's VM stops within [`VM_GONE_GRACE`]: a VMM closes
+/// its sockets as it exits, a moment before its last thread is gone.
+fn vm_stopped(sandboxes: &Sandboxes<SelectFactory>, id: &SandboxId) -> bool {
+    let deadline = Instant::now() + VM_GONE_GRACE;
+    loop {
+        match sandboxes.state(id) {
+            Ok(view) if view.status != Status::Running => return true,
+            Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => return false,
+        }
+    }
 }
