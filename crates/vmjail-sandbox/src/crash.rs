@@ -10,7 +10,8 @@
 //! `create-net-record-<n>` (after the network layer's n-th record, n ≥ 1),
 //! `create-net-connected` (the netns is connected, no VMM yet),
 //! `create-console-pump` (the console pump runs, no VMM yet),
-//! `create-vmm-record-<n>` (after the backend's n-th record, n ≥ 1),
+//! `create-vmm-record-<n>` (after the backend's n-th record, n ≥ 1; with
+//! QEMU's vsock these include each step of its jailed helper),
 //! `create-vmm-pid-recorded` (the first record naming the VMM's pid: the
 //! VMM runs, `create` has not finished), `create-vmm-created`,
 //! `start-locked`, `start-vmm-started`.

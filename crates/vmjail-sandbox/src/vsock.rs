@@ -37,7 +37,7 @@ pub enum VsockError {
     Send { port: u32, source: std::io::Error },
     #[error("reading the answer to CONNECT {port}: {source}")]
     Receive { port: u32, source: std::io::Error },
-    #[error("nothing in the guest accepted vsock port {port} (the connection was closed without an answer; is the agent running?)")]
+    #[error("nothing in the guest accepted vsock port {port} (the connection was closed or reset without an answer; is the guest up and its agent running?)")]
     Refused { port: u32 },
     #[error("no answer to CONNECT {port} within {waited:?} (the guest did not accept)")]
     Timeout { port: u32, waited: Duration },
@@ -99,6 +99,8 @@ pub fn handshake(
         .write_all(format!("CONNECT {port}\n").as_bytes())
         .map_err(|source| match source.kind() {
             ErrorKind::WouldBlock | ErrorKind::TimedOut => timed_out(),
+            // Closed before our line arrived: nobody took the connection.
+            ErrorKind::BrokenPipe | ErrorKind::ConnectionReset => VsockError::Refused { port },
             _ => VsockError::Send { port, source },
         })?;
     let mut answer = Vec::with_capacity(MAX_ANSWER);
@@ -109,6 +111,11 @@ pub fn handshake(
         let mut byte = [0u8; 1];
         match stream.read(&mut byte) {
             Ok(0) if answer.is_empty() => return Err(VsockError::Refused { port }),
+            // A reset before any answer is a refusal too (vhost-device-vsock
+            // resets while no guest drives the device).
+            Err(e) if e.kind() == ErrorKind::ConnectionReset && answer.is_empty() => {
+                return Err(VsockError::Refused { port })
+            }
             Ok(0) => return Err(bad_answer(port, &answer)),
             Ok(_) if byte[0] == b'\n' => break,
             Ok(_) if answer.len() + 1 >= MAX_ANSWER => {
@@ -185,6 +192,15 @@ mod tests {
         let err = handshake(host, AGENT_PORT, soon()).unwrap_err();
         assert!(matches!(err, VsockError::Refused { port: 1024 }), "{err}");
         thread.join().unwrap();
+    }
+
+    /// A VMM that closed before our line arrived (EPIPE) refused too.
+    #[test]
+    fn a_peer_gone_before_the_request_is_a_refusal() {
+        let (host, vmm) = UnixStream::pair().unwrap();
+        drop(vmm);
+        let err = handshake(host, AGENT_PORT, soon()).unwrap_err();
+        assert!(matches!(err, VsockError::Refused { port: 1024 }), "{err}");
     }
 
     /// A hostile or stuck guest costs the deadline, not more.

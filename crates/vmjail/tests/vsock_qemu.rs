@@ -121,6 +121,20 @@ fn the_vsock_helper_is_jailed_and_the_host_reaches_the_guest() {
         assert_eq!(status_field(pid, field), want, "{field}");
     }
 
+    // No guest runs yet (created, not started): the connect ends with a
+    // clear error within its bound, whatever the helper does meanwhile.
+    let bound = Duration::from_secs(1);
+    let started = Instant::now();
+    let err = vsock::connect(&state, vsock::AGENT_PORT, bound).unwrap_err();
+    assert!(
+        matches!(err, VsockError::Timeout { .. } | VsockError::Refused { .. }),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < bound + Duration::from_millis(500),
+        "{err}"
+    );
+
     w.ok(&["start", &id]);
     w.wait_console(&id, MARKER, BOOT);
     let state = sandbox_state(&w, &id);
