@@ -25,6 +25,7 @@ use nix::unistd::{
     execvpe, fork, setgid, setgroups, sethostname, setuid, ForkResult, Gid, Pid, Uid,
 };
 
+use super::caps;
 use super::spec::{self, Plan};
 
 /// Descriptor the init reports setup on.
@@ -103,6 +104,10 @@ fn setup(plan: &Plan) -> Result<(), String> {
     for &(resource, soft, hard) in &plan.rlimits {
         setrlimit(resource, soft, hard).map_err(|e| format!("setrlimit {resource:?}: {e}"))?;
     }
+    caps::limit_bounding(plan.capabilities.bounding)?;
+    // Keeps the permitted set across the change to a non-root uid; the
+    // sets are then made exactly the spec's.
+    prctl::set_keepcaps(true).map_err(|e| format!("keepcaps: {e}"))?;
     let groups: Vec<Gid> = plan
         .additional_gids
         .iter()
@@ -111,6 +116,8 @@ fn setup(plan: &Plan) -> Result<(), String> {
     setgroups(&groups).map_err(|e| format!("setgroups: {e}"))?;
     setgid(Gid::from_raw(plan.gid)).map_err(|e| format!("setgid {}: {e}", plan.gid))?;
     setuid(Uid::from_raw(plan.uid)).map_err(|e| format!("setuid {}: {e}", plan.uid))?;
+    prctl::set_keepcaps(false).map_err(|e| format!("keepcaps: {e}"))?;
+    caps::apply(&plan.capabilities)?;
     std::env::set_current_dir(&plan.cwd)
         .map_err(|e| format!("chdir {}: {e}", plan.cwd.display()))?;
     if plan.no_new_privileges {
