@@ -153,9 +153,22 @@ fn deleted_before_start_and_killed_while_running() {
             Output::Eof => panic!("ended early"),
         }
     }
+    let handle_pid = client.list_processes().unwrap()[0].pid;
+    let children =
+        std::fs::read_to_string(format!("/proc/{handle_pid}/task/{handle_pid}/children")).unwrap();
+    let pid1: u32 = children.trim().parse().unwrap();
     running.signal(9).unwrap();
-    // SIGKILL to the handle kills the container's pid 1 with it.
     assert_eq!(running.wait().unwrap(), ExitStatus::Signaled(9));
+    // SIGKILL to the handle kills the container's pid 1 with it, though
+    // it changed its uid (which clears a parent-death signal).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid1}")).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container's pid 1 survived"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     client.delete_container("c3").unwrap();
     assert_eq!(client.list_processes().unwrap(), vec![]);
 }

@@ -40,6 +40,8 @@ pub struct Plan {
     pub rlimits: Vec<(Resource, u64, u64)>,
     pub no_new_privileges: bool,
     pub capabilities: CapSets,
+    /// In a container's pid 1: read end of a pipe its parent holds open.
+    pub parent_alive: Option<std::os::fd::OwnedFd>,
 }
 
 pub fn load(bundle: &Path) -> Result<Plan, String> {
@@ -145,6 +147,7 @@ fn plan(spec: &Spec, bundle: &Path) -> Result<Plan, String> {
             .collect(),
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         capabilities: CapSets::from_spec(process.capabilities().as_ref())?,
+        parent_alive: None,
     })
 }
 
