@@ -229,3 +229,26 @@ fn capabilities_as_the_spec_lists_them() {
     );
     client.delete_container("caps").unwrap();
 }
+
+#[test]
+fn a_container_on_a_pty() {
+    if !root_or_skip("a_container_on_a_pty") {
+        return;
+    }
+    let agent = Agent::start();
+    let client = Arc::new(agent.client());
+    let dir = tempfile::tempdir().unwrap();
+    bundle(
+        dir.path(),
+        "stty size; test -t 0 && test -t 1 && echo on-a-tty",
+    );
+    let bundle_path = dir.path().to_string_lossy().into_owned();
+    let process =
+        ProcessHandle::create_container(client.clone(), "tty", &bundle_path, Some((33, 99)), false)
+            .unwrap();
+    client.start_container("tty").unwrap();
+    let text = output_of(&process);
+    assert_eq!(process.wait().unwrap(), ExitStatus::Exited(0));
+    assert_eq!(text, "33 99\r\non-a-tty\r\n");
+    client.delete_container("tty").unwrap();
+}
