@@ -4,6 +4,7 @@
 //!
 //! Built statically for the guest (no NSS: users and groups are numeric).
 
+mod container;
 mod info;
 mod listen;
 mod process;
@@ -27,6 +28,12 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // The agent re-executes itself as a container's init (see
+    // container/init.rs); that mode has no flags and no logging set-up.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() == 3 && args[1] == "container-init" {
+        return container::init::main(std::path::Path::new(&args[2]));
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)

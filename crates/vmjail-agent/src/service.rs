@@ -7,16 +7,18 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use vmjail_agent_protocol::agent::{
-    CreateProcessRequest, CreateProcessResponse, Empty, ExitStatus, GuestInfoRequest,
-    GuestInfoResponse, ListProcessesResponse, ProcessInfo, ProcessRequest, ReadOutputRequest,
-    ReadOutputResponse, ResizeTtyRequest, SignalProcessRequest, VersionRequest, VersionResponse,
-    WaitProcessRequest, WaitProcessResponse, WriteStdinRequest, WriteStdinResponse,
+    ContainerRequest, CreateContainerRequest, CreateProcessRequest, CreateProcessResponse, Empty,
+    ExitStatus, GuestInfoRequest, GuestInfoResponse, ListProcessesResponse, ProcessInfo,
+    ProcessRequest, ReadOutputRequest, ReadOutputResponse, ResizeTtyRequest, SignalProcessRequest,
+    VersionRequest, VersionResponse, WaitProcessRequest, WaitProcessResponse, WriteStdinRequest,
+    WriteStdinResponse,
 };
 use vmjail_agent_protocol::agent_ttrpc::Agent;
 use vmjail_agent_protocol::ttrpc::error::get_rpc_status;
 use vmjail_agent_protocol::ttrpc::{self, Code, TtrpcContext};
 use vmjail_agent_protocol::{MAX_IO_CHUNK, MAX_WAIT_MS, PROTOCOL_VERSION};
 
+use crate::container::{ContainerError, Containers};
 use crate::process::{self, Ended, ProcessTable, Read, TableError};
 use crate::{info, shutdown};
 
@@ -25,13 +27,29 @@ const TTY_EOF: u8 = 0x04;
 
 pub struct AgentService {
     processes: Arc<ProcessTable>,
+    containers: Containers,
 }
 
 impl AgentService {
     pub fn new() -> std::io::Result<Arc<Self>> {
+        let processes = ProcessTable::start()?;
         Ok(Arc::new(AgentService {
-            processes: ProcessTable::start()?,
+            containers: Containers::new(processes.clone()),
+            processes,
         }))
+    }
+}
+
+impl From<ContainerError> for ttrpc::Error {
+    fn from(e: ContainerError) -> Self {
+        let code = match &e {
+            ContainerError::BadId(_) | ContainerError::BadBundle(_) => Code::INVALID_ARGUMENT,
+            ContainerError::Exists(_) => Code::ALREADY_EXISTS,
+            ContainerError::NotFound(_) => Code::NOT_FOUND,
+            ContainerError::Started(_) | ContainerError::Setup { .. } => Code::FAILED_PRECONDITION,
+            ContainerError::Process(e) => return status(Code::FAILED_PRECONDITION, e),
+        };
+        status(code, e)
     }
 }
 
@@ -279,6 +297,46 @@ impl Agent for AgentService {
 
     fn delete_process(&self, _: &TtrpcContext, req: ProcessRequest) -> ttrpc::Result<Empty> {
         self.processes.delete(req.process_id)?;
+        Ok(Empty::default())
+    }
+
+    fn create_container(
+        &self,
+        _: &TtrpcContext,
+        req: CreateContainerRequest,
+    ) -> ttrpc::Result<CreateProcessResponse> {
+        let tty = match req.tty.as_ref() {
+            None => None,
+            Some(size) => {
+                let dimension = |n: u32| {
+                    u16::try_from(n).map_err(|_| {
+                        status(
+                            Code::INVALID_ARGUMENT,
+                            format!("tty size {n} is more than {}", u16::MAX),
+                        )
+                    })
+                };
+                Some((dimension(size.rows)?, dimension(size.cols)?))
+            }
+        };
+        let process_id = self
+            .containers
+            .create(&req.container_id, &req.bundle, tty, req.stdin)?;
+        let pid = self.processes.get(process_id)?.pid.as_raw().unsigned_abs();
+        Ok(CreateProcessResponse {
+            process_id,
+            pid,
+            ..Default::default()
+        })
+    }
+
+    fn start_container(&self, _: &TtrpcContext, req: ContainerRequest) -> ttrpc::Result<Empty> {
+        self.containers.start(&req.container_id)?;
+        Ok(Empty::default())
+    }
+
+    fn delete_container(&self, _: &TtrpcContext, req: ContainerRequest) -> ttrpc::Result<Empty> {
+        self.containers.delete(&req.container_id)?;
         Ok(Empty::default())
     }
 

@@ -76,16 +76,20 @@ fn a_4_gib_length_prefix_then_endless_data() {
     let before = rss_kib();
     let (err, took) = connect_expecting_failure(ours);
     let grown = rss_kib().saturating_sub(before);
-    assert!(
-        matches!(
-            err,
-            AgentError::Timeout {
-                call: "Version",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    // ttrpc discards the claimed body page by page: on a fast machine all
+    // 4 GiB pass within the deadline and the frame is named oversized.
+    match &err {
+        AgentError::Timeout {
+            call: "Version", ..
+        } => {}
+        AgentError::BadAnswer {
+            call: "Version",
+            reason,
+        } => {
+            assert!(reason.contains("exceed maximum message size"), "{reason}")
+        }
+        other => panic!("{other}"),
+    }
     assert!(took < TIMEOUT + SLACK, "took {took:?}");
     // ttrpc may hold one 4 MiB message; nothing like the 4 GiB claimed.
     assert!(grown < 16 * 1024, "RSS grew by {grown} KiB");
@@ -117,7 +121,9 @@ fn garbage_instead_of_frames() {
     assert!(
         matches!(
             err,
-            AgentError::Timeout { .. } | AgentError::Transport { .. }
+            AgentError::Timeout { .. }
+                | AgentError::Transport { .. }
+                | AgentError::BadAnswer { .. }
         ),
         "{err}"
     );

@@ -269,3 +269,84 @@ fn list_shows_running_and_ended_processes() {
     done.delete().unwrap();
     assert_eq!(client.list_processes().unwrap(), vec![]);
 }
+
+#[test]
+fn an_agent_gone_under_a_running_session_is_a_prompt_clear_error() {
+    if !root_or_skip("an_agent_gone_under_a_running_session_is_a_prompt_clear_error") {
+        return;
+    }
+    let mut agent = Agent::start();
+    let client = Arc::new(agent.client());
+    let out = SharedBuf::default();
+    let io = SessionIo {
+        stdin: None,
+        stdout: Box::new(out.clone()),
+        stderr: Box::new(std::io::sink()),
+        terminal: None,
+    };
+    let session = {
+        let client = client.clone();
+        std::thread::spawn(move || run_session(client, &sh("echo started; exec sleep 3"), io))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !out.text().contains("started") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the process never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let killed = std::time::Instant::now();
+    agent.kill();
+    let err = session.join().unwrap().unwrap_err();
+    // Well before the call deadline: the hang-up ends every pending call.
+    assert!(
+        killed.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert!(matches!(err, AgentError::Transport { .. }), "{err}");
+    assert!(err.to_string().contains("the connection failed"), "{err}");
+    assert!(client.guest_info().is_err());
+}
+
+#[test]
+fn processes_inherit_only_their_stdio() {
+    if !root_or_skip("processes_inherit_only_their_stdio") {
+        return;
+    }
+    let agent = Agent::start();
+    let client = Arc::new(agent.client());
+    // Busy the agent with another connection and process first: none of
+    // their descriptors may leak into the next process.
+    let other = agent.client();
+    let _sleeper = ProcessHandle::start(Arc::new(other), &sh("exec sleep 5")).unwrap();
+    let mut spec = sh("exec ls /proc/self/fd");
+    spec.stdin = true;
+    let (status, out, _) = run(&client, &spec, Some(b""));
+    assert_eq!(status, ExitStatus::Exited(0));
+    // 3 is the directory ls reads.
+    assert_eq!(
+        out.text().split_whitespace().collect::<Vec<_>>(),
+        ["0", "1", "2", "3"]
+    );
+}
+
+#[test]
+fn stdin_closed_or_abandoned() {
+    if !root_or_skip("stdin_closed_or_abandoned") {
+        return;
+    }
+    let agent = Agent::start();
+    let client = Arc::new(agent.client());
+    // No stdin: /dev/null, so cat ends at once.
+    let (status, out, _) = run(&client, &sh("cat; echo end"), None);
+    assert_eq!(status, ExitStatus::Exited(0));
+    assert_eq!(out.text(), "end\n");
+    // A process that stops reading early: the session still ends with its
+    // status, the rest of the input dropped.
+    let input = vec![b'y'; 4 << 20];
+    let (status, out, _) = run(&client, &sh("head -c 10"), Some(&input));
+    assert_eq!(status, ExitStatus::Exited(0));
+    assert_eq!(out.text(), "yyyyyyyyyy");
+}

@@ -17,6 +17,7 @@ pub enum Step {
     Setsid = 2,
     ControllingTty = 3,
     Stdio = 4,
+    CloseFds = 10,
     Setgroups = 5,
     Setgid = 6,
     Setuid = 7,
@@ -31,6 +32,7 @@ impl Step {
             Step::Setsid,
             Step::ControllingTty,
             Step::Stdio,
+            Step::CloseFds,
             Step::Setgroups,
             Step::Setgid,
             Step::Setuid,
@@ -47,6 +49,7 @@ impl Step {
             Step::Setsid => "setsid",
             Step::ControllingTty => "making the pty the controlling terminal",
             Step::Stdio => "setting up stdin/stdout/stderr",
+            Step::CloseFds => "setting up inherited descriptors",
             Step::Setgroups => "setgroups",
             Step::Setgid => "setgid",
             Step::Setuid => "setuid",
@@ -75,6 +78,10 @@ pub struct ChildPlan {
     pub tty: bool,
     /// Write end of the error pipe (close-on-exec).
     pub error_pipe: RawFd,
+    /// Descriptors to pass as 3, 4, …; all numbered 10 or more, so no
+    /// dup2 overwrites one not yet copied.
+    pub extra: *const RawFd,
+    pub extra_len: usize,
 }
 
 /// Runs in the child; never returns.
@@ -115,6 +122,24 @@ pub unsafe fn run(plan: &ChildPlan) -> ! {
         // dup2 clears close-on-exec on the copy.
         if libc::dup2(fd, target as c_int) < 0 {
             failed(Step::Stdio);
+        }
+    }
+    // Whatever the agent inherited or holds beyond 0-2 (its connections,
+    // other processes' pipes, descriptors its own parent leaked) ends at
+    // exec; close-on-exec rather than close keeps the error pipe working.
+    if libc::syscall(
+        libc::SYS_close_range,
+        3 as libc::c_uint,
+        libc::c_uint::MAX,
+        libc::CLOSE_RANGE_CLOEXEC,
+    ) != 0
+    {
+        failed(Step::CloseFds);
+    }
+    for i in 0..plan.extra_len {
+        // dup2 clears close-on-exec on the copy.
+        if libc::dup2(*plan.extra.add(i), 3 + i as c_int) < 0 {
+            failed(Step::CloseFds);
         }
     }
     if libc::setgroups(plan.groups_len, plan.groups) != 0 {

@@ -3,6 +3,7 @@
 //! nothing left that needs allocating after `fork`.
 
 use std::ffi::CString;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -27,6 +28,9 @@ pub struct Launch {
     pub stdin: bool,
     /// The argv as given, for `ListProcesses`.
     pub argv_text: Vec<String>,
+    /// More descriptors for the process, as 3, 4, … (a container init's
+    /// pipes to the agent).
+    pub extra_fds: Vec<OwnedFd>,
 }
 
 pub fn launch(req: &CreateProcessRequest) -> Result<Launch, String> {
@@ -76,6 +80,7 @@ pub fn launch(req: &CreateProcessRequest) -> Result<Launch, String> {
         tty,
         stdin: req.stdin,
         argv_text: req.argv.clone(),
+        extra_fds: Vec::new(),
     })
 }
 

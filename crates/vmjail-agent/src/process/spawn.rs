@@ -8,7 +8,7 @@
 use std::ffi::c_char;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::libc;
@@ -36,6 +36,19 @@ pub fn spawn(launch: &Launch) -> Result<Spawned, String> {
     let (error_read, error_write) =
         pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("creating a pipe: {e}"))?;
 
+    // Numbered 10 or more: see ChildPlan::extra.
+    let extra = launch
+        .extra_fds
+        .iter()
+        .map(|fd| fcntl(fd.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(10)))
+        .collect::<nix::Result<Vec<_>>>()
+        .map_err(|e| format!("duplicating descriptors: {e}"))?;
+    // SAFETY: fcntl just returned these, open and owned by nobody else.
+    let extra: Vec<OwnedFd> = extra
+        .into_iter()
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
+    let extra_raw: Vec<i32> = extra.iter().map(|fd| fd.as_raw_fd()).collect();
     let argv = null_terminated(launch.argv.iter().map(|a| a.as_ptr()));
     let envp = null_terminated(launch.env.iter().map(|e| e.as_ptr()));
     let plan = ChildPlan {
@@ -50,6 +63,8 @@ pub fn spawn(launch: &Launch) -> Result<Spawned, String> {
         stdio: io.child_fds(),
         tty: launch.tty.is_some(),
         error_pipe: error_write.as_raw_fd(),
+        extra: extra_raw.as_ptr(),
+        extra_len: extra_raw.len(),
     };
     // SAFETY: the child only runs `child::run`, which is async-signal-safe
     // and uses `plan`, whose buffers live until after the fork.

@@ -6,9 +6,9 @@ use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use vmjail_agent_protocol::agent::{
-    CreateProcessRequest, Empty, GuestInfoRequest, ProcessRequest, ReadOutputRequest,
-    ResizeTtyRequest, SignalProcessRequest, VersionRequest, WaitProcessRequest, WindowSize,
-    WriteStdinRequest,
+    ContainerRequest, CreateContainerRequest, CreateProcessRequest, Empty, GuestInfoRequest,
+    ProcessRequest, ReadOutputRequest, ResizeTtyRequest, SignalProcessRequest, VersionRequest,
+    WaitProcessRequest, WindowSize, WriteStdinRequest,
 };
 use vmjail_agent_protocol::agent_ttrpc;
 use vmjail_agent_protocol::ttrpc::{self, context};
@@ -319,6 +319,49 @@ impl AgentClient {
         Ok(())
     }
 
+    /// Sets up the OCI container of the bundle at `bundle` (a path in the
+    /// guest) as `container_id`, waiting to start; returns the process id
+    /// of its process, for the process calls. `tty` and `stdin` as in
+    /// [`ProcessSpec`].
+    pub fn create_container(
+        &self,
+        container_id: &str,
+        bundle: &str,
+        tty: Option<(u16, u16)>,
+        stdin: bool,
+    ) -> Result<u64, AgentError> {
+        let req = CreateContainerRequest {
+            container_id: container_id.into(),
+            bundle: bundle.into(),
+            tty: tty.map(|(rows, cols)| window_size(rows, cols)).into(),
+            stdin,
+            ..Default::default()
+        };
+        // The agent waits up to 10 s for the container's setup.
+        let a = self.call("CreateContainer", Duration::from_secs(10), |c, ctx| {
+            c.create_container(ctx, &req)
+        })?;
+        Ok(a.process_id)
+    }
+
+    /// Lets the container's process exec its command.
+    pub fn start_container(&self, container_id: &str) -> Result<(), AgentError> {
+        let req = container_request(container_id);
+        self.call("StartContainer", Duration::ZERO, |c, ctx| {
+            c.start_container(ctx, &req)
+        })?;
+        Ok(())
+    }
+
+    /// Kills the container's process if it runs and forgets the container.
+    pub fn delete_container(&self, container_id: &str) -> Result<(), AgentError> {
+        let req = container_request(container_id);
+        self.call("DeleteContainer", Duration::ZERO, |c, ctx| {
+            c.delete_container(ctx, &req)
+        })?;
+        Ok(())
+    }
+
     /// Asks the guest to sync its filesystems and power off.
     pub fn shutdown(&self) -> Result<(), AgentError> {
         let req = Empty::default();
@@ -333,6 +376,13 @@ impl Drop for AgentClient {
         // never completes; it then ends instead of lingering.
         let _ =
             nix::sys::socket::shutdown(self.socket.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+    }
+}
+
+fn container_request(container_id: &str) -> ContainerRequest {
+    ContainerRequest {
+        container_id: container_id.into(),
+        ..Default::default()
     }
 }
 

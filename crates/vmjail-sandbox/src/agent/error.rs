@@ -50,6 +50,16 @@ impl AgentError {
     ) -> Self {
         use vmjail_agent_protocol::ttrpc::Error;
         match error {
+            // ttrpc's own verdict on an oversized frame (discarded unread)
+            // arrives as a status; it is the guest's fault, not a refusal.
+            Error::RpcStatus(status)
+                if status.message().contains("exceed maximum message size") =>
+            {
+                AgentError::BadAnswer {
+                    call,
+                    reason: truncate(status.message()),
+                }
+            }
             Error::RpcStatus(status) => AgentError::Refused {
                 call,
                 code: format!("{:?}", status.code()),

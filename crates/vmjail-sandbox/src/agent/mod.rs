@@ -6,6 +6,7 @@
 
 mod client;
 mod error;
+mod exec;
 mod process;
 mod session;
 mod terminal;
@@ -13,6 +14,7 @@ mod types;
 
 pub use client::{AgentClient, DEFAULT_CALL_TIMEOUT};
 pub use error::AgentError;
+pub use exec::{ExecArgError, DEFAULT_TTY_SIZE};
 pub use process::{ProcessHandle, Stream};
 pub use session::{run_session, SessionIo};
 pub use types::{ExitStatus, GuestInfo, Output, ProcessInfo, ProcessSpec};

@@ -35,6 +35,19 @@ impl ProcessHandle {
         Ok(ProcessHandle { client, id })
     }
 
+    /// The process of a new OCI container (see
+    /// [`AgentClient::create_container`]), set up and not yet started.
+    pub fn create_container(
+        client: Arc<AgentClient>,
+        container_id: &str,
+        bundle: &str,
+        tty: Option<(u16, u16)>,
+        stdin: bool,
+    ) -> Result<Self, AgentError> {
+        let id = client.create_container(container_id, bundle, tty, stdin)?;
+        Ok(ProcessHandle { client, id })
+    }
+
     /// The agent's id for the process.
     pub fn id(&self) -> u64 {
         self.id

@@ -10,7 +10,12 @@ use std::time::{Duration, Instant};
 
 use vmjail_sandbox::agent::AgentClient;
 
+/// `$VMJAIL_AGENT_BIN` (e.g. the static build for the guest), else the
+/// workspace's own build.
 pub fn agent_exe() -> PathBuf {
+    if let Some(bin) = std::env::var_os("VMJAIL_AGENT_BIN") {
+        return bin.into();
+    }
     let exe = std::env::current_exe().expect("test binary path");
     let path = exe
         .parent()
@@ -80,6 +85,12 @@ impl Agent {
             std::thread::sleep(Duration::from_millis(10));
         }
         agent
+    }
+
+    /// SIGKILLs the agent (as a dying VM would take it away).
+    pub fn kill(&mut self) {
+        self.child.kill().expect("killing the agent");
+        self.child.wait().expect("reaping the agent");
     }
 
     pub fn pid(&self) -> u32 {

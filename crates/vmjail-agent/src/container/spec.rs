@@ -1,0 +1,187 @@
+//! A bundle's `config.json` (OCI runtime spec, via `oci-spec`) checked and
+//! turned into a [`Plan`] of what the container init does. What the agent
+//! does not honour yet is refused by name rather than ignored.
+
+use std::path::{Component, Path, PathBuf};
+
+use nix::sched::CloneFlags;
+use nix::sys::resource::Resource;
+use oci_spec::runtime::{LinuxNamespaceType, PosixRlimitType, Spec};
+
+use super::caps::CapSets;
+
+/// Largest config.json read.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+#[derive(Debug)]
+pub struct MountPlan {
+    /// Under the rootfs (checked: no `..`).
+    pub destination: PathBuf,
+    pub fstype: Option<String>,
+    pub source: Option<PathBuf>,
+    pub options: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub rootfs: PathBuf,
+    pub readonly_root: bool,
+    pub namespaces: CloneFlags,
+    pub hostname: Option<String>,
+    pub mounts: Vec<MountPlan>,
+    pub masked_paths: Vec<PathBuf>,
+    pub readonly_paths: Vec<PathBuf>,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub rlimits: Vec<(Resource, u64, u64)>,
+    pub no_new_privileges: bool,
+    pub capabilities: CapSets,
+    /// In a container's pid 1: read end of a pipe its parent holds open.
+    pub parent_alive: Option<std::os::fd::OwnedFd>,
+}
+
+pub fn load(bundle: &Path) -> Result<Plan, String> {
+    let config = bundle.join("config.json");
+    let size = std::fs::metadata(&config)
+        .map_err(|e| format!("{}: {e}", config.display()))?
+        .len();
+    if size > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "{}: {size} bytes, more than {MAX_CONFIG_BYTES}",
+            config.display()
+        ));
+    }
+    let spec = Spec::load(&config).map_err(|e| format!("{}: {e}", config.display()))?;
+    plan(&spec, bundle).map_err(|e| format!("{}: {e}", config.display()))
+}
+
+fn plan(spec: &Spec, bundle: &Path) -> Result<Plan, String> {
+    let root = spec.root().as_ref().ok_or("no root")?;
+    let rootfs = bundle.join(root.path());
+    let process = spec.process().as_ref().ok_or("no process")?;
+    let args = process.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        return Err("process.args is empty".into());
+    }
+    let mut namespaces = CloneFlags::empty();
+    let linux = spec.linux().as_ref();
+    for ns in linux
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        if ns.path().is_some() {
+            return Err(format!(
+                "joining an existing {} namespace is not supported",
+                ns.typ()
+            ));
+        }
+        namespaces |= match ns.typ() {
+            LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+            LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+            LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+            LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+            LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+            LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+            other => return Err(format!("a {other} namespace is not supported")),
+        };
+    }
+    if !namespaces.contains(CloneFlags::CLONE_NEWNS) {
+        return Err("linux.namespaces needs a mount namespace".into());
+    }
+    let hostname = spec.hostname().clone();
+    if hostname.is_some() && !namespaces.contains(CloneFlags::CLONE_NEWUTS) {
+        return Err("hostname needs a uts namespace".into());
+    }
+    let mounts = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .map(|m| {
+            let options = m.options().clone().unwrap_or_default();
+            let bind = m.typ().as_deref() == Some("bind")
+                || options.iter().any(|o| o == "bind" || o == "rbind");
+            Ok(MountPlan {
+                destination: inside(m.destination())?,
+                fstype: m.typ().clone(),
+                // A bind mount's relative source is the bundle's; other
+                // sources are names ("proc", "tmpfs").
+                source: m
+                    .source()
+                    .as_ref()
+                    .map(|s| if bind { bundle.join(s) } else { s.clone() }),
+                options,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    let paths = |list: Option<&Vec<String>>| -> Result<Vec<PathBuf>, String> {
+        list.into_iter()
+            .flatten()
+            .map(|p| inside(Path::new(p)))
+            .collect()
+    };
+    let user = process.user();
+    Ok(Plan {
+        rootfs,
+        readonly_root: root.readonly().unwrap_or(false),
+        namespaces,
+        hostname,
+        mounts,
+        masked_paths: paths(linux.and_then(|l| l.masked_paths().as_ref()))?,
+        readonly_paths: paths(linux.and_then(|l| l.readonly_paths().as_ref()))?,
+        args,
+        env: process.env().clone().unwrap_or_default(),
+        cwd: process.cwd().clone(),
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        rlimits: process
+            .rlimits()
+            .iter()
+            .flatten()
+            .map(|r| (resource(r.typ()), r.soft(), r.hard()))
+            .collect(),
+        no_new_privileges: process.no_new_privileges().unwrap_or(false),
+        capabilities: CapSets::from_spec(process.capabilities().as_ref())?,
+        parent_alive: None,
+    })
+}
+
+/// `path` (absolute, as in config.json) relative to the rootfs, refusing
+/// `..` so nothing lands outside it.
+fn inside(path: &Path) -> Result<PathBuf, String> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(part) => out.push(part),
+            _ => return Err(format!("{}: must stay inside the rootfs", path.display())),
+        }
+    }
+    Ok(out)
+}
+
+fn resource(typ: PosixRlimitType) -> Resource {
+    match typ {
+        PosixRlimitType::RlimitCpu => Resource::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => Resource::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => Resource::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => Resource::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => Resource::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => Resource::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => Resource::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => Resource::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => Resource::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => Resource::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => Resource::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => Resource::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => Resource::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => Resource::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => Resource::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => Resource::RLIMIT_RTTIME,
+    }
+}

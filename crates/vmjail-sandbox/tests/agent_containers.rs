@@ -1,0 +1,254 @@
+//! OCI containers through the real agent (as root, on the host): a
+//! busybox-static rootfs and a config.json made here; the container's
+//! process sees itself as pid 1, its hostname, user, groups, env, cwd,
+//! rlimits, no_new_privs, a read-only root and its own mounts; it waits
+//! for StartContainer; nothing of it reaches the host's mount table.
+
+mod agent_support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_support::{root_or_skip, Agent, SharedBuf};
+use vmjail_sandbox::agent::{AgentError, ExitStatus, Output, ProcessHandle, Stream};
+
+fn bundle(dir: &Path, script: &str) {
+    bundle_with(dir, script, |_| {});
+}
+
+/// A bundle whose config.json `adjust` may change first.
+fn bundle_with(dir: &Path, script: &str, adjust: impl FnOnce(&mut serde_json::Value)) {
+    let bin = dir.join("rootfs/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    // Links relative to bin/, so they resolve inside the container too.
+    let applets = std::process::Command::new("/bin/busybox")
+        .arg("--list")
+        .output()
+        .unwrap();
+    let list = String::from_utf8(applets.stdout).unwrap();
+    for applet in list.lines().filter(|a| *a != "busybox") {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    let mut config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": { "uid": 1000, "gid": 1000, "additionalGids": [1001] },
+            "args": ["/bin/sh", "-c", script],
+            "env": ["PATH=/bin", "FOO=bar"],
+            "cwd": "/tmp",
+            "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 123, "soft": 123 }],
+            "noNewPrivileges": true
+        },
+        "root": { "path": "rootfs", "readonly": true },
+        "hostname": "box",
+        "mounts": [
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+            { "destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+              "options": ["nosuid", "nodev", "mode=1777"] }
+        ],
+        "linux": {
+            "namespaces": [{ "type": "pid" }, { "type": "mount" }, { "type": "uts" }, { "type": "ipc" }],
+            "maskedPaths": ["/proc/kcore"],
+            "readonlyPaths": ["/proc/sys"]
+        }
+    });
+    adjust(&mut config);
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+}
+
+fn output_of(process: &ProcessHandle) -> String {
+    let mut out = SharedBuf::default();
+    process.pump_output(Stream::Stdout, &mut out).unwrap();
+    out.text()
+}
+
+#[test]
+fn a_container_as_its_config_says() {
+    if !root_or_skip("a_container_as_its_config_says") {
+        return;
+    }
+    let agent = Agent::start();
+    let client = Arc::new(agent.client());
+    let dir = tempfile::tempdir().unwrap();
+    bundle(
+        dir.path(),
+        // Mount options from mountinfo (field 5 the mount point, 6 its
+        // options; the last entry for a point is the one on top): the uid
+        // alone would make writes fail either way.
+        "echo pid=$$; hostname; id -u; id -g; id -G; pwd; echo $FOO; \
+         ro() { awk -v p=$1 '$5 == p { o = $6 } END { print (o ~ /^ro/) ? \"ro\" : \"rw\" }' /proc/self/mountinfo; }; \
+         echo root-$(ro /) sys-$(ro /proc/sys) tmp-$(ro /tmp); \
+         touch /tmp/y && echo tmp-writable; grep NoNewPrivs /proc/self/status; ulimit -n; \
+         echo hi > /dev/null && echo devnull; test -s /proc/kcore || echo kcore-masked; \
+         grep -E '^Cap(Bnd|Eff|Amb)' /proc/self/status; exit 3",
+    );
+    let bundle_path = dir.path().to_string_lossy().into_owned();
+    let process =
+        ProcessHandle::create_container(client.clone(), "c1", &bundle_path, None, false).unwrap();
+    // Set up, but its command waits for StartContainer.
+    assert_eq!(
+        process.wait_timeout(Duration::from_millis(300)).unwrap(),
+        None
+    );
+    assert_eq!(
+        process
+            .read(Stream::Stdout, Duration::from_millis(100))
+            .unwrap(),
+        Output::Data(Vec::new())
+    );
+    let again = client.create_container("c1", &bundle_path, None, false);
+    assert!(
+        matches!(again, Err(AgentError::Refused { .. })),
+        "{again:?}"
+    );
+
+    client.start_container("c1").unwrap();
+    let text = output_of(&process);
+    assert_eq!(process.wait().unwrap(), ExitStatus::Exited(3));
+    assert_eq!(
+        text,
+        "pid=1\nbox\n1000\n1000\n1000 1001\n/tmp\nbar\nroot-ro sys-ro tmp-rw\ntmp-writable\n\
+         NoNewPrivs:\t1\n123\ndevnull\nkcore-masked\n\
+         CapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\n"
+    );
+    client.delete_container("c1").unwrap();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&bundle_path),
+        "the container's mounts reached the host"
+    );
+}
+
+#[test]
+fn deleted_before_start_and_killed_while_running() {
+    if !root_or_skip("deleted_before_start_and_killed_while_running") {
+        return;
+    }
+    let agent = Agent::start();
+    let client = Arc::new(agent.client());
+    let dir = tempfile::tempdir().unwrap();
+    bundle(dir.path(), "echo started; exec sleep 100");
+    let bundle_path = dir.path().to_string_lossy().into_owned();
+
+    let never =
+        ProcessHandle::create_container(client.clone(), "c2", &bundle_path, None, false).unwrap();
+    client.delete_container("c2").unwrap();
+    assert!(never.wait().is_err(), "the process outlived its container");
+
+    let running =
+        ProcessHandle::create_container(client.clone(), "c3", &bundle_path, None, false).unwrap();
+    client.start_container("c3").unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("started") {
+        match running
+            .read(Stream::Stdout, Duration::from_secs(5))
+            .unwrap()
+        {
+            Output::Data(d) => seen.extend(d),
+            Output::Eof => panic!("ended early"),
+        }
+    }
+    let handle_pid = client.list_processes().unwrap()[0].pid;
+    let children =
+        std::fs::read_to_string(format!("/proc/{handle_pid}/task/{handle_pid}/children")).unwrap();
+    let pid1: u32 = children.trim().parse().unwrap();
+    running.signal(9).unwrap();
+    assert_eq!(running.wait().unwrap(), ExitStatus::Signaled(9));
+    // SIGKILL to the handle kills the container's pid 1 with it, though
+    // it changed its uid (which clears a parent-death signal).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid1}")).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container's pid 1 survived"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    client.delete_container("c3").unwrap();
+    assert_eq!(client.list_processes().unwrap(), vec![]);
+}
+
+#[test]
+fn a_bad_bundle_is_named() {
+    if !root_or_skip("a_bad_bundle_is_named") {
+        return;
+    }
+    let agent = Agent::start();
+    let client = Arc::new(agent.client());
+    let dir = tempfile::tempdir().unwrap();
+    let err = client
+        .create_container("c4", &dir.path().to_string_lossy(), None, false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("config.json"), "{err}");
+    let err = client
+        .create_container("bad id!", "/x", None, false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("container id"), "{err}");
+    assert_eq!(client.list_processes().unwrap(), vec![]);
+}
+
+#[test]
+fn capabilities_as_the_spec_lists_them() {
+    if !root_or_skip("capabilities_as_the_spec_lists_them") {
+        return;
+    }
+    let agent = Agent::start();
+    let client = Arc::new(agent.client());
+    let dir = tempfile::tempdir().unwrap();
+    let script = "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status; \
+                  chown 1234 /tmp && echo chown-ok; mknod /tmp/n c 1 3 2>/dev/null || echo mknod-denied";
+    bundle_with(dir.path(), script, |config| {
+        config["process"]["user"] = serde_json::json!({ "uid": 0, "gid": 0 });
+        config["process"]["capabilities"] = serde_json::json!({
+            "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+            "effective": ["CAP_CHOWN", "CAP_KILL"],
+            "permitted": ["CAP_CHOWN", "CAP_KILL"],
+            "inheritable": ["CAP_KILL"],
+            "ambient": ["CAP_KILL"]
+        });
+    });
+    let bundle_path = dir.path().to_string_lossy().into_owned();
+    let process =
+        ProcessHandle::create_container(client.clone(), "caps", &bundle_path, None, false).unwrap();
+    client.start_container("caps").unwrap();
+    let text = output_of(&process);
+    assert_eq!(process.wait().unwrap(), ExitStatus::Exited(0));
+    // CHOWN is bit 0, KILL 5, NET_BIND_SERVICE 10: exactly the spec's sets
+    // (no_new_privs keeps a root exec from taking the whole bounding set).
+    assert_eq!(
+        text,
+        "CapInh:\t0000000000000020\nCapPrm:\t0000000000000021\nCapEff:\t0000000000000021\n\
+         CapBnd:\t0000000000000421\nCapAmb:\t0000000000000020\nchown-ok\nmknod-denied\n"
+    );
+    client.delete_container("caps").unwrap();
+}
+
+#[test]
+fn a_container_on_a_pty() {
+    if !root_or_skip("a_container_on_a_pty") {
+        return;
+    }
+    let agent = Agent::start();
+    let client = Arc::new(agent.client());
+    let dir = tempfile::tempdir().unwrap();
+    bundle(
+        dir.path(),
+        "stty size; test -t 0 && test -t 1 && echo on-a-tty",
+    );
+    let bundle_path = dir.path().to_string_lossy().into_owned();
+    let process =
+        ProcessHandle::create_container(client.clone(), "tty", &bundle_path, Some((33, 99)), false)
+            .unwrap();
+    client.start_container("tty").unwrap();
+    let text = output_of(&process);
+    assert_eq!(process.wait().unwrap(), ExitStatus::Exited(0));
+    assert_eq!(text, "33 99\r\non-a-tty\r\n");
+    client.delete_container("tty").unwrap();
+}
