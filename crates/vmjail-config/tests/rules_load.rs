@@ -317,11 +317,18 @@ fn acrn_rules() {
 fn vsock_and_proxy() {
     run(vec![
         (
-            // No serial fallback (Kata's rule): vmjail serves QEMU a hybrid
-            // vsock through vhost-device-vsock, no host module needed.
-            "qemu vsock without /dev/vhost-vsock",
+            // No fallback to serial without /dev/vhost-vsock: vmjail serves
+            // QEMU a hybrid vsock through vhost-device-vsock.
+            "qemu vsock without vhost-vsock",
             qemu("use_vsock = true", ""),
-            Want::Ok(|c| c.hypervisor.use_vsock && c.warnings.is_empty()),
+            Want::Ok(|c| {
+                c.hypervisor.use_vsock && c.proxy.kind == ProxyKind::None && c.warnings.is_empty()
+            }),
+        ),
+        (
+            "qemu without vsock",
+            qemu("", ""),
+            Want::Ok(|c| !c.hypervisor.use_vsock && c.proxy.kind == ProxyKind::Kata),
         ),
         (
             "fc always vsock",

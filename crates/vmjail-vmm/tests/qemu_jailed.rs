@@ -478,6 +478,19 @@ fn qemu_rejects_acrn_bad_ids_and_unsupported_devices() {
     assert!(err.to_string().contains("ACRN is not available"), "{err}");
     config.hypervisor_kind = HypervisorKind::Qemu;
 
+    // A vsock the backend can serve (its helper is installed) is taken:
+    // the real one is tested through the binary (crates/vmjail/tests/vsock_qemu.rs).
+    config.hypervisor.use_vsock = true;
+    match vmjail_vmm::qemu::vhost_vsock::find() {
+        Ok(_) => assert!(Qemu::new(&config, &exe).unwrap().capabilities().vsock),
+        // Without it, refused up front rather than dropped.
+        Err(_) => {
+            let err = Qemu::new(&config, &exe).err().expect("use_vsock accepted");
+            assert!(err.to_string().contains("use_vsock = false"), "{err}");
+        }
+    }
+    config.hypervisor.use_vsock = false;
+
     let mut qemu = Qemu::new(&config, &exe).unwrap();
     let mut saved = Vec::new();
     for bad in ["../x", "", "a/b", &"x".repeat(65)] {

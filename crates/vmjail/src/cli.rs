@@ -145,13 +145,14 @@ pub struct ExecArgs {
     /// Keep stdin open and stream it to the command (else /dev/null).
     #[arg(short = 'i', long)]
     pub interactive: bool,
-    /// Set an environment variable (repeatable); PATH has a default.
+    /// Set an environment variable (repeatable; replaces the default of
+    /// that key, e.g. PATH).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
     /// Working directory in the guest (default: /).
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<String>,
-    /// Numeric user and group in the guest (default: 0:0).
+    /// Numeric user and group in the guest (default: 0:0; GID 0 when left out).
     #[arg(long, value_name = "UID[:GID]")]
     pub user: Option<String>,
     /// The command and its arguments, after `--`.

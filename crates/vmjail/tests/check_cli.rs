@@ -218,3 +218,38 @@ fn a_state_dir_other_users_can_change_fails() {
     assert!(line.starts_with("FAIL"), "{line}");
     assert!(line.contains("not safe from other users"), "{line}");
 }
+
+/// With `use_vsock = true`, QEMU's vsock helper is checked like a binary
+/// (found where the backend looks, answering `--version`).
+#[test]
+fn qemu_with_vsock_checks_its_helper() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = qemu_config(dir.path(), "use_vsock = true");
+    let out = vmjail(&["--config", config.to_str().unwrap(), "check", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let helper = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "vsock helper")
+        .unwrap_or_else(|| panic!("no vsock helper check: {report:#}"));
+    let installed = std::path::Path::new("/usr/local/bin/vhost-device-vsock").is_file();
+    assert_eq!(helper["status"] == "ok", installed, "{helper:#}");
+    if installed {
+        assert!(
+            helper["detail"]
+                .as_str()
+                .unwrap()
+                .contains("vhost-device-vsock"),
+            "{helper:#}"
+        );
+    }
+    let plain = qemu_config(dir.path(), "");
+    let out = vmjail(&["--config", plain.to_str().unwrap(), "check", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["check"] == "vsock helper"));
+}

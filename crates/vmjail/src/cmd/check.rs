@@ -339,6 +339,21 @@ fn binary_checks(cfg: &RuntimeConfig) -> Vec<Finding> {
     if let Some(d) = &h.virtio_fs_daemon {
         bins.push(("virtio-fs daemon", d));
     }
+    // QEMU's vsock back-end, looked up where the backend looks.
+    let helper = (cfg.hypervisor_kind == HypervisorKind::Qemu && h.use_vsock)
+        .then(vmjail_vmm::qemu::vhost_vsock::find);
+    let missing = match &helper {
+        Some(Ok(path)) => {
+            bins.push(("vsock helper", path));
+            None
+        }
+        Some(Err(e)) => Some(fail(
+            "vsock helper",
+            e.to_string(),
+            "run scripts/deps.sh, or set use_vsock = false",
+        )),
+        None => None,
+    };
     bins.into_iter()
         .map(
             |(check, path)| match binaries::version(path, binaries::VERSION_TIMEOUT) {
@@ -350,6 +365,7 @@ fn binary_checks(cfg: &RuntimeConfig) -> Vec<Finding> {
                 ),
             },
         )
+        .chain(missing)
         .collect()
 }
 
