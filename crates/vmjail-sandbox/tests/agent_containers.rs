@@ -14,6 +14,11 @@ use agent_support::{root_or_skip, Agent, SharedBuf};
 use vmjail_sandbox::agent::{AgentError, ExitStatus, Output, ProcessHandle, Stream};
 
 fn bundle(dir: &Path, script: &str) {
+    bundle_with(dir, script, |_| {});
+}
+
+/// A bundle whose config.json `adjust` may change first.
+fn bundle_with(dir: &Path, script: &str, adjust: impl FnOnce(&mut serde_json::Value)) {
     let bin = dir.join("rootfs/bin");
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
@@ -26,7 +31,7 @@ fn bundle(dir: &Path, script: &str) {
     for applet in list.lines().filter(|a| *a != "busybox") {
         std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
     }
-    let config = serde_json::json!({
+    let mut config = serde_json::json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
@@ -52,6 +57,7 @@ fn bundle(dir: &Path, script: &str) {
             "readonlyPaths": ["/proc/sys"]
         }
     });
+    adjust(&mut config);
     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
 }
 
@@ -78,7 +84,8 @@ fn a_container_as_its_config_says() {
          ro() { awk -v p=$1 '$5 == p { o = $6 } END { print (o ~ /^ro/) ? \"ro\" : \"rw\" }' /proc/self/mountinfo; }; \
          echo root-$(ro /) sys-$(ro /proc/sys) tmp-$(ro /tmp); \
          touch /tmp/y && echo tmp-writable; grep NoNewPrivs /proc/self/status; ulimit -n; \
-         echo hi > /dev/null && echo devnull; test -s /proc/kcore || echo kcore-masked; exit 3",
+         echo hi > /dev/null && echo devnull; test -s /proc/kcore || echo kcore-masked; \
+         grep -E '^Cap(Bnd|Eff|Amb)' /proc/self/status; exit 3",
     );
     let bundle_path = dir.path().to_string_lossy().into_owned();
     let process =
@@ -106,7 +113,8 @@ fn a_container_as_its_config_says() {
     assert_eq!(
         text,
         "pid=1\nbox\n1000\n1000\n1000 1001\n/tmp\nbar\nroot-ro sys-ro tmp-rw\ntmp-writable\n\
-         NoNewPrivs:\t1\n123\ndevnull\nkcore-masked\n"
+         NoNewPrivs:\t1\n123\ndevnull\nkcore-masked\n\
+         CapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\n"
     );
     client.delete_container("c1").unwrap();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -145,9 +153,22 @@ fn deleted_before_start_and_killed_while_running() {
             Output::Eof => panic!("ended early"),
         }
     }
+    let handle_pid = client.list_processes().unwrap()[0].pid;
+    let children =
+        std::fs::read_to_string(format!("/proc/{handle_pid}/task/{handle_pid}/children")).unwrap();
+    let pid1: u32 = children.trim().parse().unwrap();
     running.signal(9).unwrap();
-    // SIGKILL to the handle kills the container's pid 1 with it.
     assert_eq!(running.wait().unwrap(), ExitStatus::Signaled(9));
+    // SIGKILL to the handle kills the container's pid 1 with it, though
+    // it changed its uid (which clears a parent-death signal).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid1}")).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container's pid 1 survived"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     client.delete_container("c3").unwrap();
     assert_eq!(client.list_processes().unwrap(), vec![]);
 }
@@ -171,4 +192,63 @@ fn a_bad_bundle_is_named() {
         .to_string();
     assert!(err.contains("container id"), "{err}");
     assert_eq!(client.list_processes().unwrap(), vec![]);
+}
+
+#[test]
+fn capabilities_as_the_spec_lists_them() {
+    if !root_or_skip("capabilities_as_the_spec_lists_them") {
+        return;
+    }
+    let agent = Agent::start();
+    let client = Arc::new(agent.client());
+    let dir = tempfile::tempdir().unwrap();
+    let script = "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status; \
+                  chown 1234 /tmp && echo chown-ok; mknod /tmp/n c 1 3 2>/dev/null || echo mknod-denied";
+    bundle_with(dir.path(), script, |config| {
+        config["process"]["user"] = serde_json::json!({ "uid": 0, "gid": 0 });
+        config["process"]["capabilities"] = serde_json::json!({
+            "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+            "effective": ["CAP_CHOWN", "CAP_KILL"],
+            "permitted": ["CAP_CHOWN", "CAP_KILL"],
+            "inheritable": ["CAP_KILL"],
+            "ambient": ["CAP_KILL"]
+        });
+    });
+    let bundle_path = dir.path().to_string_lossy().into_owned();
+    let process =
+        ProcessHandle::create_container(client.clone(), "caps", &bundle_path, None, false).unwrap();
+    client.start_container("caps").unwrap();
+    let text = output_of(&process);
+    assert_eq!(process.wait().unwrap(), ExitStatus::Exited(0));
+    // CHOWN is bit 0, KILL 5, NET_BIND_SERVICE 10: exactly the spec's sets
+    // (no_new_privs keeps a root exec from taking the whole bounding set).
+    assert_eq!(
+        text,
+        "CapInh:\t0000000000000020\nCapPrm:\t0000000000000021\nCapEff:\t0000000000000021\n\
+         CapBnd:\t0000000000000421\nCapAmb:\t0000000000000020\nchown-ok\nmknod-denied\n"
+    );
+    client.delete_container("caps").unwrap();
+}
+
+#[test]
+fn a_container_on_a_pty() {
+    if !root_or_skip("a_container_on_a_pty") {
+        return;
+    }
+    let agent = Agent::start();
+    let client = Arc::new(agent.client());
+    let dir = tempfile::tempdir().unwrap();
+    bundle(
+        dir.path(),
+        "stty size; test -t 0 && test -t 1 && echo on-a-tty",
+    );
+    let bundle_path = dir.path().to_string_lossy().into_owned();
+    let process =
+        ProcessHandle::create_container(client.clone(), "tty", &bundle_path, Some((33, 99)), false)
+            .unwrap();
+    client.start_container("tty").unwrap();
+    let text = output_of(&process);
+    assert_eq!(process.wait().unwrap(), ExitStatus::Exited(0));
+    assert_eq!(text, "33 99\r\non-a-tty\r\n");
+    client.delete_container("tty").unwrap();
 }

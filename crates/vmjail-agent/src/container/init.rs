@@ -16,15 +16,21 @@ use std::os::fd::FromRawFd;
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::os::fd::AsFd;
+
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::prctl;
 use nix::sys::resource::setrlimit;
 use nix::sys::signal::{kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::pipe2;
 use nix::unistd::{
     execvpe, fork, setgid, setgroups, sethostname, setuid, ForkResult, Gid, Pid, Uid,
 };
 
+use super::caps;
 use super::spec::{self, Plan};
 
 /// Descriptor the init reports setup on.
@@ -52,20 +58,43 @@ pub fn main(bundle: &Path) -> ExitCode {
 /// Loads the spec and enters the namespaces; `Some(child)` in the process
 /// that stays outside a new PID namespace.
 fn prepare(bundle: &Path) -> Result<(Plan, Option<Pid>), String> {
-    let plan = spec::load(bundle)?;
+    let mut plan = spec::load(bundle)?;
     let flags = plan.namespaces;
     unshare(flags).map_err(|e| format!("unshare {flags:?}: {e}"))?;
     if !flags.contains(CloneFlags::CLONE_NEWPID) {
         return Ok((plan, None));
     }
+    // Open in this process until it dies: lets the child tell, after it
+    // sets its parent-death signal again, that the parent is still there.
+    let (alive_read, alive_write) =
+        pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("creating a pipe: {e}"))?;
     // SAFETY: this process is single-threaded.
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
-        ForkResult::Parent { child } => Ok((plan, Some(child))),
+        ForkResult::Parent { child } => {
+            std::mem::forget(alive_write);
+            Ok((plan, Some(child)))
+        }
         ForkResult::Child => {
+            drop(alive_write);
+            plan.parent_alive = Some(alive_read);
             // The container does not outlive its handle in the agent.
             prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| format!("pdeathsig: {e}"))?;
             Ok((plan, None))
         }
+    }
+}
+
+/// Sets the parent-death signal again (a change of credentials clears it)
+/// and checks the parent did not die before.
+fn rearm_parent_death(plan: &Plan) -> Result<(), String> {
+    let Some(alive) = &plan.parent_alive else {
+        return Ok(());
+    };
+    prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| format!("pdeathsig: {e}"))?;
+    let mut fds = [PollFd::new(alive.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(0) => Ok(()),
+        _ => Err("the container's handle in the agent is gone".into()),
     }
 }
 
@@ -103,6 +132,10 @@ fn setup(plan: &Plan) -> Result<(), String> {
     for &(resource, soft, hard) in &plan.rlimits {
         setrlimit(resource, soft, hard).map_err(|e| format!("setrlimit {resource:?}: {e}"))?;
     }
+    caps::limit_bounding(plan.capabilities.bounding)?;
+    // Keeps the permitted set across the change to a non-root uid; the
+    // sets are then made exactly the spec's.
+    prctl::set_keepcaps(true).map_err(|e| format!("keepcaps: {e}"))?;
     let groups: Vec<Gid> = plan
         .additional_gids
         .iter()
@@ -111,8 +144,11 @@ fn setup(plan: &Plan) -> Result<(), String> {
     setgroups(&groups).map_err(|e| format!("setgroups: {e}"))?;
     setgid(Gid::from_raw(plan.gid)).map_err(|e| format!("setgid {}: {e}", plan.gid))?;
     setuid(Uid::from_raw(plan.uid)).map_err(|e| format!("setuid {}: {e}", plan.uid))?;
+    prctl::set_keepcaps(false).map_err(|e| format!("keepcaps: {e}"))?;
+    caps::apply(&plan.capabilities)?;
     std::env::set_current_dir(&plan.cwd)
         .map_err(|e| format!("chdir {}: {e}", plan.cwd.display()))?;
+    rearm_parent_death(plan)?;
     if plan.no_new_privileges {
         prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
     }

@@ -8,6 +8,8 @@ use nix::sched::CloneFlags;
 use nix::sys::resource::Resource;
 use oci_spec::runtime::{LinuxNamespaceType, PosixRlimitType, Spec};
 
+use super::caps::CapSets;
+
 /// Largest config.json read.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
@@ -37,6 +39,9 @@ pub struct Plan {
     pub additional_gids: Vec<u32>,
     pub rlimits: Vec<(Resource, u64, u64)>,
     pub no_new_privileges: bool,
+    pub capabilities: CapSets,
+    /// In a container's pid 1: read end of a pipe its parent holds open.
+    pub parent_alive: Option<std::os::fd::OwnedFd>,
 }
 
 pub fn load(bundle: &Path) -> Result<Plan, String> {
@@ -141,6 +146,8 @@ fn plan(spec: &Spec, bundle: &Path) -> Result<Plan, String> {
             .map(|r| (resource(r.typ()), r.soft(), r.hard()))
             .collect(),
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
+        capabilities: CapSets::from_spec(process.capabilities().as_ref())?,
+        parent_alive: None,
     })
 }
 

@@ -240,7 +240,8 @@ parent_cgroup = "{parent_cgroup}"
         }
     }
 
-    /// Poll the console log `state` names until it holds `needle`.
+    /// Poll the console log `state` names until it holds `needle` and the
+    /// rest of its line.
     pub fn wait_console(&self, id: &str, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
@@ -252,7 +253,11 @@ parent_cgroup = "{parent_cgroup}"
                 .and_then(|log| std::fs::read(log).ok())
                 .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
                 .unwrap_or_default();
-            if text.contains(needle) {
+            // The whole line: the console log may end mid-line.
+            if text
+                .find(needle)
+                .is_some_and(|at| text[at..].contains('\n'))
+            {
                 return text;
             }
             assert!(
