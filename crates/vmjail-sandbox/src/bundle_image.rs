@@ -171,6 +171,7 @@ pub fn make(bundle: &Bundle, staging: &Path, image: &Path) -> Result<(), BundleE
             .arg(&bundle.rootfs)
             .arg(staging.join("rootfs"));
         run(cp, "copying the rootfs").map_err(|r| image_err("copying the rootfs", r))?;
+        crate::crash::point("create-container-staged");
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
