@@ -28,7 +28,7 @@ fn bundle(dir: &Path, script: &str, readonly: bool) -> PathBuf {
         .output()
         .unwrap();
     assert!(out.status.success(), "busybox --install: {out:?}");
-    for d in ["proc", "dev", "tmp", "sys"] {
+    for d in ["proc", "dev", "tmp", "sys/fs/cgroup"] {
         std::fs::create_dir_all(bundle.join("rootfs").join(d)).unwrap();
     }
     let config = serde_json::json!({
@@ -142,6 +142,44 @@ fn a_container_ignoring_sigterm_is_killed_after_the_grace() {
 /// `vmjail_sandbox::agent::SIGNAL_GRACE`, as documented.
 fn vmjail_grace() -> Duration {
     Duration::from_secs(10)
+}
+
+#[test]
+fn a_container_sees_its_cgroup_limits() {
+    if !require_root() {
+        return;
+    }
+    let w = world("buncg");
+    let b = bundle(
+        w.dir.path(),
+        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max; \
+         grep -c . /sys/fs/cgroup/cgroup.procs",
+        true,
+    );
+    let path = b.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["linux"]["resources"] = serde_json::json!({
+        "memory": {"limit": 67108864},
+        "pids": {"limit": 50},
+        "cpu": {"quota": 50000, "period": 100000}
+    });
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "cgroup"}));
+    config["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro"]}
+    ));
+    std::fs::write(&path, config.to_string()).unwrap();
+    let id = unique_id("buncg");
+    let out = w.vmjail(&["run", "--bundle", b.to_str().unwrap(), "--id", &id]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    // The cgroup namespace's root is the container's own cgroup: its
+    // limits, and only its processes (sh and cat... here: sh and grep).
+    assert_eq!(stdout, "67108864\n50\n50000 100000\n2\n", "{out:?}");
+    w.assert_no_leaks(&id, None);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! container id, that process and the pipe that lets it start.
 
 mod caps;
+mod cgroup;
 pub mod disk;
 pub mod init;
 mod rootfs;
@@ -122,13 +123,14 @@ impl Containers {
         let (ready_read, ready_write) = pipe()?;
         let (start_read, start_write) = pipe()?;
         let launch =
-            init_launch(bundle, tty, stdin, vec![ready_write, start_read]).map_err(setup)?;
+            init_launch(id, bundle, tty, stdin, vec![ready_write, start_read]).map_err(setup)?;
         let (process_id, _) = self.processes.create(&launch)?;
         drop(launch);
         match read_report(ready_read) {
             Ok(report) if report == "ok" => {}
             outcome => {
                 let _ = self.processes.delete(process_id);
+                cgroup::remove(Path::new(cgroup::ROOT), id);
                 let message = outcome.unwrap_or_else(|e| e);
                 let message = message
                     .strip_prefix("error: ")
@@ -175,6 +177,7 @@ impl Containers {
             Ok(()) | Err(TableError::NotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),
         };
+        cgroup::remove(Path::new(cgroup::ROOT), id);
         disk::unmount_bundle(id);
         deleted
     }
@@ -198,6 +201,7 @@ fn check_id(id: &str) -> Result<(), ContainerError> {
 }
 
 fn init_launch(
+    id: &str,
     bundle: &str,
     tty: Option<(u16, u16)>,
     stdin: bool,
@@ -208,6 +212,7 @@ fn init_launch(
         "vmjail-agent".to_string(),
         "container-init".into(),
         bundle.into(),
+        id.into(),
     ];
     Ok(Launch {
         // The agent's own binary, whatever its path.
