@@ -255,3 +255,21 @@ fn a_run_bundle_killed_at_each_new_record_is_cleaned() {
         }
     }
 }
+
+#[test]
+fn a_bundle_runs_on_q35_through_virtio_blk_pci() {
+    if !require_root() {
+        return;
+    }
+    let w = world("bunq35");
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    let q35 = text.replacen("machine_type = \"microvm\"", "machine_type = \"q35\"", 1);
+    assert_ne!(q35, text);
+    std::fs::write(&w.config, q35).unwrap();
+    let b = bundle(w.dir.path(), "echo pid=$$ host=$(hostname)", true);
+    let id = unique_id("bunq");
+    let out = w.vmjail(&["run", "--bundle", b.to_str().unwrap(), "--id", &id]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"pid=1 host=boxy\n");
+    w.assert_no_leaks(&id, None);
+}
