@@ -6,7 +6,7 @@
 # the QEMU packages come from the same backports suite instead.
 set -euo pipefail
 
-packages=(qemu-system-x86 busybox-static cpio gzip xz-utils zstd iproute2 kmod)
+packages=(qemu-system-x86 busybox-static cpio gzip xz-utils zstd iproute2 kmod e2fsprogs)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -31,8 +31,8 @@ fn main() -> ExitCode {
     // The agent re-executes itself as a container's init (see
     // container/init.rs); that mode has no flags and no logging set-up.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.len() == 3 && args[1] == "container-init" {
-        return container::init::main(std::path::Path::new(&args[2]));
+    if args.len() == 4 && args[1] == "container-init" {
+        return container::init::main(std::path::Path::new(&args[2]), &args[3].to_string_lossy());
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

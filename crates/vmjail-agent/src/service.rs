@@ -319,9 +319,18 @@ impl Agent for AgentService {
                 Some((dimension(size.rows)?, dimension(size.cols)?))
             }
         };
-        let process_id = self
-            .containers
-            .create(&req.container_id, &req.bundle, tty, req.stdin)?;
+        let process_id = if req.disk_serial.is_empty() {
+            self.containers
+                .create(&req.container_id, &req.bundle, tty, req.stdin)?
+        } else if req.bundle.is_empty() {
+            self.containers
+                .create_from_disk(&req.container_id, &req.disk_serial, tty, req.stdin)?
+        } else {
+            return Err(status(
+                Code::INVALID_ARGUMENT,
+                "a bundle path and a disk serial: give one",
+            ));
+        };
         let pid = self.processes.get(process_id)?.pid.as_raw().unsigned_abs();
         Ok(CreateProcessResponse {
             process_id,

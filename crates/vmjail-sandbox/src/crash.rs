@@ -10,6 +10,10 @@
 //! `create-net-record-<n>` (after the network layer's n-th record, n ≥ 1),
 //! `create-net-connected` (the netns is connected, no VMM yet),
 //! `create-console-pump` (the console pump runs, no VMM yet),
+//! `create-container-recorded-<n>` (container n recorded, its image not
+//! begun), `create-container-staged` (a bundle's staging copy made, its
+//! image not yet), `create-container-image-<n>` (container n's image
+//! made, no VMM yet),
 //! `create-vmm-record-<n>` (after the backend's n-th record, n ≥ 1; with
 //! QEMU's vsock these include each step of its jailed helper),
 //! `create-vmm-pid-recorded` (the first record naming the VMM's pid: the

@@ -147,6 +147,15 @@ pub enum SandboxError {
         port: u32,
         source: Box<crate::vsock::VsockError>,
     },
+    #[error("the guest agent: {source}")]
+    Agent {
+        source: Box<crate::agent::AgentError>,
+    },
+    #[error("sandbox \"{id}\": {source}")]
+    Container {
+        id: String,
+        source: Box<crate::ContainerError>,
+    },
     #[error("sandbox \"{id}\": {step}: {source}")]
     Hypervisor {
         id: String,
@@ -154,6 +163,14 @@ pub enum SandboxError {
         // Boxed: backend errors are large and this enum is returned often.
         source: Box<VmmError>,
     },
+}
+
+impl From<crate::agent::AgentError> for SandboxError {
+    fn from(source: crate::agent::AgentError) -> Self {
+        SandboxError::Agent {
+            source: Box::new(source),
+        }
+    }
 }
 
 impl SandboxError {
@@ -166,6 +183,7 @@ impl SandboxError {
             SandboxError::AlreadyExists { .. } => ErrorKind::AlreadyExists,
             SandboxError::WrongState { .. } => ErrorKind::WrongState,
             SandboxError::Incomplete { source, .. } => source.kind(),
+            SandboxError::Container { source, .. } => source.kind(),
             _ => ErrorKind::Failed,
         }
     }

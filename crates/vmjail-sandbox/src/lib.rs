@@ -8,6 +8,7 @@
 //! after the creator was killed.
 
 pub mod agent;
+pub mod bundle_image;
 pub mod console;
 pub mod crash;
 mod error;
@@ -33,9 +34,11 @@ pub use error::{ErrorKind, SandboxError};
 pub use factory::{HypervisorFactory, SelectFactory};
 pub use id::{SandboxId, MAX_ID_LEN};
 pub use lock::SandboxLock;
+pub use sandboxes::{valid_container_id, ContainerError, ContainerSpec, MAX_CONTAINERS};
 pub use sandboxes::{GcReport, Listing, Sandboxes};
 pub use state::{
-    ConsoleRecord, InterfaceView, NetnsRecord, Phase, SandboxState, SandboxView, Status,
+    ConsoleRecord, ContainerRecord, ContainerStatus, InterfaceView, NetnsRecord, Phase,
+    SandboxState, SandboxView, Status,
 };
 pub use store::{Store, Stored};
 pub use time::rfc3339;

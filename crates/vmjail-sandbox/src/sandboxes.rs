@@ -98,6 +98,23 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         config: &RuntimeConfig,
         netns: Option<&Path>,
     ) -> Result<SandboxView, SandboxError> {
+        self.create_with_containers(id, config, netns, &[])
+    }
+
+    /// [`Sandboxes::create`] with `containers`: each bundle is checked,
+    /// recorded, made into an ext4 image in the sandbox's state dir and
+    /// given to the VM as a boot drive, ready for
+    /// [`Sandboxes::create_container`] once the sandbox runs. Containers
+    /// need the agent: `use_vsock` must be on.
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
+    pub fn create_with_containers(
+        &self,
+        id: &SandboxId,
+        config: &RuntimeConfig,
+        netns: Option<&Path>,
+        containers: &[ContainerSpec],
+    ) -> Result<SandboxView, SandboxError> {
+        let bundles = containers::check_specs(id, config, containers)?;
         let given = match netns {
             Some(path) => Some(open_netns(path, config)?),
             // The VMM stays in the host's namespace: pin vmjail's own.
@@ -123,13 +140,14 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             vmm: None,
             console: None,
             network: None,
+            containers: Vec::new(),
         };
         if let Err(err) = self.store.save(&state) {
             let _ = self.store.remove(id, lock);
             return Err(err);
         }
         crash::point("create-recorded");
-        match self.create_resources(id, &mut state, given.as_ref()) {
+        match self.create_resources(id, &mut state, given.as_ref(), &bundles) {
             Ok(()) => Ok(state.view()),
             Err(err) => match self
                 .teardown(&mut state, ROLLBACK_TIMEOUT)
@@ -150,6 +168,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         id: &SandboxId,
         state: &mut SandboxState,
         given: Option<&File>,
+        bundles: &[(ContainerSpec, crate::bundle_image::Bundle)],
     ) -> Result<(), SandboxError> {
         let made = {
             let _step = tracing::debug_span!("pin_netns").entered();
@@ -187,6 +206,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             crash::point("create-ids");
         }
         ensure_chroot_base(&state.config.jail.chroot_base_dir)?;
+        let boot_drives = self.make_bundle_images(id, state, bundles)?;
         let boot_network = self.connect_network(id, state)?;
         let mut hv = self
             .factory
@@ -194,6 +214,8 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             .map_err(|source| hv_error(id, "preparing the hypervisor", source))?;
         hv.set_boot_network(boot_network)
             .map_err(|source| hv_error(id, "giving the VM its network", source))?;
+        hv.set_boot_drives(boot_drives)
+            .map_err(|source| hv_error(id, "giving the VM its bundle disks", source))?;
         let console = self.start_console(id, state)?;
         let netns_path = state.netns.path.clone();
         let store = &self.store;
@@ -493,6 +515,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 source,
             })?;
         }
+        self.remove_bundle_images(state)?;
         if let Some(ids) = state.jail_ids {
             let id = SandboxId::parse(&state.id)?;
             self.ids
@@ -589,6 +612,10 @@ mod console_log;
 
 #[path = "sandboxes_network.rs"]
 mod network;
+
+#[path = "sandboxes_containers.rs"]
+mod containers;
+pub use containers::{valid_container_id, ContainerError, ContainerSpec, MAX_CONTAINERS};
 
 #[path = "sandboxes_vsock.rs"]
 mod vsock_stream;

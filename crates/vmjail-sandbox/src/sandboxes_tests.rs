@@ -923,3 +923,88 @@ fn a_record_outside_the_configured_jail_is_refused() {
     fx.process().delete(&sid("scoped"), true, T).unwrap();
     fx.assert_gone("scoped");
 }
+
+/// A bundle with a one-file rootfs and a minimal config.json.
+fn test_bundle(dir: &Path) -> PathBuf {
+    let bundle = dir.join("bundle");
+    std::fs::create_dir_all(bundle.join("rootfs")).unwrap();
+    std::fs::write(bundle.join("rootfs/hello"), b"hi").unwrap();
+    std::fs::write(
+        bundle.join("config.json"),
+        r#"{"ociVersion":"1.0.2","process":{"cwd":"/","args":["/hello"],"user":{"uid":0,"gid":0}},"root":{"path":"rootfs"}}"#,
+    )
+    .unwrap();
+    bundle
+}
+
+#[test]
+fn containers_are_recorded_with_their_image_and_go_with_the_sandbox() {
+    if !root() {
+        return;
+    }
+    let f = Fixture::new();
+    let mut config = f.config.clone();
+    config.hypervisor.use_vsock = true;
+    let bundle = test_bundle(f._tmp.path());
+    let spec = ContainerSpec {
+        id: "web".into(),
+        bundle: bundle.clone(),
+    };
+    let sandboxes = f.process();
+    sandboxes
+        .create_with_containers(&sid("c1"), &config, None, std::slice::from_ref(&spec))
+        .unwrap();
+    let state = f.on_disk("c1");
+    assert_eq!(state.containers.len(), 1);
+    let c = &state.containers[0];
+    assert_eq!(c.id, "web");
+    assert_eq!(c.bundle, bundle.canonicalize().unwrap());
+    assert_eq!(c.status, crate::ContainerStatus::Ready);
+    assert_eq!(c.disk_serial, "vmjail-c0");
+    assert_eq!(c.image, f.state_dir.join("c1/container-0.img"));
+    assert!(c.image.is_file() && !c.staging.exists());
+    // Not a running sandbox yet: no container operation.
+    let client_less = sandboxes.agent_client(&sid("c1"), Duration::from_millis(10));
+    assert_eq!(kind(&client_less.err().unwrap()), ErrorKind::WrongState);
+    sandboxes.delete(&sid("c1"), true, T).unwrap();
+    f.assert_gone("c1");
+}
+
+#[test]
+fn bad_container_specs_are_refused_before_anything_is_claimed() {
+    if !root() {
+        return;
+    }
+    let f = Fixture::new();
+    let bundle = test_bundle(f._tmp.path());
+    let spec = |id: &str, bundle: &Path| ContainerSpec {
+        id: id.into(),
+        bundle: bundle.to_path_buf(),
+    };
+    // Without the agent's vsock.
+    let err = f
+        .process()
+        .create_with_containers(&sid("c2"), &f.config, None, &[spec("a", &bundle)])
+        .unwrap_err();
+    assert!(err.to_string().contains("use_vsock"), "{err}");
+    let mut config = f.config.clone();
+    config.hypervisor.use_vsock = true;
+    for (specs, needle) in [
+        (vec![spec("..", &bundle)], "container id"),
+        (vec![spec("a/b", &bundle)], "container id"),
+        (vec![spec("a", &bundle), spec("a", &bundle)], "twice"),
+        (vec![spec("a", Path::new("/nonexistent"))], "bundle"),
+        (
+            (0..9).map(|i| spec(&format!("c{i}"), &bundle)).collect(),
+            "at most",
+        ),
+    ] {
+        let err = f
+            .process()
+            .create_with_containers(&sid("c2"), &config, None, &specs)
+            .unwrap_err();
+        assert_eq!(kind(&err), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains(needle), "{needle}: {err}");
+        f.assert_gone("c2");
+    }
+}

@@ -124,6 +124,9 @@ pub struct SandboxState {
     /// `disable_new_netns`).
     #[serde(default)]
     pub network: Option<vmjail_vmm::net::NetworkRecord>,
+    /// The sandbox's containers, each recorded before its image is made.
+    #[serde(default)]
+    pub containers: Vec<ContainerRecord>,
 }
 
 impl SandboxState {
@@ -187,6 +190,35 @@ impl SandboxState {
                 .unwrap_or_default(),
         }
     }
+}
+
+/// Where a container is in its life, as last recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerStatus {
+    /// Recorded; its bundle image may be half-made.
+    Imaging,
+    /// Its bundle image is made and given to the VM; nothing in the guest.
+    Ready,
+    /// Set up in the guest, its process waiting to start.
+    Created,
+    Running,
+    /// Its process ended or it was deleted in the guest.
+    Stopped,
+}
+
+/// A container of the sandbox: its bundle on the host, the ext4 image of
+/// it in the sandbox's state dir (a virtio-blk disk the guest finds by
+/// `disk_serial`), and the staging copy the image is made from (removed
+/// once it is made, and by teardown if a crash left it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub image: PathBuf,
+    pub staging: PathBuf,
+    pub disk_serial: String,
+    pub status: ContainerStatus,
 }
 
 /// One interface of the sandbox netns given to the VM, as `state` shows

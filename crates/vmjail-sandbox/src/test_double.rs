@@ -250,6 +250,10 @@ impl Hypervisor for TestDoubleHypervisor {
         Ok(())
     }
 
+    fn set_boot_drives(&mut self, _drives: Vec<BlockDevice>) -> Result<(), VmmError> {
+        Ok(())
+    }
+
     fn hot_plug_nic(&mut self, _nic: &GuestNic) -> Result<(), VmmError> {
         Err(VmmError::Unsupported {
             kind: HypervisorKind::Qemu,

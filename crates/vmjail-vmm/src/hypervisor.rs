@@ -29,7 +29,12 @@ pub struct Capabilities {
     pub pause: bool,
 }
 
-/// A block device to attach while the VM runs.
+/// Longest id of a drive the guest finds by serial (virtio-blk serials
+/// are 20 bytes).
+pub const MAX_BOOT_DRIVE_ID: usize = 20;
+
+/// A block device to attach while the VM runs (or at `create`, see
+/// [`Hypervisor::set_boot_drives`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockDevice {
     /// Drive id: `[A-Za-z0-9_-]{1,64}`.
@@ -197,6 +202,12 @@ pub trait Hypervisor {
     /// The NICs (already made in the netns) the VM gets at `create`;
     /// called before `create`.
     fn set_boot_network(&mut self, network: BootNetwork) -> Result<(), crate::VmmError>;
+    /// The drives the VM gets at `create` (beside its boot image), each a
+    /// virtio-blk disk whose serial is its id (what the guest finds it
+    /// by: QEMU's `serial=`, Firecracker's drive id); called before
+    /// `create`. Placed in the jail (recorded first) like hot-plugged
+    /// drives and listed in [`VmmRecord::drives`].
+    fn set_boot_drives(&mut self, drives: Vec<BlockDevice>) -> Result<(), crate::VmmError>;
     /// Give the VM a NIC (already made in the netns) after `create`: QEMU
     /// on a PCI machine at any time, Firecracker only before `start`.
     fn hot_plug_nic(&mut self, nic: &GuestNic) -> Result<(), crate::VmmError>;

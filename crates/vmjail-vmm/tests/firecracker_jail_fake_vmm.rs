@@ -124,3 +124,58 @@ fn a_bad_sandbox_id_is_refused_before_anything_is_made() {
         );
     }
 }
+
+#[test]
+fn a_boot_drive_is_recorded_before_it_is_placed_and_goes_with_the_jail() {
+    if !root_or_skip() {
+        return;
+    }
+    let netns = Netns::new("bootdrv");
+    let work = tempfile::tempdir().unwrap();
+    let base = jail_base(&work);
+    let (kernel, initrd, disk) = assets(work.path());
+    let config = runtime_config(&fake_firecracker(), None, &kernel, &initrd, &base);
+    let id = format!("fc-bootdrv-{}", std::process::id());
+    let mut fc = Firecracker::new(&config, &jailer_exe()).unwrap();
+    fc.set_boot_drives(vec![vmjail_vmm::BlockDevice {
+        id: "vmjail-c0".into(),
+        host_path: disk.clone(),
+        read_only: false,
+    }])
+    .unwrap();
+    // Every record the backend saves: the drive must be in the first one
+    // that names its mount.
+    let mut saved: Vec<VmmRecord> = Vec::new();
+    let mut recorder = |r: &VmmRecord| {
+        saved.push(r.clone());
+        Ok(())
+    };
+    let console = tempfile::tempfile().unwrap();
+    fc.create(&id, &netns.path(), console.into(), &mut recorder)
+        .unwrap();
+    let in_jail = Path::new("/drives/boot/vmjail-c0");
+    let root = fc.record().jail.root();
+    let placed = root.join("drives/boot/vmjail-c0");
+    assert!(placed.is_file(), "{} not placed", placed.display());
+    assert!(mounts_under(&base)
+        .iter()
+        .any(|m| m.ends_with("drives/boot/vmjail-c0")));
+    assert!(fc
+        .record()
+        .drives
+        .iter()
+        .any(|(d, p)| d == "vmjail-c0" && p == in_jail));
+    let first_mount = saved
+        .iter()
+        .position(|r| format!("{:?}", r.jail).contains("vmjail-c0"))
+        .expect("the drive's mount recorded");
+    assert!(saved[first_mount]
+        .drives
+        .iter()
+        .any(|(d, _)| d == "vmjail-c0"));
+    // After create, boot drives are fixed.
+    assert!(fc.set_boot_drives(Vec::new()).is_err());
+    fc.stop(Duration::from_secs(5)).unwrap();
+    assert!(mounts_under(&base).is_empty());
+    assert!(disk.is_file(), "the image itself stays the caller's");
+}

@@ -227,3 +227,41 @@ fn resource_ids_cannot_escape_their_path_segment() {
         assert!(!api::valid_resource_id(bad), "{bad:?}");
     }
 }
+
+#[test]
+fn boot_drives_go_before_the_placeholders_with_their_id_as_serial() {
+    use vmjail_vmm::{BlockDevice, Hypervisor};
+    let mut fc = backend(false).with_placeholder_drives(1);
+    let drive = |id: &str| BlockDevice {
+        id: id.into(),
+        host_path: "/nonexistent/bundle.img".into(),
+        read_only: false,
+    };
+    fc.set_boot_drives(vec![drive("vmjail-c0")]).unwrap();
+    let plan = fc.boot_plan();
+    let spec = Spec::load();
+    for request in &plan.requests() {
+        check(&spec, request);
+    }
+    let ids: Vec<_> = plan
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/drives/"))
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(ids, ["/drives/vmjail-c0", "/drives/drive0"]);
+    let boot = &plan.boot_drives[0];
+    assert_eq!(boot.path_on_host, "/drives/boot/vmjail-c0");
+    assert!(!boot.is_root_device && !boot.is_read_only);
+    // A placeholder's or the root drive's id, a duplicate, or one longer
+    // than a virtio-blk serial is refused.
+    for bad in [
+        vec![drive("drive0")],
+        vec![drive("rootfs")],
+        vec![drive("a"), drive("a")],
+        vec![drive(&"x".repeat(21))],
+        vec![drive("a/b")],
+    ] {
+        assert!(fc.set_boot_drives(bad).is_err());
+    }
+}

@@ -132,6 +132,14 @@ pub struct RunArgs {
     /// /run/netns/vmjail-ID; without it vmjail creates one (and removes it on delete).
     #[arg(long, value_name = "PATH")]
     pub netns: Option<PathBuf>,
+    /// Run this OCI bundle's process as a container in the sandbox
+    /// (config.json + its root); stdio streamed, SIGINT/SIGTERM forwarded,
+    /// exits with its status. Needs use_vsock = true. --timeout does not apply.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// With --bundle: the container's process on a pseudo-terminal.
+    #[arg(short = 't', long, requires = "bundle")]
+    pub tty: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,4 +1,4 @@
-//! `vmjail-agent container-init BUNDLE`: the container's init, a
+//! `vmjail-agent container-init BUNDLE ID`: the container's init, a
 //! single-threaded process of its own (the agent is multi-threaded, so
 //! this work cannot happen between its fork and exec). The agent starts it
 //! like any process, with two more descriptors:
@@ -38,11 +38,11 @@ pub const READY_FD: i32 = 3;
 /// Descriptor the init waits on for StartContainer.
 pub const START_FD: i32 = 4;
 
-pub fn main(bundle: &Path) -> ExitCode {
+pub fn main(bundle: &Path, id: &str) -> ExitCode {
     // SAFETY: the agent hands these numbers over, open, to this process only.
     let mut ready = unsafe { File::from_raw_fd(READY_FD) };
     let start = unsafe { File::from_raw_fd(START_FD) };
-    match prepare(bundle) {
+    match prepare(bundle, id) {
         Err(e) => {
             let _ = ready.write_all(format!("error: {e}").as_bytes());
             ExitCode::FAILURE
@@ -57,8 +57,10 @@ pub fn main(bundle: &Path) -> ExitCode {
 
 /// Loads the spec and enters the namespaces; `Some(child)` in the process
 /// that stays outside a new PID namespace.
-fn prepare(bundle: &Path) -> Result<(Plan, Option<Pid>), String> {
+fn prepare(bundle: &Path, id: &str) -> Result<(Plan, Option<Pid>), String> {
     let mut plan = spec::load(bundle)?;
+    // Before any namespace: a cgroup namespace's root is this cgroup.
+    super::cgroup::enter(Path::new(super::cgroup::ROOT), id, &plan.limits)?;
     let flags = plan.namespaces;
     unshare(flags).map_err(|e| format!("unshare {flags:?}: {e}"))?;
     if !flags.contains(CloneFlags::CLONE_NEWPID) {

@@ -3,6 +3,8 @@
 //! container id, that process and the pipe that lets it start.
 
 mod caps;
+mod cgroup;
+pub mod disk;
 pub mod init;
 mod rootfs;
 mod spec;
@@ -68,6 +70,29 @@ impl Containers {
         self.by_id.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Like [`Containers::create`], the bundle being the disk with
+    /// `disk_serial` (mounted first, unmounted again if the create fails).
+    pub fn create_from_disk(
+        &self,
+        id: &str,
+        disk_serial: &str,
+        tty: Option<(u16, u16)>,
+        stdin: bool,
+    ) -> Result<u64, ContainerError> {
+        check_id(id)?;
+        if self.lock().contains_key(id) {
+            return Err(ContainerError::Exists(id.into()));
+        }
+        let bundle =
+            disk::mount_bundle(id, disk_serial).map_err(|message| ContainerError::Setup {
+                id: id.into(),
+                message,
+            })?;
+        let bundle = bundle.to_string_lossy().into_owned();
+        self.create(id, &bundle, tty, stdin)
+            .inspect_err(|_| disk::unmount_bundle(id))
+    }
+
     /// Starts the container's init and waits until it is set up and
     /// waiting for [`Containers::start`]; returns its process id.
     pub fn create(
@@ -77,14 +102,7 @@ impl Containers {
         tty: Option<(u16, u16)>,
         stdin: bool,
     ) -> Result<u64, ContainerError> {
-        let id_ok = !id.is_empty()
-            && id.len() <= 64
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-        if !id_ok {
-            return Err(ContainerError::BadId(id.chars().take(80).collect()));
-        }
+        check_id(id)?;
         if !Path::new(bundle).is_absolute() {
             return Err(ContainerError::BadBundle(
                 bundle.chars().take(4096).collect(),
@@ -105,13 +123,14 @@ impl Containers {
         let (ready_read, ready_write) = pipe()?;
         let (start_read, start_write) = pipe()?;
         let launch =
-            init_launch(bundle, tty, stdin, vec![ready_write, start_read]).map_err(setup)?;
+            init_launch(id, bundle, tty, stdin, vec![ready_write, start_read]).map_err(setup)?;
         let (process_id, _) = self.processes.create(&launch)?;
         drop(launch);
         match read_report(ready_read) {
             Ok(report) if report == "ok" => {}
             outcome => {
                 let _ = self.processes.delete(process_id);
+                cgroup::remove(Path::new(cgroup::ROOT), id);
                 let message = outcome.unwrap_or_else(|e| e);
                 let message = message
                     .strip_prefix("error: ")
@@ -154,14 +173,35 @@ impl Containers {
             .lock()
             .remove(id)
             .ok_or_else(|| ContainerError::NotFound(id.into()))?;
-        match self.processes.delete(container.process_id) {
+        let deleted = match self.processes.delete(container.process_id) {
             Ok(()) | Err(TableError::NotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),
-        }
+        };
+        cgroup::remove(Path::new(cgroup::ROOT), id);
+        disk::unmount_bundle(id);
+        deleted
+    }
+}
+
+/// A container id: 1 to 64 of `[A-Za-z0-9_.-]`, never `.` or `..` (it
+/// names a mount point).
+fn check_id(id: &str) -> Result<(), ContainerError> {
+    let id_ok = !id.is_empty()
+        && id.len() <= 64
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if id_ok {
+        Ok(())
+    } else {
+        Err(ContainerError::BadId(id.chars().take(80).collect()))
     }
 }
 
 fn init_launch(
+    id: &str,
     bundle: &str,
     tty: Option<(u16, u16)>,
     stdin: bool,
@@ -172,6 +212,7 @@ fn init_launch(
         "vmjail-agent".to_string(),
         "container-init".into(),
         bundle.into(),
+        id.into(),
     ];
     Ok(Launch {
         // The agent's own binary, whatever its path.

@@ -125,6 +125,12 @@ fn mount_one(root: &Path, m: &MountPlan) -> Result<(), String> {
         .fstype
         .as_deref()
         .ok_or_else(|| format!("{}: no type", m.destination.display()))?;
+    // The guest has only cgroup v2 (as runc on a unified host does).
+    let fstype = if fstype == "cgroup" {
+        "cgroup2"
+    } else {
+        fstype
+    };
     let source = m.source.as_deref().unwrap_or(Path::new(fstype));
     let data = (!data.is_empty()).then(|| data.join(","));
     step(

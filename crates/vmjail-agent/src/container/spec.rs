@@ -40,6 +40,8 @@ pub struct Plan {
     pub rlimits: Vec<(Resource, u64, u64)>,
     pub no_new_privileges: bool,
     pub capabilities: CapSets,
+    /// Its cgroup's limits (see cgroup.rs).
+    pub limits: super::cgroup::Limits,
     /// In a container's pid 1: read end of a pipe its parent holds open.
     pub parent_alive: Option<std::os::fd::OwnedFd>,
 }
@@ -147,6 +149,7 @@ fn plan(spec: &Spec, bundle: &Path) -> Result<Plan, String> {
             .collect(),
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         capabilities: CapSets::from_spec(process.capabilities().as_ref())?,
+        limits: super::cgroup::Limits::from_spec(spec)?,
         parent_alive: None,
     })
 }

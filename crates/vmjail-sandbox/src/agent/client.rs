@@ -330,13 +330,34 @@ impl AgentClient {
         tty: Option<(u16, u16)>,
         stdin: bool,
     ) -> Result<u64, AgentError> {
-        let req = CreateContainerRequest {
+        self.create_container_request(CreateContainerRequest {
             container_id: container_id.into(),
             bundle: bundle.into(),
             tty: tty.map(|(rows, cols)| window_size(rows, cols)).into(),
             stdin,
             ..Default::default()
-        };
+        })
+    }
+
+    /// As [`AgentClient::create_container`], the bundle being the ext4
+    /// disk whose virtio-blk serial is `disk_serial` (the agent mounts it).
+    pub fn create_container_from_disk(
+        &self,
+        container_id: &str,
+        disk_serial: &str,
+        tty: Option<(u16, u16)>,
+        stdin: bool,
+    ) -> Result<u64, AgentError> {
+        self.create_container_request(CreateContainerRequest {
+            container_id: container_id.into(),
+            disk_serial: disk_serial.into(),
+            tty: tty.map(|(rows, cols)| window_size(rows, cols)).into(),
+            stdin,
+            ..Default::default()
+        })
+    }
+
+    fn create_container_request(&self, req: CreateContainerRequest) -> Result<u64, AgentError> {
         // The agent waits up to 10 s for the container's setup.
         let a = self.call("CreateContainer", Duration::from_secs(10), |c, ctx| {
             c.create_container(ctx, &req)

@@ -16,5 +16,5 @@ pub use client::{AgentClient, DEFAULT_CALL_TIMEOUT};
 pub use error::AgentError;
 pub use exec::{ExecArgError, DEFAULT_TTY_SIZE};
 pub use process::{ProcessHandle, Stream};
-pub use session::{run_session, SessionIo};
+pub use session::{run_process_session, run_session, SessionIo, SessionOptions, SIGNAL_GRACE};
 pub use types::{ExitStatus, GuestInfo, Output, ProcessInfo, ProcessSpec};

@@ -48,6 +48,19 @@ impl ProcessHandle {
         Ok(ProcessHandle { client, id })
     }
 
+    /// As [`ProcessHandle::create_container`], from the bundle disk with
+    /// `disk_serial` (see [`AgentClient::create_container_from_disk`]).
+    pub fn create_container_from_disk(
+        client: Arc<AgentClient>,
+        container_id: &str,
+        disk_serial: &str,
+        tty: Option<(u16, u16)>,
+        stdin: bool,
+    ) -> Result<Self, AgentError> {
+        let id = client.create_container_from_disk(container_id, disk_serial, tty, stdin)?;
+        Ok(ProcessHandle { client, id })
+    }
+
     /// The agent's id for the process.
     pub fn id(&self) -> u64 {
         self.id

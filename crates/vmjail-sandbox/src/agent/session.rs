@@ -64,16 +64,58 @@ pub fn run_session(
     spec: &ProcessSpec,
     io: SessionIo,
 ) -> Result<ExitStatus, AgentError> {
+    let options = SessionOptions {
+        tty: spec.tty,
+        stdin: spec.stdin,
+        forward_signals: false,
+    };
+    run_process_session(
+        options,
+        io,
+        |tty| {
+            let mut spec = spec.clone();
+            spec.tty = tty;
+            ProcessHandle::start(client, &spec)
+        },
+        |_| Ok(()),
+    )
+}
+
+/// How [`run_process_session`] treats its process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// A pty of this size (the local terminal's, when there is one).
+    pub tty: Option<(u16, u16)>,
+    /// Copy the local stdin to the process (else its stdin is closed).
+    pub stdin: bool,
+    /// Forward SIGINT/SIGTERM/SIGHUP caught by [`crate::interrupt`] to the
+    /// process, then SIGKILL after [`SIGNAL_GRACE`] if it still runs.
+    pub forward_signals: bool,
+}
+
+/// How long a process has to end after a forwarded signal.
+pub const SIGNAL_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A session over a process `create` makes (given the pty size) and
+/// `start` lets run once the pumps are up (an OCI container's process
+/// waits for its start; a plain process needs nothing). Returns how the
+/// process ended; the process is deleted from the agent afterwards.
+pub fn run_process_session<E: From<AgentError>>(
+    options: SessionOptions,
+    io: SessionIo,
+    create: impl FnOnce(Option<(u16, u16)>) -> Result<ProcessHandle, E>,
+    start: impl FnOnce(&ProcessHandle) -> Result<(), E>,
+) -> Result<ExitStatus, E> {
     let local = |what: &'static str| {
         move |e: Errno| AgentError::LocalIo {
             what,
             source: std::io::Error::from(e),
         }
     };
-    let mut spec = spec.clone();
-    let terminal = io.terminal.filter(|_| spec.tty.is_some());
+    let mut tty = options.tty;
+    let terminal = io.terminal.filter(|_| tty.is_some());
     if let Some(size) = terminal.as_ref().and_then(|t| window_size(t.as_fd())) {
-        spec.tty = Some(size);
+        tty = Some(size);
     }
     let _raw = terminal
         .as_ref()
@@ -84,16 +126,17 @@ pub fn run_session(
         true => WinchWatcher::install().map_err(local("watching SIGWINCH"))?,
         false => None,
     };
-    // Closed when the process has ended: wakes the stdin and resize pumps.
+    // Closed when the process has ended: wakes the stdin, resize and
+    // signal pumps.
     let (stop_read, stop_write) = pipe2(OFlag::O_CLOEXEC).map_err(local("creating a pipe"))?;
 
-    let process = ProcessHandle::start(client, &spec)?;
+    let process = create(tty)?;
     let (mut stdout, mut stderr) = (io.stdout, io.stderr);
     let result = std::thread::scope(|s| {
         let out = s.spawn(|| process.pump_output(Stream::Stdout, &mut stdout));
-        let err = (spec.tty.is_none())
-            .then(|| s.spawn(|| process.pump_output(Stream::Stderr, &mut stderr)));
-        if spec.stdin {
+        let err =
+            (tty.is_none()).then(|| s.spawn(|| process.pump_output(Stream::Stderr, &mut stderr)));
+        if options.stdin {
             let stop = stop_read.as_fd();
             let input = io.stdin;
             let process = &process;
@@ -113,10 +156,20 @@ pub fn run_session(
             let process = &process;
             s.spawn(move || follow_window_size(process, watcher, terminal.as_fd(), stop));
         }
+        if options.forward_signals {
+            let stop = stop_read.as_fd();
+            let process = &process;
+            s.spawn(move || forward_signals(process, stop));
+        }
+        let started = start(&process);
+        if started.is_err() {
+            let _ = process.signal(nix::libc::SIGKILL);
+        }
         let status = process.wait();
         let out = out.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         let err = err.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
         drop(stop_write);
+        started?;
         let status = status?;
         out?;
         err.transpose()?;
@@ -124,6 +177,36 @@ pub fn run_session(
     });
     let _ = process.delete();
     result
+}
+
+/// Sends the first termination signal this process catches to `process`,
+/// then SIGKILL after [`SIGNAL_GRACE`], until `stop` closes.
+fn forward_signals(process: &ProcessHandle, stop: BorrowedFd<'_>) {
+    let mut sent: Option<std::time::Instant> = None;
+    loop {
+        let mut fds = [PollFd::new(stop, PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(50u8)) {
+            Err(Errno::EINTR) | Ok(0) => {}
+            Err(_) | Ok(_) => return,
+        }
+        match sent {
+            None => {
+                if let Some(signal) = crate::interrupt::received() {
+                    tracing::debug!("forwarding {signal} to the process");
+                    if let Err(e) = process.signal(signal as i32) {
+                        tracing::debug!("forwarding {signal}: {e}");
+                    }
+                    sent = Some(std::time::Instant::now());
+                }
+            }
+            Some(at) if at.elapsed() >= SIGNAL_GRACE => {
+                tracing::debug!("the process outlived its grace: SIGKILL");
+                let _ = process.signal(nix::libc::SIGKILL);
+                sent = Some(std::time::Instant::now());
+            }
+            Some(_) => {}
+        }
+    }
 }
 
 /// Sends the terminal's size to the process on every SIGWINCH until

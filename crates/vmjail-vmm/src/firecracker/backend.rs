@@ -51,6 +51,8 @@ pub struct Firecracker {
     timings: Option<CreateTimings>,
     /// NICs (made by the network layer) the guest boots with.
     boot_nics: Vec<GuestNic>,
+    /// Drives given at `create` (see `Hypervisor::set_boot_drives`).
+    boot_drives: Vec<BlockDevice>,
 }
 
 fn empty_record() -> VmmRecord {
@@ -108,6 +110,7 @@ impl Firecracker {
             logs: LogPump::default(),
             timings: None,
             boot_nics: Vec::new(),
+            boot_drives: Vec::new(),
         }
     }
 
@@ -206,6 +209,16 @@ impl Firecracker {
                 metrics_path: layout::METRICS_FIFO.into(),
             },
             root_drive,
+            boot_drives: self
+                .boot_drives
+                .iter()
+                .map(|d| api::Drive {
+                    drive_id: d.id.clone(),
+                    path_on_host: layout::boot_drive_path(&d.id),
+                    is_root_device: false,
+                    is_read_only: d.read_only,
+                })
+                .collect(),
             placeholders: (0..self.placeholder_drives)
                 .map(drives::placeholder)
                 .collect(),
@@ -321,12 +334,21 @@ impl Firecracker {
             hypervisor,
             placeholder_drives,
             logs,
+            boot_drives,
             ..
         } = self;
         let jail = jail.as_mut().ok_or(Error::NotCreated {
             operation: "create",
         })?;
         let id = record.id.clone();
+        // Recorded now, saved with the first placement below: before any
+        // drive is placed.
+        for drive in boot_drives.iter() {
+            if !record.drives.iter().any(|(d, _)| *d == drive.id) {
+                let in_jail = PathBuf::from(layout::boot_drive_path(&drive.id));
+                record.drives.push((drive.id.clone(), in_jail));
+            }
+        }
         let mut jail_recorder = |jail_record: &JailRecord| {
             record.jail = jail_record.clone();
             recorder.record(record)
@@ -371,6 +393,32 @@ impl Firecracker {
                     source,
                 })?;
             logs.watch(&id, what, &host)?;
+        }
+        if !boot_drives.is_empty() {
+            jail.make_dir(Path::new(layout::BOOT_DRIVES_DIR))
+                .map_err(|source| Error::MakeDir {
+                    path: PathBuf::from(layout::BOOT_DRIVES_DIR),
+                    source,
+                })?;
+        }
+        for drive in boot_drives.iter() {
+            let in_jail = layout::boot_drive_path(&drive.id);
+            let how = if drive.read_only {
+                Placement::ReadOnlyBind
+            } else {
+                Placement::ReadWriteBind
+            };
+            jail.place(
+                &mut jail_recorder,
+                &drive.host_path,
+                Path::new(&in_jail),
+                how,
+            )
+            .map_err(|source| Error::Place {
+                what: "drive",
+                path: drive.host_path.clone(),
+                source,
+            })?;
         }
         for slot in 0..*placeholder_drives {
             let path = layout::placeholder_path(slot);
@@ -864,6 +912,32 @@ impl Hypervisor for Firecracker {
 
     /// Firecracker creates the hybrid-vsock socket inside the jail, which
     /// teardown removes with it: nothing new to record.
+    fn set_boot_drives(&mut self, drives: Vec<BlockDevice>) -> Result<(), VmmError> {
+        if self.record.jail.vmm_pid.is_some() {
+            return Err(Error::AlreadyCreated {
+                id: self.record.id.clone(),
+            }
+            .into());
+        }
+        for (i, drive) in drives.iter().enumerate() {
+            // Not a placeholder's or the root drive's id: those are taken.
+            let taken = drive.id == layout::ROOT_DRIVE_ID
+                || (0..self.placeholder_drives).any(|slot| layout::slot_id(slot) == drive.id)
+                || drives[..i].iter().any(|d| d.id == drive.id);
+            if !api::valid_resource_id(&drive.id)
+                || drive.id.len() > crate::hypervisor::MAX_BOOT_DRIVE_ID
+                || taken
+            {
+                return Err(Error::InvalidDeviceId {
+                    id: drive.id.clone(),
+                }
+                .into());
+            }
+        }
+        self.boot_drives = drives;
+        Ok(())
+    }
+
     fn set_boot_network(&mut self, network: BootNetwork) -> Result<(), VmmError> {
         if self.record.jail.vmm_pid.is_some() {
             return Err(Error::AlreadyCreated {

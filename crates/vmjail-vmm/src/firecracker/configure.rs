@@ -16,6 +16,9 @@ pub struct BootPlan {
     pub metrics: api::Metrics,
     /// The read-only root drive, when booting from an image.
     pub root_drive: Option<api::Drive>,
+    /// Drives given at `create`, in order (Firecracker's guest reads each
+    /// one's id as its virtio-blk serial).
+    pub boot_drives: Vec<api::Drive>,
     /// Empty placeholder drives, later swapped by `PATCH /drives/{id}`.
     pub placeholders: Vec<api::Drive>,
     pub vsock: Option<api::Vsock>,
@@ -32,6 +35,7 @@ impl BootPlan {
             api::put_boot_source(&self.boot_source),
         ];
         requests.extend(self.root_drive.iter().map(api::put_drive));
+        requests.extend(self.boot_drives.iter().map(api::put_drive));
         requests.extend(self.placeholders.iter().map(api::put_drive));
         requests.extend(self.vsock.iter().map(api::put_vsock));
         requests

@@ -17,6 +17,14 @@ pub const METRICS_FIFO: &str = "/logs/metrics.fifo";
 pub const DRIVES_DIR: &str = "/drives";
 /// The root drive's id when booting from an image.
 pub const ROOT_DRIVE_ID: &str = "rootfs";
+/// Where drives given at `create` are placed (never a slot's directory).
+pub const BOOT_DRIVES_DIR: &str = "/drives/boot";
+
+/// The in-jail path of boot drive `id`.
+pub fn boot_drive_path(id: &str) -> String {
+    format!("{BOOT_DRIVES_DIR}/{id}")
+}
+
 /// Placeholder drives created at boot, so a later attach is a `PATCH`
 /// (Firecracker cannot add drives after boot). Kata uses 8 too.
 pub const DEFAULT_PLACEHOLDER_DRIVES: usize = 8;

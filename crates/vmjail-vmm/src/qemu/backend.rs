@@ -40,6 +40,8 @@ pub struct Qemu {
     created: bool,
     /// The NICs and their kernel parameters, given before `create`.
     network: BootNetwork,
+    /// Drives given at `create` (see `Hypervisor::set_boot_drives`).
+    boot_drives: Vec<BlockDevice>,
 }
 
 /// Forwards the jail's record into the VMM record and persists that.
@@ -109,6 +111,7 @@ impl Qemu {
             },
             created: false,
             network: BootNetwork::default(),
+            boot_drives: Vec::new(),
         })
     }
 
@@ -120,6 +123,7 @@ impl Qemu {
             record,
             created: true,
             network: BootNetwork::default(),
+            boot_drives: Vec::new(),
         }
     }
 
@@ -301,6 +305,24 @@ impl Qemu {
             outer: recorder,
         };
         assets::place_all(jail, &mut chain, &self.config.hypervisor, machine, accel)?;
+        for drive in &self.boot_drives {
+            let in_jail = Path::new(layout::DRIVES_DIR).join(&drive.id);
+            chain
+                .record
+                .drives
+                .push((drive.id.clone(), in_jail.clone()));
+            let how = if drive.read_only {
+                Placement::ReadOnlyBind
+            } else {
+                Placement::ReadWriteBind
+            };
+            jail.place(&mut chain, &drive.host_path, &in_jail, how)
+                .map_err(|source| Error::Place {
+                    what: "drive",
+                    path: drive.host_path.clone(),
+                    source: Box::new(source),
+                })?;
+        }
         jail.make_dir(Path::new(layout::RUN_DIR))
             .map_err(|source| Error::MakeDir {
                 path: layout::RUN_DIR.into(),
@@ -549,6 +571,14 @@ impl Hypervisor for Qemu {
         }
         let mut args = cmdline::build(&with_net, &paths, &options)?;
         args.extend(nics::args(machine, &self.network.nics)?);
+        for drive in &self.boot_drives {
+            let in_jail = Path::new(layout::DRIVES_DIR).join(&drive.id);
+            args.extend(
+                cmdline::boot_drive_args(machine, &drive.id, &in_jail, drive.read_only)?
+                    .into_iter()
+                    .map(std::ffi::OsString::from),
+            );
+        }
         let mut devices = match accel {
             Accel::Kvm => vec![PathBuf::from("/dev/kvm")],
             Accel::Tcg => Vec::new(),
@@ -778,6 +808,28 @@ impl Hypervisor for Qemu {
             .into());
         }
         self.network = network;
+        Ok(())
+    }
+
+    fn set_boot_drives(&mut self, drives: Vec<BlockDevice>) -> Result<(), VmmError> {
+        if self.created {
+            return Err(Error::AlreadyCreated {
+                id: self.record.id.clone(),
+            }
+            .into());
+        }
+        for (i, drive) in drives.iter().enumerate() {
+            if !valid_device_id(&drive.id)
+                || drive.id.len() > crate::hypervisor::MAX_BOOT_DRIVE_ID
+                || drives[..i].iter().any(|d| d.id == drive.id)
+            {
+                return Err(Error::InvalidDeviceId {
+                    id: drive.id.clone(),
+                }
+                .into());
+            }
+        }
+        self.boot_drives = drives;
         Ok(())
     }
 

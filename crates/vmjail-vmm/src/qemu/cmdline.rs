@@ -95,6 +95,29 @@ pub struct Paths {
     pub vhost_vsock_socket: Option<PathBuf>,
 }
 
+/// `-drive`/`-device` of a boot drive: virtio-blk with `serial=<id>`,
+/// so the guest finds it by id whatever its `vdX` name.
+pub fn boot_drive_args(
+    machine: Machine,
+    id: &str,
+    in_jail: &Path,
+    read_only: bool,
+) -> Result<Vec<String>, Error> {
+    let read_only = if read_only { ",readonly=on" } else { "" };
+    Ok(vec![
+        "-drive".into(),
+        format!(
+            "file={},if=none,id=drive-{id},format=raw{read_only}",
+            option_path(in_jail)?
+        ),
+        "-device".into(),
+        format!(
+            "virtio-blk-{},drive=drive-{id},serial={id}",
+            machine.virtio_suffix()
+        ),
+    ])
+}
+
 /// Everything the command line depends on besides the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -540,5 +563,33 @@ mod tests {
             kernel_cmdline(&[p("tsc_early_khz", Some("5"))], Some(7)),
             "console=ttyS0 tsc_early_khz=5"
         );
+    }
+
+    #[test]
+    fn boot_drives_carry_their_serial_on_both_machines() {
+        let args = boot_drive_args(
+            Machine::Microvm,
+            "vmjail-c0",
+            Path::new("/drives/vmjail-c0"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            args,
+            [
+                "-drive",
+                "file=/drives/vmjail-c0,if=none,id=drive-vmjail-c0,format=raw",
+                "-device",
+                "virtio-blk-device,drive=drive-vmjail-c0,serial=vmjail-c0",
+            ]
+        );
+        let q35 = Machine::parse("q35").unwrap();
+        let args = boot_drive_args(q35, "d", Path::new("/drives/d"), true).unwrap();
+        assert_eq!(
+            args[1],
+            "file=/drives/d,if=none,id=drive-d,format=raw,readonly=on"
+        );
+        assert_eq!(args[3], "virtio-blk-pci,drive=drive-d,serial=d");
+        assert!(boot_drive_args(q35, "d", Path::new("/a,b"), true).is_err());
     }
 }

@@ -235,12 +235,20 @@ pub(super) fn bind_into(
 }
 
 /// Tear down every helper the record names (idempotent, from the record).
+/// How long the helper gets after SIGTERM at teardown.
+const HELPER_TERM_GRACE: Duration = Duration::from_millis(200);
+
 pub(super) fn teardown_all(record: &VmmRecord, timeout: Duration) -> Result<(), Error> {
     for helper in &record.helpers {
-        vmjail_jail::teardown(&helper.jail, timeout).map_err(|e| Error::Helper {
-            helper: HELPER,
-            step: "tearing its jail down",
-            source: Box::new(e),
+        // The helper keeps no state worth a graceful end and ignores
+        // SIGTERM once its front-end is gone (it waits for the next one):
+        // a short grace, then SIGKILL, instead of the whole `timeout`.
+        vmjail_jail::teardown(&helper.jail, HELPER_TERM_GRACE.min(timeout)).map_err(|e| {
+            Error::Helper {
+                helper: HELPER,
+                step: "tearing its jail down",
+                source: Box::new(e),
+            }
         })?;
     }
     Ok(())

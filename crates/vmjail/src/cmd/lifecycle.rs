@@ -19,6 +19,7 @@
 mod exec;
 mod output;
 mod run;
+mod run_bundle;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

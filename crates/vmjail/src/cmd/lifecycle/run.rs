@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use vmjail_config::RuntimeConfig;
-use vmjail_sandbox::{interrupt, reaper, SandboxId, Sandboxes, SelectFactory};
+use vmjail_sandbox::{interrupt, reaper, ContainerSpec, SandboxId, Sandboxes, SelectFactory};
 
 use super::{exit, Failure, CLEANUP_TIMEOUT, START_TIMEOUT};
 use crate::cli::RunArgs;
@@ -36,8 +36,25 @@ pub fn run(
             id
         }
     };
-    sandboxes.create(&id, config, args.netns.as_deref())?;
-    let outcome = follow(sandboxes, &id, Duration::from_secs(args.timeout));
+    let outcome = match &args.bundle {
+        Some(bundle) => {
+            let container = ContainerSpec {
+                id: id.to_string(),
+                bundle: bundle.clone(),
+            };
+            sandboxes.create_with_containers(
+                &id,
+                config,
+                args.netns.as_deref(),
+                std::slice::from_ref(&container),
+            )?;
+            super::run_bundle::follow(sandboxes, &id, &container.id, args.tty)
+        }
+        None => {
+            sandboxes.create(&id, config, args.netns.as_deref())?;
+            follow(sandboxes, &id, Duration::from_secs(args.timeout))
+        }
+    };
     let cleanup = sandboxes.delete(&id, true, CLEANUP_TIMEOUT);
     // The VMM and the console pump are gone by now (or delete failed and
     // says so); their zombies are ours.
@@ -115,7 +132,7 @@ impl std::io::Write for Stdout {
     }
 }
 
-fn interrupted(id: &SandboxId) -> Option<u8> {
+pub(super) fn interrupted(id: &SandboxId) -> Option<u8> {
     let signal = interrupt::received()?;
     crate::out::errln!("vmjail: run: {signal} received; stopping and deleting sandbox {id}");
     Some(128u8.saturating_add(signal as u8))

@@ -1,0 +1,314 @@
+//! An OCI bundle made into an ext4 image for the guest: `config.json`
+//! (its `root.path` rewritten to `rootfs`) and `rootfs/`, built with
+//! e2fsprogs' `mke2fs -d` from a staging copy. Both live in the sandbox's
+//! state dir; the caller records their paths before they are made.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Most bytes of a `config.json` read.
+pub const MAX_CONFIG: u64 = 1 << 20;
+/// Largest image made (the tree plus margin must fit).
+pub const MAX_IMAGE: u64 = 8 << 30;
+/// Most entries of a rootfs tree copied.
+pub const MAX_ENTRIES: u64 = 1_000_000;
+/// Deepest directory nesting walked.
+const MAX_DEPTH: usize = 256;
+/// Space beyond the tree: ext4's metadata and the container's writes.
+const MARGIN: u64 = 64 << 20;
+/// Longest `cp`/`mke2fs` may take.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("bundle {path}: {reason}")]
+    Bundle { path: PathBuf, reason: String },
+    #[error("bundle {path}: config.json: {reason}")]
+    Config { path: PathBuf, reason: String },
+    #[error("bundle {path}: the rootfs is larger than {max} bytes (with margin)", max = MAX_IMAGE)]
+    TooLarge { path: PathBuf },
+    #[error("bundle image {path}: {step}: {reason}")]
+    Image {
+        path: PathBuf,
+        step: &'static str,
+        reason: String,
+    },
+}
+
+/// A checked bundle: its directory, its rootfs and its config (as JSON,
+/// `root.path` already rewritten to `rootfs`).
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub rootfs: PathBuf,
+    pub config: serde_json::Value,
+}
+
+fn bundle_err(path: &Path, reason: impl ToString) -> BundleError {
+    BundleError::Bundle {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Reads and checks the bundle at `dir`: a directory holding a
+/// `config.json` (at most [`MAX_CONFIG`] bytes, a valid OCI runtime spec
+/// with `root` and `process`) whose `root.path` is a directory.
+pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| bundle_err(dir, format!("cannot resolve it: {e}")))?;
+    if !dir.is_dir() {
+        return Err(bundle_err(&dir, "not a directory"));
+    }
+    let config_err = |reason: String| BundleError::Config {
+        path: dir.clone(),
+        reason,
+    };
+    let file = std::fs::File::open(dir.join("config.json"))
+        .map_err(|e| config_err(format!("cannot open it: {e}")))?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| config_err(format!("cannot read it: {e}")))?;
+    if text.len() as u64 > MAX_CONFIG {
+        return Err(config_err(format!("larger than {MAX_CONFIG} bytes")));
+    }
+    let spec: oci_spec::runtime::Spec =
+        serde_json::from_str(&text).map_err(|e| config_err(e.to_string()))?;
+    if spec.process().is_none() {
+        return Err(config_err("no \"process\" to run".into()));
+    }
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| config_err("no \"root\"".into()))?;
+    let rootfs = dir.join(root.path());
+    let rootfs = rootfs
+        .canonicalize()
+        .map_err(|e| config_err(format!("root.path {}: {e}", root.path().display())))?;
+    if !rootfs.is_dir() {
+        return Err(config_err(format!(
+            "root.path {} is not a directory",
+            rootfs.display()
+        )));
+    }
+    let mut config: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| config_err(e.to_string()))?;
+    config["root"]["path"] = "rootfs".into();
+    Ok(Bundle {
+        dir,
+        rootfs,
+        config,
+    })
+}
+
+/// Bytes the tree at `dir` takes (4 KiB blocks, plus an inode each),
+/// without following symlinks, bounded by [`MAX_ENTRIES`] and
+/// [`MAX_DEPTH`].
+pub fn tree_size(dir: &Path) -> Result<u64, BundleError> {
+    fn walk(dir: &Path, depth: usize, total: &mut u64, entries: &mut u64) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("{} is nested too deep", dir.display()));
+        }
+        for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+            let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+            *entries += 1;
+            if *entries > MAX_ENTRIES {
+                return Err(format!("more than {MAX_ENTRIES} entries"));
+            }
+            let meta = entry
+                .metadata()
+                .map_err(|e| format!("{}: {e}", entry.path().display()))?;
+            *total = total.saturating_add(meta.len().div_ceil(4096) * 4096 + 256);
+            if meta.is_dir() {
+                walk(&entry.path(), depth + 1, total, entries)?;
+            }
+        }
+        Ok(())
+    }
+    let (mut total, mut entries) = (0u64, 0u64);
+    walk(dir, 0, &mut total, &mut entries).map_err(|reason| bundle_err(dir, reason))?;
+    Ok(total)
+}
+
+/// The image size for a tree of `tree` bytes: a quarter more plus
+/// [`MARGIN`], in whole MiB, at most [`MAX_IMAGE`].
+pub fn image_size(tree: u64) -> Option<u64> {
+    let size = tree.checked_add(tree / 4)?.checked_add(MARGIN)?;
+    let size = size.div_ceil(1 << 20) * (1 << 20);
+    (size <= MAX_IMAGE).then_some(size)
+}
+
+/// Makes `image` (a new file) from `bundle`, staging the tree in
+/// `staging` (a new directory, removed again). Both paths must already be
+/// recorded by the caller.
+pub fn make(bundle: &Bundle, staging: &Path, image: &Path) -> Result<(), BundleError> {
+    let size = image_size(tree_size(&bundle.rootfs)?).ok_or_else(|| BundleError::TooLarge {
+        path: bundle.dir.clone(),
+    })?;
+    let image_err = |step: &'static str, reason: String| BundleError::Image {
+        path: image.to_path_buf(),
+        step,
+        reason,
+    };
+    let mut image_made = false;
+    let made = (|| {
+        std::fs::create_dir(staging)
+            .map_err(|e| image_err("creating the staging directory", e.to_string()))?;
+        let config = serde_json::to_vec_pretty(&bundle.config)
+            .map_err(|e| image_err("writing config.json", e.to_string()))?;
+        std::fs::write(staging.join("config.json"), config)
+            .map_err(|e| image_err("writing config.json", e.to_string()))?;
+        // `cp -a`: symlinks copied as symlinks, never followed; hard links,
+        // owners, modes and times kept; reflinked where the fs can.
+        let mut cp = Command::new("cp");
+        cp.arg("-a")
+            .arg("--reflink=auto")
+            .arg("--")
+            .arg(&bundle.rootfs)
+            .arg(staging.join("rootfs"));
+        run(cp, "copying the rootfs").map_err(|r| image_err("copying the rootfs", r))?;
+        crate::crash::point("create-container-staged");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(image)
+            .map_err(|e| image_err("creating the file", e.to_string()))?;
+        image_made = true;
+        file.set_len(size)
+            .map_err(|e| image_err("sizing the file", e.to_string()))?;
+        drop(file);
+        let mut mke2fs = Command::new("mke2fs");
+        mke2fs
+            .args(["-q", "-F", "-t", "ext4", "-m", "0", "-E", "root_owner=0:0"])
+            .arg("-d")
+            .arg(staging)
+            .arg(image);
+        run(mke2fs, "mke2fs").map_err(|r| image_err("mke2fs -d", r))
+    })();
+    let _ = std::fs::remove_dir_all(staging);
+    if made.is_err() && image_made {
+        let _ = std::fs::remove_file(image);
+    }
+    made
+}
+
+/// Runs a tool with no stdin, its stderr kept (at most 4 KiB shown),
+/// bounded by [`TOOL_TIMEOUT`].
+fn run(mut command: Command, what: &str) -> Result<(), String> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("running {what}: {e}"))?;
+    let stderr = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        if let Some(stderr) = stderr {
+            let _ = stderr.take(4096).read_to_end(&mut text);
+        }
+        String::from_utf8_lossy(&text).trim().to_string()
+    });
+    let deadline = Instant::now() + TOOL_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{what} took more than {}s", TOOL_TIMEOUT.as_secs()));
+            }
+            Err(e) => return Err(format!("waiting for {what}: {e}")),
+        }
+    };
+    let stderr = reader.join().unwrap_or_default();
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status}): {stderr}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle_with(config: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rootfs")).unwrap();
+        std::fs::write(dir.path().join("rootfs/hello"), b"hi").unwrap();
+        std::fs::write(dir.path().join("config.json"), config).unwrap();
+        dir
+    }
+
+    const CONFIG: &str = r#"{"ociVersion":"1.0.2","process":{"cwd":"/","args":["/hello"],"user":{"uid":0,"gid":0}},"root":{"path":"rootfs","readonly":true},"x-extra":1}"#;
+
+    #[test]
+    fn load_rewrites_root_path_and_keeps_the_rest() {
+        let dir = bundle_with(CONFIG);
+        let bundle = load(dir.path()).unwrap();
+        assert_eq!(bundle.config["root"]["path"], "rootfs");
+        assert_eq!(bundle.config["root"]["readonly"], true);
+        assert_eq!(bundle.config["x-extra"], 1);
+        assert_eq!(
+            bundle.rootfs,
+            dir.path().join("rootfs").canonicalize().unwrap()
+        );
+    }
+
+    #[test]
+    fn bad_bundles_are_named() {
+        let dir = bundle_with("{not json");
+        assert!(matches!(load(dir.path()), Err(BundleError::Config { .. })));
+        let dir = bundle_with(&CONFIG.replace("\"rootfs\"", "\"missing\""));
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("root.path missing"), "{err}");
+        let dir = bundle_with(&" ".repeat(MAX_CONFIG as usize + 1));
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("larger than"), "{err}");
+        let dir = bundle_with(r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"}}"#);
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("no \"process\""), "{err}");
+        assert!(load(Path::new("/nonexistent/bundle")).is_err());
+    }
+
+    #[test]
+    fn image_sizes_are_bounded() {
+        assert_eq!(image_size(0), Some(MARGIN));
+        assert!(image_size(MAX_IMAGE).is_none());
+        assert!(image_size(u64::MAX).is_none());
+    }
+
+    #[test]
+    fn make_builds_an_ext4_image_holding_the_bundle() {
+        let dir = bundle_with(CONFIG);
+        let bundle = load(dir.path()).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let image = out.path().join("bundle.img");
+        let staging = out.path().join("staging");
+        make(&bundle, &staging, &image).unwrap();
+        assert!(!staging.exists(), "the staging copy is removed");
+        let listing = Command::new("debugfs")
+            .args(["-R", "ls -p /rootfs"])
+            .arg(&image)
+            .output()
+            .unwrap();
+        let listing = String::from_utf8_lossy(&listing.stdout);
+        assert!(listing.contains("/hello/"), "{listing}");
+        let config = Command::new("debugfs")
+            .args(["-R", "cat /config.json"])
+            .arg(&image)
+            .output()
+            .unwrap();
+        let config: serde_json::Value = serde_json::from_slice(&config.stdout).unwrap();
+        assert_eq!(config["root"]["path"], "rootfs");
+        // A second make over an existing image is refused, not overwritten.
+        assert!(make(&bundle, &staging, &image).is_err());
+        assert!(image.is_file(), "the refused make left the image alone");
+    }
+}

@@ -1,0 +1,437 @@
+//! A sandbox's containers. Their bundles are known at `create`: each is
+//! recorded, made into an ext4 image in the sandbox's state dir (see
+//! [`crate::bundle_image`]) and given to the VM as a boot drive (QEMU's
+//! microvm and Firecracker cannot add one later). Once the sandbox runs,
+//! the agent sets a container up from its disk, starts and deletes it;
+//! each step is recorded in the sandbox's state.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vmjail_config::RuntimeConfig;
+use vmjail_vmm::BlockDevice;
+
+use super::Sandboxes;
+use crate::agent::{
+    run_process_session, AgentClient, AgentError, ExitStatus, ProcessHandle, SessionIo,
+    SessionOptions,
+};
+use crate::bundle_image::{self, Bundle, BundleError};
+use crate::state::{ContainerRecord, ContainerStatus, SandboxState, Status};
+use crate::{crash, vsock, ErrorKind, HypervisorFactory, SandboxError, SandboxId};
+
+/// Most containers one sandbox is created with.
+pub const MAX_CONTAINERS: usize = 8;
+
+/// A container to create with its sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// 1 to 64 of `[A-Za-z0-9_.-]`, not `.` or `..`.
+    pub id: String,
+    /// The OCI bundle directory on the host.
+    pub bundle: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("container id {id:?}: expected 1 to 64 of [A-Za-z0-9_.-] (not \".\" or \"..\")")]
+    BadId { id: String },
+    #[error("container {id:?} is given twice")]
+    Duplicate { id: String },
+    #[error(
+        "containers run through the guest agent: set use_vsock = true in the [hypervisor] section"
+    )]
+    NoAgent,
+    #[error("at most {MAX_CONTAINERS} containers per sandbox")]
+    TooMany,
+    #[error("container {id:?}: {source}")]
+    Bundle { id: String, source: BundleError },
+    #[error("no container {id:?} in this sandbox")]
+    NotFound { id: String },
+    #[error("container {id:?} is {status:?}; {operation} needs {needs}")]
+    WrongStatus {
+        id: String,
+        status: ContainerStatus,
+        operation: &'static str,
+        needs: &'static str,
+    },
+    #[error("container {id:?}: {step}: {source}")]
+    Agent {
+        id: String,
+        step: &'static str,
+        source: AgentError,
+    },
+    #[error("the guest agent: {source}")]
+    Connect { source: AgentError },
+}
+
+impl ContainerError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ContainerError::BadId { .. }
+            | ContainerError::Duplicate { .. }
+            | ContainerError::NoAgent
+            | ContainerError::TooMany
+            | ContainerError::Bundle { .. } => ErrorKind::InvalidInput,
+            ContainerError::NotFound { .. } => ErrorKind::NotFound,
+            ContainerError::WrongStatus { .. } => ErrorKind::WrongState,
+            ContainerError::Agent { .. } | ContainerError::Connect { .. } => ErrorKind::Failed,
+        }
+    }
+}
+
+fn container_err(id: &SandboxId, source: ContainerError) -> SandboxError {
+    SandboxError::Container {
+        id: id.to_string(),
+        source: Box::new(source),
+    }
+}
+
+/// A container id the agent accepts (it names a mount point there).
+pub fn valid_container_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+/// Checks `specs` before anything is claimed or made: ids, count, the
+/// agent, and each bundle (its config.json read and checked).
+pub(super) fn check_specs(
+    id: &SandboxId,
+    config: &RuntimeConfig,
+    specs: &[ContainerSpec],
+) -> Result<Vec<(ContainerSpec, Bundle)>, SandboxError> {
+    if specs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let fail = |e| Err(container_err(id, e));
+    if !config.hypervisor.use_vsock {
+        return fail(ContainerError::NoAgent);
+    }
+    if specs.len() > MAX_CONTAINERS {
+        return fail(ContainerError::TooMany);
+    }
+    let mut checked = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        if !valid_container_id(&spec.id) {
+            return fail(ContainerError::BadId {
+                id: spec.id.chars().take(80).collect(),
+            });
+        }
+        if specs[..i].iter().any(|s| s.id == spec.id) {
+            return fail(ContainerError::Duplicate {
+                id: spec.id.clone(),
+            });
+        }
+        let bundle = bundle_image::load(&spec.bundle).map_err(|source| {
+            container_err(
+                id,
+                ContainerError::Bundle {
+                    id: spec.id.clone(),
+                    source,
+                },
+            )
+        })?;
+        checked.push((spec.clone(), bundle));
+    }
+    Ok(checked)
+}
+
+/// The serial of container slot `index`'s disk (at most 20 bytes).
+fn disk_serial(index: usize) -> String {
+    format!("vmjail-c{index}")
+}
+
+impl<F: HypervisorFactory> Sandboxes<F> {
+    /// Records and makes each bundle's image; returns the boot drives.
+    pub(super) fn make_bundle_images(
+        &self,
+        id: &SandboxId,
+        state: &mut SandboxState,
+        bundles: &[(ContainerSpec, Bundle)],
+    ) -> Result<Vec<BlockDevice>, SandboxError> {
+        let dir = self.store.dir(id);
+        let mut drives = Vec::new();
+        for (index, (spec, bundle)) in bundles.iter().enumerate() {
+            let _step = tracing::debug_span!("bundle_image", container = %spec.id).entered();
+            let record = ContainerRecord {
+                id: spec.id.clone(),
+                bundle: bundle.dir.clone(),
+                image: dir.join(format!("container-{index}.img")),
+                staging: dir.join(format!("container-{index}.staging")),
+                disk_serial: disk_serial(index),
+                status: ContainerStatus::Imaging,
+            };
+            state.containers.push(record.clone());
+            self.store.save(state)?;
+            crash::point(&format!("create-container-recorded-{index}"));
+            bundle_image::make(bundle, &record.staging, &record.image).map_err(|source| {
+                container_err(
+                    id,
+                    ContainerError::Bundle {
+                        id: spec.id.clone(),
+                        source,
+                    },
+                )
+            })?;
+            if let Some(c) = state.containers.last_mut() {
+                c.status = ContainerStatus::Ready;
+            }
+            self.store.save(state)?;
+            crash::point(&format!("create-container-image-{index}"));
+            drives.push(BlockDevice {
+                id: record.disk_serial,
+                host_path: record.image,
+                read_only: false,
+            });
+        }
+        Ok(drives)
+    }
+
+    /// Removes the recorded images and staging copies (after the VMM and
+    /// its jail, which bound them, are gone). Only paths inside the
+    /// sandbox's own state directory are touched: the record is read
+    /// from disk.
+    pub(super) fn remove_bundle_images(&self, state: &SandboxState) -> Result<(), SandboxError> {
+        let id = SandboxId::parse(&state.id)?;
+        let dir = self.store.dir(&id);
+        for container in &state.containers {
+            for path in [&container.image, &container.staging] {
+                if path.parent() != Some(dir.as_path()) {
+                    tracing::warn!(
+                        "sandbox {}: not removing {} (outside its state dir)",
+                        state.id,
+                        path.display()
+                    );
+                    continue;
+                }
+                let removed = match std::fs::symlink_metadata(path) {
+                    Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+                    Ok(_) => std::fs::remove_file(path),
+                    Err(e) => Err(e),
+                };
+                match removed {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => {
+                        return Err(SandboxError::RemoveStateDir {
+                            path: path.clone(),
+                            source,
+                        })
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A client of running sandbox `id`'s agent, retrying the connection
+    /// until `timeout` (the guest may still be booting).
+    pub fn agent_client(
+        &self,
+        id: &SandboxId,
+        timeout: Duration,
+    ) -> Result<Arc<AgentClient>, SandboxError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let attempt = self
+                .connect_vsock(id, vsock::AGENT_PORT, left.min(vsock::CONNECT_TIMEOUT))
+                .and_then(|stream| {
+                    AgentClient::new(stream)
+                        .map_err(|source| container_err(id, ContainerError::Connect { source }))
+                });
+            match attempt {
+                Ok(client) => return Ok(Arc::new(client)),
+                Err(e) if Instant::now() >= deadline || e.kind() != ErrorKind::Failed => {
+                    return Err(e)
+                }
+                Err(e) => {
+                    tracing::debug!("agent not reachable yet: {e}");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+
+    /// Sets container `container` of running sandbox `id` up in the guest
+    /// from its bundle disk; its process waits for
+    /// [`Sandboxes::start_container`]. `tty`/`stdin` as in
+    /// [`crate::agent::ProcessSpec`].
+    pub fn create_container(
+        &self,
+        id: &SandboxId,
+        client: Arc<AgentClient>,
+        container: &str,
+        tty: Option<(u16, u16)>,
+        stdin: bool,
+    ) -> Result<ProcessHandle, SandboxError> {
+        self.container_step(
+            id,
+            container,
+            "create",
+            (ContainerStatus::Ready, "a container whose disk is ready"),
+            ContainerStatus::Created,
+            |record| {
+                ProcessHandle::create_container_from_disk(
+                    client.clone(),
+                    &record.id,
+                    &record.disk_serial,
+                    tty,
+                    stdin,
+                )
+                .map_err(|source| (source, "setting it up in the guest"))
+            },
+        )
+    }
+
+    /// Lets created container `container` exec its process.
+    pub fn start_container(
+        &self,
+        id: &SandboxId,
+        client: &AgentClient,
+        container: &str,
+    ) -> Result<(), SandboxError> {
+        self.container_step(
+            id,
+            container,
+            "start",
+            (ContainerStatus::Created, "a created container"),
+            ContainerStatus::Running,
+            |record| {
+                client
+                    .start_container(&record.id)
+                    .map_err(|source| (source, "starting it"))
+            },
+        )
+    }
+
+    /// Kills container `container`'s process if it runs and removes it
+    /// from the guest (its disk stays, for the sandbox's delete).
+    pub fn delete_container(
+        &self,
+        id: &SandboxId,
+        client: &AgentClient,
+        container: &str,
+    ) -> Result<(), SandboxError> {
+        let (_lock, mut state) = self.lock_state(id, "delete a container of")?;
+        let record = find(id, &state, container)?;
+        if matches!(
+            record.status,
+            ContainerStatus::Created | ContainerStatus::Running
+        ) {
+            client.delete_container(&record.id).map_err(|source| {
+                container_err(
+                    id,
+                    ContainerError::Agent {
+                        id: record.id.clone(),
+                        step: "deleting it in the guest",
+                        source,
+                    },
+                )
+            })?;
+        }
+        set_status(&mut state, container, ContainerStatus::Stopped);
+        self.store.save(&state)
+    }
+
+    /// Creates and starts container `container` of running sandbox `id`
+    /// with `io` as its stdio (see [`run_process_session`]), waits for
+    /// its end, deletes it in the guest and returns how it ended.
+    pub fn run_container(
+        &self,
+        id: &SandboxId,
+        client: Arc<AgentClient>,
+        container: &str,
+        options: SessionOptions,
+        io: SessionIo,
+    ) -> Result<ExitStatus, SandboxError> {
+        let ended = run_process_session(
+            options,
+            io,
+            |tty| self.create_container(id, client.clone(), container, tty, options.stdin),
+            |_| self.start_container(id, &client, container),
+        );
+        let deleted = self.delete_container(id, &client, container);
+        let status = ended?;
+        deleted?;
+        Ok(status)
+    }
+
+    /// One recorded transition of a container, under the sandbox's lock.
+    fn container_step<T>(
+        &self,
+        id: &SandboxId,
+        container: &str,
+        operation: &'static str,
+        (from, needs): (ContainerStatus, &'static str),
+        to: ContainerStatus,
+        act: impl FnOnce(&ContainerRecord) -> Result<T, (AgentError, &'static str)>,
+    ) -> Result<T, SandboxError> {
+        let (_lock, mut state) = self.lock_state(id, "manage a container of")?;
+        if state.status() != Status::Running {
+            return Err(SandboxError::WrongState {
+                id: id.to_string(),
+                operation: "manage a container of",
+                status: state.status(),
+                needs: "a running sandbox",
+            });
+        }
+        let record = find(id, &state, container)?;
+        if record.status != from {
+            return Err(container_err(
+                id,
+                ContainerError::WrongStatus {
+                    id: record.id,
+                    status: record.status,
+                    operation,
+                    needs,
+                },
+            ));
+        }
+        let done = act(&record).map_err(|(source, step)| {
+            container_err(
+                id,
+                ContainerError::Agent {
+                    id: record.id.clone(),
+                    step,
+                    source,
+                },
+            )
+        })?;
+        set_status(&mut state, container, to);
+        self.store.save(&state)?;
+        Ok(done)
+    }
+}
+
+fn find(
+    id: &SandboxId,
+    state: &SandboxState,
+    container: &str,
+) -> Result<ContainerRecord, SandboxError> {
+    state
+        .containers
+        .iter()
+        .find(|c| c.id == container)
+        .cloned()
+        .ok_or_else(|| {
+            container_err(
+                id,
+                ContainerError::NotFound {
+                    id: container.chars().take(80).collect(),
+                },
+            )
+        })
+}
+
+fn set_status(state: &mut SandboxState, container: &str, status: ContainerStatus) {
+    if let Some(c) = state.containers.iter_mut().find(|c| c.id == container) {
+        c.status = status;
+    }
+}

@@ -1,0 +1,183 @@
+//! `vmjail run --bundle` (the real binary: image made, jailed QEMU and
+//! vsock helper, guest booted, agent reached, container set up from its
+//! disk) to the container's first output, against the same kernel and
+//! initramfs booted by a bare QEMU (no jail, no vmjail) to the guest's
+//! marker, and `vmjail run` (no bundle) to the marker; medians of
+//! alternating rounds, ratios in the same run.
+//!
+//! `cargo build --workspace --bins && cargo bench -p vmjail --bench bundle`
+//! (root; the guest from `scripts/build-guest.sh build/guest`).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vmjail_config::{ConfigSource, HostFacts};
+use vmjail_vmm::qemu::cmdline::{self, Options, Paths};
+use vmjail_vmm::qemu::{probe, Accel};
+
+const MARKER: &str = "VMJAIL-GUEST-READY";
+const ROUNDS: usize = 5;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn vmjail_bin() -> PathBuf {
+    let bin = repo().join("target/debug/vmjail");
+    assert!(bin.is_file(), "run `cargo build --workspace --bins` first");
+    bin
+}
+
+fn config_text(dir: &Path, use_vsock: bool) -> String {
+    let guest = repo()
+        .join("build/guest")
+        .canonicalize()
+        .expect("build/guest");
+    format!(
+        r#"[hypervisor.qemu]
+path = "/usr/bin/qemu-system-x86_64"
+kernel = "{guest}/vmlinux"
+initrd = "{guest}/initramfs.cpio.gz"
+machine_type = "microvm"
+default_vcpus = 1
+default_memory = 256
+use_vsock = {use_vsock}
+
+[agent.kata]
+
+[jail]
+uid = 46000
+gid = 46000
+id_range_size = 16
+chroot_base_dir = "{dir}/jail"
+state_dir = "{dir}/state"
+parent_cgroup = "vmjail-bench-bundle"
+"#,
+        guest = guest.display(),
+        dir = dir.display(),
+    )
+}
+
+fn make_bundle(dir: &Path) -> PathBuf {
+    let bundle = dir.join("bundle");
+    std::fs::create_dir_all(bundle.join("rootfs/bin")).unwrap();
+    std::fs::copy("/bin/busybox", bundle.join("rootfs/bin/busybox")).unwrap();
+    assert!(Command::new("chroot")
+        .arg(bundle.join("rootfs"))
+        .args(["/bin/busybox", "--install", "-s", "/bin"])
+        .status()
+        .unwrap()
+        .success());
+    std::fs::create_dir_all(bundle.join("rootfs/proc")).unwrap();
+    let config = r#"{"ociVersion":"1.0.2","process":{"user":{"uid":0,"gid":0},"args":["/bin/echo","first"],"env":["PATH=/bin"],"cwd":"/"},"root":{"path":"rootfs","readonly":true},"hostname":"bench","mounts":[{"destination":"/proc","type":"proc","source":"proc"}],"linux":{"namespaces":[{"type":"pid"},{"type":"mount"},{"type":"uts"},{"type":"ipc"}]}}"#;
+    std::fs::write(bundle.join("config.json"), config).unwrap();
+    bundle
+}
+
+/// Spawns `command` and returns when a stdout line contains `needle`;
+/// the process is then left to finish (and is waited for).
+fn to_line(mut command: Command, needle: &str) -> Duration {
+    let start = Instant::now();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let took = loop {
+        line.clear();
+        if out.read_line(&mut line).unwrap() == 0 {
+            panic!("ended before {needle:?}");
+        }
+        if line.contains(needle) {
+            break start.elapsed();
+        }
+    };
+    let _ = out.read_to_end(&mut Vec::new());
+    let _ = child.wait();
+    took
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let dir = tempfile::Builder::new()
+        .prefix("vmjail-bb-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::create_dir(dir.path().join("jail")).unwrap();
+    let with_agent = dir.path().join("agent.toml");
+    std::fs::write(&with_agent, config_text(dir.path(), true)).unwrap();
+    let plain = dir.path().join("plain.toml");
+    std::fs::write(&plain, config_text(dir.path(), false)).unwrap();
+    let bundle = make_bundle(dir.path());
+
+    let host = HostFacts {
+        cpus: 2,
+        has_vhost_vsock: false,
+    };
+    let config = vmjail_config::load_str(
+        &config_text(dir.path(), false),
+        ConfigSource::Embedded,
+        &host,
+    )
+    .expect("config");
+    let hv = &config.hypervisor;
+    let paths = Paths {
+        kernel: hv.kernel.clone(),
+        initrd: hv.initrd.clone(),
+        image: None,
+        firmware: None,
+        data_dir: "/usr/share/qemu".into(),
+        qmp_socket: dir.path().join("qmp.sock"),
+        vhost_vsock_socket: None,
+    };
+    let options = Options {
+        accel: Accel::Tcg,
+        seccomp: probe::probe(&hv.path).seccomp,
+        stopped: false,
+        tsc_khz: cmdline::host_tsc_khz(),
+    };
+    let bare_args = cmdline::build(hv, &paths, &options).expect("command line");
+
+    let (mut bare, mut run, mut bundled) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let _ = std::fs::remove_file(dir.path().join("qmp.sock"));
+        let mut qemu = Command::new(&hv.path);
+        qemu.args(&bare_args);
+        bare.push(to_line(qemu, MARKER));
+
+        let mut plain_run = Command::new(vmjail_bin());
+        plain_run
+            .arg("--config")
+            .arg(&plain)
+            .args(["run", "--id", &format!("bbr{round}")]);
+        run.push(to_line(plain_run, MARKER));
+
+        let mut bundle_run = Command::new(vmjail_bin());
+        bundle_run.arg("--config").arg(&with_agent).args([
+            "run",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--id",
+            &format!("bbb{round}"),
+        ]);
+        bundled.push(to_line(bundle_run, "first"));
+    }
+    let (bare, run, bundled) = (median(bare), median(run), median(bundled));
+    println!("bare QEMU to the guest marker:            {bare:?} (median of {ROUNDS})");
+    println!("vmjail run to the guest marker:           {run:?}");
+    println!("vmjail run --bundle to the first output:  {bundled:?}");
+    println!(
+        "ratio run --bundle / bare QEMU: {:.2}x; / vmjail run: {:.2}x",
+        bundled.as_secs_f64() / bare.as_secs_f64(),
+        bundled.as_secs_f64() / run.as_secs_f64()
+    );
+}
