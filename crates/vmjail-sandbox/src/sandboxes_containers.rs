@@ -81,6 +81,27 @@ impl ContainerError {
     }
 }
 
+/// Whether `error` from reaching the agent is what a guest still booting
+/// gives (nothing accepts the port yet, or a connection dropped before the
+/// agent answered) rather than an answer that a retry would not change
+/// (another protocol version, a bad answer, a sandbox not running).
+fn agent_not_up_yet(error: &SandboxError) -> bool {
+    use crate::vsock::VsockError;
+    match error {
+        SandboxError::Vsock { source, .. } => matches!(
+            **source,
+            VsockError::Refused { .. } | VsockError::Timeout { .. } | VsockError::Connect { .. }
+        ),
+        SandboxError::Container { source, .. } => matches!(
+            **source,
+            ContainerError::Connect {
+                source: AgentError::Transport { .. } | AgentError::Timeout { .. }
+            }
+        ),
+        _ => false,
+    }
+}
+
 fn container_err(id: &SandboxId, source: ContainerError) -> SandboxError {
     SandboxError::Container {
         id: id.to_string(),
@@ -248,9 +269,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 });
             match attempt {
                 Ok(client) => return Ok(Arc::new(client)),
-                Err(e) if Instant::now() >= deadline || e.kind() != ErrorKind::Failed => {
-                    return Err(e)
-                }
+                Err(e) if Instant::now() >= deadline || !agent_not_up_yet(&e) => return Err(e),
                 Err(e) => {
                     tracing::debug!("agent not reachable yet: {e}");
                     std::thread::sleep(Duration::from_millis(20));
@@ -433,5 +452,50 @@ fn find(
 fn set_status(state: &mut SandboxState, container: &str, status: ContainerStatus) {
     if let Some(c) = state.containers.iter_mut().find(|c| c.id == container) {
         c.status = status;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vsock::VsockError;
+
+    fn vsock(source: VsockError) -> SandboxError {
+        SandboxError::Vsock {
+            id: "a".into(),
+            port: 1024,
+            source: Box::new(source),
+        }
+    }
+
+    fn connect(source: AgentError) -> SandboxError {
+        container_err(
+            &SandboxId::parse("a").unwrap(),
+            ContainerError::Connect { source },
+        )
+    }
+
+    #[test]
+    fn only_a_guest_still_booting_is_waited_for() {
+        assert!(agent_not_up_yet(&vsock(VsockError::Refused { port: 1024 })));
+        assert!(agent_not_up_yet(&vsock(VsockError::Timeout {
+            port: 1024,
+            waited: Duration::from_secs(1),
+        })));
+        assert!(agent_not_up_yet(&connect(AgentError::Transport {
+            call: "Version",
+            message: "reset".into(),
+        })));
+        // Answers a retry would not change end the wait at once.
+        assert!(!agent_not_up_yet(&vsock(VsockError::NoVsock)));
+        assert!(!agent_not_up_yet(&vsock(VsockError::BadAnswer {
+            port: 1024,
+            answer: "NO".into(),
+        })));
+        assert!(!agent_not_up_yet(&connect(AgentError::VersionMismatch {
+            host: 2,
+            agent: 1,
+            agent_version: "0.1.0".into(),
+        })));
     }
 }

@@ -46,15 +46,14 @@ fn exec_runs_processes_in_the_guest() {
         return;
     }
     let w = World::new("exec");
-    let id = running(&w, "exec");
-
-    // The agent starts with the guest's init, after the vsock: the first
-    // exec may find it not yet listening.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !exec(&w, &id, &["--", "busybox", "true"]).status.success() {
-        assert!(Instant::now() < deadline, "the agent never answered");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    w.use_vsock();
+    let id = unique_id("exec");
+    w.ok(&["create", "--id", &id]);
+    w.ok(&["start", &id]);
+    // Right after start the guest is still booting: exec waits for its
+    // agent, as a user typing the two commands expects.
+    let out = exec(&w, &id, &["--", "true"]);
+    assert!(out.status.success(), "{out:?}");
     for (args, code) in [
         (&["busybox", "false"][..], 1),
         (&["sh", "-c", "exit 255"][..], 255),
@@ -169,11 +168,8 @@ fn a_vm_killed_under_a_running_exec_is_a_clear_error() {
     }
     let w = World::new("execkill");
     let id = running(&w, "execkill");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !exec(&w, &id, &["--", "busybox", "true"]).status.success() {
-        assert!(Instant::now() < deadline, "the agent never answered");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let out = exec(&w, &id, &["--", "true"]);
+    assert!(out.status.success(), "{out:?}");
     let child = w.spawn(&["exec", &id, "--", "busybox", "sleep", "600"]);
     std::thread::sleep(Duration::from_secs(1));
     let qemu = w.state(&id)["vmm_pid"].as_i64().unwrap();

@@ -3,15 +3,17 @@
 //! as the exit code. What the flags mean is the agent library's
 //! ([`ProcessSpec::for_exec`]).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vmjail_sandbox::agent::{run_session, AgentClient, AgentError, ProcessSpec, SessionIo};
-use vmjail_sandbox::{vsock, SandboxId, Sandboxes, SelectFactory, Status};
+use vmjail_sandbox::agent::{run_session, AgentError, ProcessSpec, SessionIo};
+use vmjail_sandbox::{SandboxId, Sandboxes, SelectFactory, Status};
 
 use super::{exit, Failure};
 use crate::cli::ExecArgs;
 
+/// How long `exec` waits for the guest's agent to answer (a guest booting
+/// under TCG takes seconds).
+const AGENT_WAIT: Duration = Duration::from_secs(30);
 /// How long a lost agent connection may wait for the VM to show as gone.
 const VM_GONE_GRACE: Duration = Duration::from_secs(2);
 
@@ -26,7 +28,8 @@ pub fn exec(sandboxes: &Sandboxes<SelectFactory>, args: &ExecArgs) -> Result<u8,
         args.interactive,
     )
     .map_err(|e| Failure::Usage(format!("exec: {e}")))?;
-    let stream = sandboxes.connect_vsock(&id, vsock::AGENT_PORT, vsock::CONNECT_TIMEOUT)?;
+    // Right after `start` the guest is still booting: wait for its agent.
+    let client = sandboxes.agent_client(&id, AGENT_WAIT)?;
     // A connection lost under the command most often means the VM is
     // gone: say so when the sandbox no longer runs.
     let agent_error = |e: AgentError| {
@@ -38,12 +41,11 @@ pub fn exec(sandboxes: &Sandboxes<SelectFactory>, args: &ExecArgs) -> Result<u8,
             false => format!("sandbox \"{id}\": guest agent: {e}"),
         })
     };
-    let client = AgentClient::new(stream).map_err(agent_error)?;
     let mut io = SessionIo::from_std().map_err(agent_error)?;
     if !args.interactive {
         io.stdin = None;
     }
-    let status = run_session(Arc::new(client), &spec, io).map_err(agent_error)?;
+    let status = run_session(client, &spec, io).map_err(agent_error)?;
     Ok(u8::try_from(status.code()).unwrap_or(exit::FAILURE))
 }
 
