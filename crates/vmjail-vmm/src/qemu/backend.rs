@@ -1,6 +1,5 @@
 //! [`Qemu`]: the [`Hypervisor`] for QEMU in vmjail's built-in jail.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -13,7 +12,7 @@ use vmjail_jail::{host_path, Jail, JailRecord, Jailer, LaunchStdio, Placement, R
 
 use super::cmdline::{self, Accel, Machine, Options};
 use super::qmp::Qmp;
-use super::{assets, layout, nics, probe, vhost_vsock, Error};
+use super::{assets, layout, nics, output_tail, probe, vhost_vsock, Error};
 use crate::hypervisor::{
     BlockDevice, BootNetwork, Capabilities, GuestNic, Hypervisor, NetInterface, VmState, VmmRecord,
     VmmRecorder, VsockDevice,
@@ -29,8 +28,6 @@ const QMP_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// QEMU's stderr inside the jail, for error messages.
 const QEMU_OUTPUT: &str = "/run/qemu.out";
-/// The tail of QEMU's output quoted in errors.
-const OUTPUT_TAIL: u64 = 2048;
 
 /// QEMU in vmjail's built-in jail.
 pub struct Qemu {
@@ -238,24 +235,7 @@ impl Qemu {
     /// The last bytes QEMU wrote to its output (for error messages); `None`
     /// when it wrote nothing.
     fn output_tail(&self) -> Option<String> {
-        // The jailed uid owns the file and its directory: never follow a
-        // link it planted anywhere on the way.
-        let fd = vmjail_jail::open_in_jail(
-            &self.record.jail.root(),
-            Path::new(QEMU_OUTPUT),
-            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK,
-        )
-        .ok()?;
-        let mut file = std::fs::File::from(fd);
-        let meta = file.metadata().ok()?;
-        if !meta.is_file() {
-            return Some("(not a regular file)".into());
-        }
-        let _ = file.seek(SeekFrom::Start(meta.len().saturating_sub(OUTPUT_TAIL)));
-        let mut bytes = Vec::new();
-        let _ = file.take(OUTPUT_TAIL).read_to_end(&mut bytes);
-        let text = String::from_utf8_lossy(&bytes).trim().to_owned();
-        (!text.is_empty()).then_some(text)
+        output_tail::output_tail(&self.record.jail.root(), QEMU_OUTPUT)
     }
 
     /// A failure while QEMU may have died: say so, with its memory cgroup's

@@ -10,6 +10,7 @@ mod backend;
 pub mod cmdline;
 pub mod layout;
 mod nics;
+mod output_tail;
 pub mod probe;
 pub mod qmp;
 pub mod vhost_vsock;

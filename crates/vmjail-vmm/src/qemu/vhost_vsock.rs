@@ -19,6 +19,7 @@ use nix::sys::stat::SFlag;
 use vmjail_config::RuntimeConfig;
 use vmjail_jail::{Jail, JailRecord, Jailer, LaunchStdio, Placement, Recorder};
 
+use super::output_tail::output_tail;
 use super::{layout, Error};
 use crate::hypervisor::{HelperRecord, VmmRecord, VmmRecorder, VsockRecord};
 
@@ -37,8 +38,6 @@ pub const HELPER_SEARCH: &[&str] = &[
 const SOCKET_DIR: &str = "/vsock";
 /// The helper's output (its log), in its own jail, quoted in errors.
 const OUTPUT: &str = "/helper.out";
-/// The tail of the helper's output quoted in errors.
-const OUTPUT_TAIL: u64 = 2048;
 /// How long the helper may take to open its vhost-user socket.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -192,7 +191,7 @@ fn wait_ready(helper: &JailRecord) -> Result<(), Error> {
                 helper: HELPER,
                 state: if alive { "still runs" } else { "exited" },
                 waited: started.elapsed(),
-                output: output_tail(helper).unwrap_or_else(|| "(none)".into()),
+                output: output_tail(&helper.root(), OUTPUT).unwrap_or_else(|| "(none)".into()),
             });
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -252,27 +251,6 @@ pub(super) fn teardown_all(record: &VmmRecord, timeout: Duration) -> Result<(), 
         })?;
     }
     Ok(())
-}
-
-/// The last bytes the helper wrote (never following a link it planted).
-fn output_tail(helper: &JailRecord) -> Option<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let fd = vmjail_jail::open_in_jail(
-        &helper.root(),
-        Path::new(OUTPUT),
-        OFlag::O_RDONLY | OFlag::O_NONBLOCK,
-    )
-    .ok()?;
-    let mut file = std::fs::File::from(fd);
-    let meta = file.metadata().ok()?;
-    if !meta.is_file() {
-        return Some("(not a regular file)".into());
-    }
-    let _ = file.seek(SeekFrom::Start(meta.len().saturating_sub(OUTPUT_TAIL)));
-    let mut bytes = Vec::new();
-    let _ = file.take(OUTPUT_TAIL).read_to_end(&mut bytes);
-    let text = String::from_utf8_lossy(&bytes).trim().to_owned();
-    (!text.is_empty()).then_some(text)
 }
 
 #[cfg(test)]
