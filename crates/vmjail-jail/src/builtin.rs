@@ -92,27 +92,13 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
         gid: args.gid,
     };
 
-    // 3. Layout (kept as is when `Jail::prepare` made it). The shared
-    //    exec-only copy is made before joining the VMM's cgroups: copying a
-    //    large binary from inside a small memory cgroup charges its page
-    //    cache there, and the OOM killer ends the jailer. (It is opened again
-    //    for the bind once in the jail's mount namespace.)
+    // 3. Layout (kept as is when `Jail::prepare` made it).
     make_layout(&base, &exec_name, &args.id, owner)?;
-    if !args.copy_exec_file {
-        exec_only::exec_only_copy(&base, &exec_file, &exec_name)?;
-    }
 
-    // 4. Network namespace, rlimits, cgroups — all need the host's view.
+    // 4. Network namespace (needs the host's view).
     if let Some(netns) = &args.netns {
         join_netns(netns)?;
     }
-    let me = std::process::id();
-    if plan.leaves.is_empty() && args.cgroup_version == crate::CgroupVersion::V2 {
-        if let Some(parent) = &args.parent_cgroup {
-            cgroup::join_existing_v2_parent(&cgroup_mounts, parent, me)?;
-        }
-    }
-    plan.apply(me)?;
     // For stdio the VMM must not keep (see step 6); the jail has no /dev/null.
     let dev_null = open_dev_null()?;
 
@@ -126,6 +112,16 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
     .map_err(|e| JailError::sys("unshare(CLONE_NEWIPC | CLONE_NEWUTS)", e))?;
     chroot::enter_mount_namespace(&root)?;
     place_exec_file(&exec_file, &base, &root, &exec_name, args.copy_exec_file)?;
+    // Cgroups only now, with the host's /sys still visible: copying the exec
+    // file (its page cache) from inside a small memory cgroup would charge
+    // it there, and the OOM killer would end the jailer.
+    let me = std::process::id();
+    if plan.leaves.is_empty() && args.cgroup_version == crate::CgroupVersion::V2 {
+        if let Some(parent) = &args.parent_cgroup {
+            cgroup::join_existing_v2_parent(&cgroup_mounts, parent, me)?;
+        }
+    }
+    plan.apply(me)?;
     let wanted: Vec<PathBuf> = match &args.devices {
         Some(devices) => devices.clone(),
         None => DEFAULT_DEVICES.iter().map(PathBuf::from).collect(),

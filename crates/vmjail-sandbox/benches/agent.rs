@@ -12,6 +12,8 @@
 //! The agent binary is `$VMJAIL_AGENT_BIN`, else `<target>/release/
 //! vmjail-agent`, else `<target>/debug/vmjail-agent` (build it first).
 
+mod support;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -160,23 +162,5 @@ fn micros(d: Duration) -> f64 {
 }
 
 fn agent_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("VMJAIL_AGENT_BIN") {
-        return bin.into();
-    }
-    // <target>/release/deps/agent-<hash> → <target>
-    let exe = std::env::current_exe().expect("current_exe");
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .expect("bench binary under <target>/<profile>/deps");
-    for profile in ["release", "debug"] {
-        let bin = target.join(profile).join("vmjail-agent");
-        if bin.exists() {
-            return bin;
-        }
-    }
-    panic!(
-        "no vmjail-agent under {}: run `cargo build --release -p vmjail-agent` (or set VMJAIL_AGENT_BIN)",
-        target.display()
-    );
+    support::built_binary("vmjail-agent", "VMJAIL_AGENT_BIN")
 }

@@ -14,6 +14,8 @@
 //! The binary is `$VMJAIL_BIN`, else `<target>/release/vmjail`, else
 //! `<target>/debug/vmjail` (build it first: `cargo build --bins`).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -275,23 +277,5 @@ parent_cgroup = "vmjail-bench-{pid}"
 }
 
 fn vmjail_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("VMJAIL_BIN") {
-        return bin.into();
-    }
-    // <target>/release/deps/lifecycle-<hash> → <target>
-    let exe = std::env::current_exe().expect("current_exe");
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .expect("bench binary under <target>/<profile>/deps");
-    for profile in ["release", "debug"] {
-        let bin = target.join(profile).join("vmjail");
-        if bin.exists() {
-            return bin;
-        }
-    }
-    panic!(
-        "no vmjail binary under {}: run `cargo build --bins` (or set VMJAIL_BIN)",
-        target.display()
-    );
+    support::built_binary("vmjail", "VMJAIL_BIN")
 }
