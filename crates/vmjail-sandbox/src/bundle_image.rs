@@ -89,6 +89,22 @@ pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
     let rootfs = rootfs
         .canonicalize()
         .map_err(|e| config_err(format!("root.path {}: {e}", root.path().display())))?;
+    // Whatever the path says (absolute, `..`, a symlink), only the bundle's
+    // own tree goes into the guest.
+    if !rootfs.starts_with(&dir) || rootfs == dir {
+        return Err(config_err(format!(
+            "root.path {} leaves the bundle",
+            root.path().display()
+        )));
+    }
+    // The disk carries the bundle alone: a bind mount's source could only
+    // name a path of the guest's own (another container's disk or rootfs).
+    if let Some(m) = spec.mounts().iter().flatten().find(|m| is_bind(m)) {
+        return Err(config_err(format!(
+            "mount {}: bind mounts (volumes) are not supported yet",
+            m.destination().display()
+        )));
+    }
     if !rootfs.is_dir() {
         return Err(config_err(format!(
             "root.path {} is not a directory",
@@ -103,6 +119,14 @@ pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
         rootfs,
         config,
     })
+}
+
+fn is_bind(m: &oci_spec::runtime::Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
 }
 
 /// Bytes the tree at `dir` takes (4 KiB blocks, plus an inode each),
@@ -275,6 +299,30 @@ mod tests {
         let err = load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("no \"process\""), "{err}");
         assert!(load(Path::new("/nonexistent/bundle")).is_err());
+    }
+
+    #[test]
+    fn a_root_outside_the_bundle_or_a_bind_mount_is_refused() {
+        for root in ["/", "..", "."] {
+            let dir = bundle_with(&CONFIG.replace("\"rootfs\"", &format!("{root:?}")));
+            let err = load(dir.path()).unwrap_err().to_string();
+            assert!(err.contains("leaves the bundle"), "{root}: {err}");
+        }
+        let dir = bundle_with(CONFIG);
+        std::os::unix::fs::symlink("/usr", dir.path().join("up")).unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            CONFIG.replace("\"rootfs\"", "\"up\""),
+        )
+        .unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("leaves the bundle"), "{err}");
+        let bind = CONFIG.replace(
+            "\"x-extra\":1",
+            r#""mounts":[{"destination":"/data","type":"bind","source":"/dev/vda","options":["rbind"]}]"#,
+        );
+        let err = load(bundle_with(&bind).path()).unwrap_err().to_string();
+        assert!(err.contains("/data: bind mounts"), "{err}");
     }
 
     #[test]

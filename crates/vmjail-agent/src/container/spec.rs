@@ -107,15 +107,19 @@ fn plan(spec: &Spec, bundle: &Path) -> Result<Plan, String> {
             let options = m.options().clone().unwrap_or_default();
             let bind = m.typ().as_deref() == Some("bind")
                 || options.iter().any(|o| o == "bind" || o == "rbind");
+            // The bundle's disk holds nothing else to bind: any source would
+            // name the guest's own paths (another container's disk or root).
+            if bind {
+                return Err(format!(
+                    "mount {}: bind mounts are not supported",
+                    m.destination().display()
+                ));
+            }
             Ok(MountPlan {
                 destination: inside(m.destination())?,
                 fstype: m.typ().clone(),
-                // A bind mount's relative source is the bundle's; other
-                // sources are names ("proc", "tmpfs").
-                source: m
-                    .source()
-                    .as_ref()
-                    .map(|s| if bind { bundle.join(s) } else { s.clone() }),
+                // Sources are names ("proc", "tmpfs").
+                source: m.source().clone(),
                 options,
             })
         })
@@ -186,5 +190,37 @@ fn resource(typ: PosixRlimitType) -> Resource {
         PosixRlimitType::RlimitNice => Resource::RLIMIT_NICE,
         PosixRlimitType::RlimitRtprio => Resource::RLIMIT_RTPRIO,
         PosixRlimitType::RlimitRttime => Resource::RLIMIT_RTTIME,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(mounts: &str) -> Spec {
+        serde_json::from_str(&format!(
+            r#"{{"ociVersion":"1.0.2","process":{{"cwd":"/","args":["/bin/sh"],"user":{{"uid":0,"gid":0}}}},
+               "root":{{"path":"rootfs"}},"mounts":{mounts},
+               "linux":{{"namespaces":[{{"type":"mount"}}]}}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn bind_mounts_are_refused_and_named_mounts_kept() {
+        let bundle = Path::new("/run/vmjail-bundles/a");
+        for bind in [
+            r#"[{"destination":"/data","type":"bind","source":"/dev/vda"}]"#,
+            r#"[{"destination":"/data","type":"none","source":"../b","options":["rbind"]}]"#,
+        ] {
+            let err = plan(&spec(bind), bundle).err().expect("bind accepted");
+            assert!(err.contains("/data: bind mounts"), "{err}");
+        }
+        let plan = plan(
+            &spec(r#"[{"destination":"/proc","type":"proc","source":"proc"}]"#),
+            bundle,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plan.mounts[0].source.as_deref(), Some(Path::new("proc")));
     }
 }
