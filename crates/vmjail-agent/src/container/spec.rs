@@ -213,7 +213,9 @@ mod tests {
             r#"[{"destination":"/data","type":"bind","source":"/dev/vda"}]"#,
             r#"[{"destination":"/data","type":"none","source":"../b","options":["rbind"]}]"#,
         ] {
-            let err = plan(&spec(bind), bundle).err().expect("bind accepted");
+            let Err(err) = plan(&spec(bind), bundle) else {
+                panic!("bind accepted");
+            };
             assert!(err.contains("/data: bind mounts"), "{err}");
         }
         let plan = plan(
