@@ -252,3 +252,52 @@ fn a_container_on_a_pty() {
     assert_eq!(text, "33 99\r\non-a-tty\r\n");
     client.delete_container("tty").unwrap();
 }
+
+/// A symlink in the rootfs pointing outside it (another container's tree,
+/// a host path) is resolved inside the rootfs for every mount point the
+/// agent makes or mounts on: nothing is created or mounted outside it.
+#[test]
+fn symlinks_in_the_rootfs_cannot_place_mounts_outside_it() {
+    if !root_or_skip("symlinks_in_the_rootfs_cannot_place_mounts_outside_it") {
+        return;
+    }
+    let agent = Agent::start();
+    let client = Arc::new(agent.client());
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let (away, made) = (outside.path().join("away"), outside.path().join("made"));
+    std::fs::create_dir(&away).unwrap();
+    let script = format!(
+        "grep -c ' {} ' /proc/self/mountinfo; test -d {}/x && echo made-inside",
+        away.display(),
+        made.display()
+    );
+    bundle_with(dir.path(), &script, |config| {
+        let mounts = config["mounts"].as_array_mut().unwrap();
+        mounts.push(serde_json::json!(
+            { "destination": "/mnt", "type": "tmpfs", "source": "tmpfs" }
+        ));
+        mounts.push(serde_json::json!(
+            { "destination": "/mnt2/x", "type": "tmpfs", "source": "tmpfs" }
+        ));
+    });
+    let rootfs = dir.path().join("rootfs");
+    std::os::unix::fs::symlink(&away, rootfs.join("mnt")).unwrap();
+    std::os::unix::fs::symlink(&made, rootfs.join("mnt2")).unwrap();
+    let bundle_path = dir.path().to_string_lossy().into_owned();
+    let process =
+        ProcessHandle::create_container(client.clone(), "links", &bundle_path, None, false)
+            .unwrap();
+    client.start_container("links").unwrap();
+    let text = output_of(&process);
+    assert_eq!(process.wait().unwrap(), ExitStatus::Exited(0), "{text}");
+    // The tmpfs is on the link's target as seen from inside the rootfs...
+    assert_eq!(text, "1\nmade-inside\n");
+    // ...and the real outside paths were never touched.
+    assert!(
+        !made.exists(),
+        "a mount point was created outside the rootfs"
+    );
+    assert_eq!(std::fs::read_dir(&away).unwrap().count(), 0);
+    client.delete_container("links").unwrap();
+}

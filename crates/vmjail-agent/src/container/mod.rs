@@ -5,6 +5,7 @@
 mod caps;
 mod cgroup;
 pub mod disk;
+mod in_root;
 pub mod init;
 mod rootfs;
 mod spec;

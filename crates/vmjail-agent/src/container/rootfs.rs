@@ -4,12 +4,15 @@
 //! The guest's root is an initramfs, where pivot_root fails, so this is
 //! runc's `--no-pivot` way (move-mount + chroot).
 
-use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
+use nix::fcntl::AtFlags;
 use nix::mount::{mount, MsFlags};
-use nix::unistd::{chdir, chroot};
+use nix::sys::stat::{fstat, fstatat, SFlag};
+use nix::unistd::{chdir, chroot, symlinkat};
 
+use super::in_root::{self, Make};
 use super::spec::{MountPlan, Plan};
 
 /// Host device nodes bound into a container's `/dev` tmpfs.
@@ -42,24 +45,25 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
             None::<&str>,
         ),
     )?;
+    // Every path below is resolved inside the rootfs (see `in_root`).
+    let root_fd = in_root::open_root(root)?;
     for m in &plan.mounts {
-        mount_one(root, m)?;
+        mount_one(&root_fd, m)?;
     }
     if plan
         .mounts
         .iter()
         .any(|m| m.destination == Path::new("dev"))
     {
-        populate_dev(root)?;
+        populate_dev(&root_fd)?;
     }
     for path in &plan.masked_paths {
-        mask(&root.join(path))?;
+        if let Some(target) = in_root::target(&root_fd, path, Make::Nothing)? {
+            mask(&target, path)?;
+        }
     }
     for path in &plan.readonly_paths {
-        let target = root.join(path);
-        if target.exists() {
-            bind_readonly(&target, &target)?;
-        }
+        bind_readonly(&root_fd, path)?;
     }
     if plan.readonly_root {
         step(
@@ -82,45 +86,11 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
     step(|| "chdir /".into(), chdir("/"))
 }
 
-fn mount_one(root: &Path, m: &MountPlan) -> Result<(), String> {
-    let target = root.join(&m.destination);
-    let (mut flags, data) = parse_options(&m.options);
-    let bind = flags.contains(MsFlags::MS_BIND) || m.fstype.as_deref() == Some("bind");
-    let source_is_file = bind && m.source.as_ref().is_some_and(|s| s.is_file());
-    make_target(&target, source_is_file)?;
+fn mount_one(root: &OwnedFd, m: &MountPlan) -> Result<(), String> {
+    let target = in_root::target(root, &m.destination, Make::Dir)?
+        .ok_or_else(|| format!("{}: no mount point", m.destination.display()))?;
+    let (flags, data) = parse_options(&m.options);
     let what = || format!("mounting {}", m.destination.display());
-    if bind {
-        let source = m
-            .source
-            .as_deref()
-            .ok_or_else(|| format!("{}: a bind mount needs a source", m.destination.display()))?;
-        flags |= MsFlags::MS_BIND;
-        step(
-            what,
-            mount(
-                Some(source),
-                &target,
-                None::<&str>,
-                flags & (MsFlags::MS_BIND | MsFlags::MS_REC),
-                None::<&str>,
-            ),
-        )?;
-        // Bind mounts take their other flags only on a remount.
-        let rest = flags - MsFlags::MS_REC;
-        if rest != MsFlags::MS_BIND {
-            step(
-                what,
-                mount(
-                    None::<&str>,
-                    &target,
-                    None::<&str>,
-                    rest | MsFlags::MS_REMOUNT,
-                    None::<&str>,
-                ),
-            )?;
-        }
-        return Ok(());
-    }
     let fstype = m
         .fstype
         .as_deref()
@@ -135,7 +105,13 @@ fn mount_one(root: &Path, m: &MountPlan) -> Result<(), String> {
     let data = (!data.is_empty()).then(|| data.join(","));
     step(
         what,
-        mount(Some(source), &target, Some(fstype), flags, data.as_deref()),
+        mount(
+            Some(source),
+            &target.proc_path(),
+            Some(fstype),
+            flags,
+            data.as_deref(),
+        ),
     )
 }
 
@@ -153,8 +129,6 @@ fn parse_options(options: &[String]) -> (MsFlags, Vec<String>) {
             "relatime" => flags |= MsFlags::MS_RELATIME,
             "strictatime" => flags |= MsFlags::MS_STRICTATIME,
             "noatime" => flags |= MsFlags::MS_NOATIME,
-            "bind" => flags |= MsFlags::MS_BIND,
-            "rbind" => flags |= MsFlags::MS_BIND | MsFlags::MS_REC,
             "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" => {}
             other => data.push(other.to_string()),
         }
@@ -162,42 +136,27 @@ fn parse_options(options: &[String]) -> (MsFlags, Vec<String>) {
     (flags, data)
 }
 
-fn make_target(target: &Path, file: bool) -> Result<(), String> {
-    let made = if file {
-        target
-            .parent()
-            .map_or(Ok(()), fs::create_dir_all)
-            .and_then(|()| {
-                fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(target)
-                    .map(drop)
-            })
-    } else {
-        fs::create_dir_all(target)
-    };
-    made.map_err(|e| format!("creating mount point {}: {e}", target.display()))
-}
-
 /// The standard device nodes (bound from the guest's own) and links.
-fn populate_dev(root: &Path) -> Result<(), String> {
-    let dev = root.join("dev");
+fn populate_dev(root: &OwnedFd) -> Result<(), String> {
     for name in DEVICES {
-        let target = dev.join(name);
-        make_target(&target, true)?;
+        let rel = Path::new("dev").join(name);
+        let target = in_root::target(root, &rel, Make::File)?
+            .ok_or_else(|| format!("no {}", rel.display()))?;
         let source = Path::new("/dev").join(name);
         step(
             || format!("binding {}", source.display()),
             mount(
                 Some(&source),
-                &target,
+                &target.proc_path(),
                 None::<&str>,
                 MsFlags::MS_BIND,
                 None::<&str>,
             ),
         )?;
     }
+    let dev = in_root::target(root, Path::new("dev"), Make::Nothing)?
+        .ok_or_else(|| "no /dev".to_string())?;
+    let dev = dev.fd().as_raw_fd();
     for (link, to) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
@@ -205,60 +164,59 @@ fn populate_dev(root: &Path) -> Result<(), String> {
         ("stderr", "/proc/self/fd/2"),
         ("ptmx", "pts/ptmx"),
     ] {
-        let path = dev.join(link);
-        if path.symlink_metadata().is_err() {
-            std::os::unix::fs::symlink(to, &path)
-                .map_err(|e| format!("linking {}: {e}", path.display()))?;
+        if fstatat(Some(dev), link, AtFlags::AT_SYMLINK_NOFOLLOW).is_err() {
+            symlinkat(to, Some(dev), link).map_err(|e| format!("linking /dev/{link}: {e}"))?;
         }
     }
     Ok(())
 }
 
 /// /dev/null over a file, an empty read-only tmpfs over a directory.
-fn mask(target: &Path) -> Result<(), String> {
-    let what = || format!("masking {}", target.display());
-    match fs::metadata(target) {
-        Err(_) => Ok(()),
-        Ok(m) if m.is_dir() => step(
-            what,
-            mount(
-                Some("tmpfs"),
-                target,
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY,
-                None::<&str>,
-            ),
-        ),
-        Ok(_) => step(
-            what,
-            mount(
-                Some("/dev/null"),
-                target,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            ),
-        ),
-    }
-}
-
-fn bind_readonly(source: &Path, target: &Path) -> Result<(), String> {
-    let what = || format!("making {} read-only", target.display());
+fn mask(target: &in_root::Target, path: &Path) -> Result<(), String> {
+    let what = || format!("masking {}", path.display());
+    let stat = step(what, fstat(target.fd().as_raw_fd()))?;
+    let is_dir = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+    let (source, fstype, flags) = match is_dir {
+        true => ("tmpfs", Some("tmpfs"), MsFlags::MS_RDONLY),
+        false => ("/dev/null", None, MsFlags::MS_BIND),
+    };
     step(
         what,
         mount(
             Some(source),
-            target,
+            &target.proc_path(),
+            fstype,
+            flags,
+            None::<&str>,
+        ),
+    )
+}
+
+/// `path` beneath the rootfs bound onto itself and remounted read-only;
+/// nothing when it does not exist.
+fn bind_readonly(root: &OwnedFd, path: &Path) -> Result<(), String> {
+    let what = || format!("making {} read-only", path.display());
+    let Some(target) = in_root::target(root, path, Make::Nothing)? else {
+        return Ok(());
+    };
+    step(
+        what,
+        mount(
+            Some(&target.proc_path()),
+            &target.proc_path(),
             None::<&str>,
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None::<&str>,
         ),
     )?;
+    // Resolved again: the held fd still names the mount underneath.
+    let top = in_root::target(root, path, Make::Nothing)?
+        .ok_or_else(|| format!("{} vanished", path.display()))?;
     step(
         what,
         mount(
             None::<&str>,
-            target,
+            &top.proc_path(),
             None::<&str>,
             MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
             None::<&str>,

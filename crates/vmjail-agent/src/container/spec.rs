@@ -160,7 +160,7 @@ fn plan(spec: &Spec, bundle: &Path) -> Result<Plan, String> {
 
 /// `path` (absolute, as in config.json) relative to the rootfs, refusing
 /// `..` so nothing lands outside it.
-fn inside(path: &Path) -> Result<PathBuf, String> {
+pub(super) fn inside(path: &Path) -> Result<PathBuf, String> {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
