@@ -150,7 +150,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             })?
         };
         let mut names = Vec::new();
-        for index in added {
+        for (n, &index) in added.iter().enumerate() {
             let nic = record.nics[index].clone();
             let plugged = match guest_nic(&nic) {
                 Some(guest) => self.drive(&mut state, "hot-plugging a NIC", |hv| {
@@ -159,8 +159,12 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 None => Ok(()),
             };
             if let Err(err) = plugged {
-                // The VM cannot take it: undo what was made for it.
-                self.forget_nic(&mut state, &nic)?;
+                // The VM cannot take it, nor the ones after it (never
+                // plugged, they would stay connected, skipped by every later
+                // sync): undo what was made for each.
+                for &rest in &added[n..] {
+                    self.forget_nic(&mut state, &record.nics[rest])?;
+                }
                 return Err(err);
             }
             names.push(nic.endpoint.name.clone());

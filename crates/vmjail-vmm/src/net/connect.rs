@@ -19,8 +19,9 @@ fn save(record: &NetworkRecord, recorder: &mut dyn NetRecorder) -> Result<(), Er
         .map_err(|source| Error::Record { source })
 }
 
-/// Record `made` on NIC `nic`, then `create` it; forget it when creating
-/// failed (then it does not exist).
+/// Record `made` on NIC `nic`, then `create` it. A failed creation stays
+/// in the record: it may have left part of itself (a tap made persistent
+/// before its link failed to come up), and teardown skips what is absent.
 fn make(
     record: &mut NetworkRecord,
     nic: usize,
@@ -30,12 +31,7 @@ fn make(
 ) -> Result<(), Error> {
     record.nics[nic].made.push(made);
     save(record, recorder)?;
-    if let Err(e) = create() {
-        record.nics[nic].made.pop();
-        save(record, recorder)?;
-        return Err(e);
-    }
-    Ok(())
+    create()
 }
 
 /// Record `change` on NIC `nic`, then `apply` it. A failed change is kept
