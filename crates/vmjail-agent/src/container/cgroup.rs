@@ -134,18 +134,27 @@ pub fn enter(root: &Path, id: &str, limits: &Limits) -> Result<(), String> {
     write(&dir, "cgroup.procs", &std::process::id().to_string())
 }
 
-/// Removes container `id`'s cgroup once its processes are gone (they may
-/// take a moment to leave it after their kill).
+/// Kills whatever is left in container `id`'s cgroup (a container without
+/// a pid namespace leaves its init's children when the init is killed) and
+/// removes the cgroup once they are gone (they take a moment to leave it).
 pub fn remove(root: &Path, id: &str) {
     let dir = path(root, id);
+    // cgroup.kill (Linux 5.14; the guest runs 6.1) kills every process in it.
+    let _ = std::fs::write(dir.join("cgroup.kill"), "1");
     for _ in 0..100 {
         match std::fs::remove_dir(&dir) {
             Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) => {
                 std::thread::sleep(std::time::Duration::from_millis(10))
             }
-            _ => return,
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::warn!(cgroup = %dir.display(), "not removed: {e}");
+                return;
+            }
         }
     }
+    tracing::warn!(cgroup = %dir.display(), "not removed: still busy after 1 s");
 }
 
 #[cfg(test)]
