@@ -3,9 +3,11 @@
 //! `vhost-device-vsock`, QEMU's `vhost-user-vsock` backend.
 //!
 //! The helper runs in a jail of its own (`<base>/vhost-device-vsock/<id>`)
-//! built by the same jailer as QEMU's: the sandbox's uid/gid and netns, the
-//! VMM's cgroup (it counts against the sandbox's limits), no capabilities,
-//! no_new_privs. Its socket directory is bound read-only into QEMU's jail,
+//! built by the same jailer as QEMU's: the sandbox's uid/gid and netns, no
+//! capabilities, no_new_privs. Its cgroup leaf is named like QEMU's from
+//! `[jail]`: with `parent_cgroup` set it is QEMU's own leaf (it counts
+//! against the sandbox's limits); without, a leaf of its own under
+//! `vhost-device-vsock/` with a copy of `[jail] cgroups`. Its socket directory is bound read-only into QEMU's jail,
 //! where QEMU reaches the vhost-user socket and the host the hybrid one.
 
 use std::ffi::OsString;
