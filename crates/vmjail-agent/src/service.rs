@@ -7,11 +7,11 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use vmjail_agent_protocol::agent::{
-    ContainerRequest, CreateContainerRequest, CreateProcessRequest, CreateProcessResponse, Empty,
-    ExitStatus, GuestInfoRequest, GuestInfoResponse, ListProcessesResponse, ProcessInfo,
-    ProcessRequest, ReadOutputRequest, ReadOutputResponse, ResizeTtyRequest, SignalProcessRequest,
-    VersionRequest, VersionResponse, WaitProcessRequest, WaitProcessResponse, WriteStdinRequest,
-    WriteStdinResponse,
+    ContainerRequest, ContainerStatsResponse, CreateContainerRequest, CreateProcessRequest,
+    CreateProcessResponse, Empty, ExitStatus, GuestInfoRequest, GuestInfoResponse,
+    ListProcessesResponse, ProcessInfo, ProcessRequest, ReadOutputRequest, ReadOutputResponse,
+    ResizeTtyRequest, SignalProcessRequest, VersionRequest, VersionResponse, WaitProcessRequest,
+    WaitProcessResponse, WriteStdinRequest, WriteStdinResponse,
 };
 use vmjail_agent_protocol::agent_ttrpc::Agent;
 use vmjail_agent_protocol::ttrpc::error::get_rpc_status;
@@ -346,6 +346,34 @@ impl Agent for AgentService {
 
     fn delete_container(&self, _: &TtrpcContext, req: ContainerRequest) -> ttrpc::Result<Empty> {
         self.containers.delete(&req.container_id)?;
+        Ok(Empty::default())
+    }
+
+    fn container_stats(
+        &self,
+        _: &TtrpcContext,
+        req: ContainerRequest,
+    ) -> ttrpc::Result<ContainerStatsResponse> {
+        let s = self.containers.stats(&req.container_id)?;
+        Ok(ContainerStatsResponse {
+            cpu_usage_usec: s.cpu_usage_usec,
+            cpu_user_usec: s.cpu_user_usec,
+            cpu_system_usec: s.cpu_system_usec,
+            memory_usage_bytes: s.memory_usage_bytes,
+            memory_limit_bytes: s.memory_limit_bytes,
+            pids_current: s.pids_current,
+            pids_limit: s.pids_limit,
+            ..Default::default()
+        })
+    }
+
+    fn pause_container(&self, _: &TtrpcContext, req: ContainerRequest) -> ttrpc::Result<Empty> {
+        self.containers.freeze(&req.container_id, true)?;
+        Ok(Empty::default())
+    }
+
+    fn resume_container(&self, _: &TtrpcContext, req: ContainerRequest) -> ttrpc::Result<Empty> {
+        self.containers.freeze(&req.container_id, false)?;
         Ok(Empty::default())
     }
 

@@ -102,7 +102,7 @@ fn agent_not_up_yet(error: &SandboxError) -> bool {
     }
 }
 
-fn container_err(id: &SandboxId, source: ContainerError) -> SandboxError {
+pub(super) fn container_err(id: &SandboxId, source: ContainerError) -> SandboxError {
     SandboxError::Container {
         id: id.to_string(),
         source: Box::new(source),
@@ -429,7 +429,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
     }
 }
 
-fn find(
+pub(super) fn find(
     id: &SandboxId,
     state: &SandboxState,
     container: &str,

@@ -4,6 +4,7 @@
 
 mod caps;
 mod cgroup;
+mod cgroup_stats;
 pub mod disk;
 mod in_root;
 pub mod init;
@@ -24,6 +25,8 @@ use nix::unistd::pipe2;
 use vmjail_agent_protocol::MAX_PROCESSES;
 
 use crate::process::{Launch, ProcessTable, TableError};
+
+pub use cgroup_stats::Stats;
 
 /// Longest a container's setup may take before CreateContainer fails.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -165,6 +168,32 @@ impl Containers {
                 id: id.into(),
                 message: format!("starting: {e}"),
             })
+    }
+
+    /// The cgroup of known container `id`.
+    fn cgroup_of(&self, id: &str) -> Result<std::path::PathBuf, ContainerError> {
+        if !self.lock().contains_key(id) {
+            return Err(ContainerError::NotFound(id.chars().take(80).collect()));
+        }
+        Ok(cgroup::path(Path::new(cgroup::ROOT), id))
+    }
+
+    /// Container `id`'s CPU, memory and pids figures.
+    pub fn stats(&self, id: &str) -> Result<Stats, ContainerError> {
+        let dir = self.cgroup_of(id)?;
+        cgroup_stats::stats(&dir).map_err(|message| ContainerError::Setup {
+            id: id.into(),
+            message,
+        })
+    }
+
+    /// Freezes (`true`) or thaws every process of container `id`.
+    pub fn freeze(&self, id: &str, frozen: bool) -> Result<(), ContainerError> {
+        let dir = self.cgroup_of(id)?;
+        cgroup_stats::freeze(&dir, frozen).map_err(|message| ContainerError::Setup {
+            id: id.into(),
+            message,
+        })
     }
 
     /// Kills the container's process if it runs (a container never started

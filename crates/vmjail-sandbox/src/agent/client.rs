@@ -15,7 +15,7 @@ use vmjail_agent_protocol::ttrpc::{self, context};
 use vmjail_agent_protocol::{MAX_IO_CHUNK, MAX_WAIT_MS, PROTOCOL_VERSION};
 
 use super::error::AgentError;
-use super::types::{ExitStatus, GuestInfo, Output, ProcessInfo, ProcessSpec};
+use super::types::{ContainerStats, ExitStatus, GuestInfo, Output, ProcessInfo, ProcessSpec};
 
 /// How long one call may take unless the caller says otherwise.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -380,6 +380,39 @@ impl AgentClient {
         self.call("DeleteContainer", Duration::ZERO, |c, ctx| {
             c.delete_container(ctx, &req)
         })?;
+        Ok(())
+    }
+
+    /// The container's cgroup figures (CPU, memory, pids) in the guest.
+    pub fn container_stats(&self, container_id: &str) -> Result<ContainerStats, AgentError> {
+        let req = container_request(container_id);
+        let a = self.call("ContainerStats", Duration::ZERO, |c, ctx| {
+            c.container_stats(ctx, &req)
+        })?;
+        Ok(ContainerStats {
+            cpu_usage_usec: a.cpu_usage_usec,
+            cpu_user_usec: a.cpu_user_usec,
+            cpu_system_usec: a.cpu_system_usec,
+            memory_usage_bytes: a.memory_usage_bytes,
+            memory_limit_bytes: a.memory_limit_bytes,
+            pids_current: a.pids_current,
+            pids_limit: a.pids_limit,
+        })
+    }
+
+    /// Freezes (`true`) or thaws every process of the container.
+    pub fn freeze_container(&self, container_id: &str, frozen: bool) -> Result<(), AgentError> {
+        let req = container_request(container_id);
+        // The agent waits up to 5 s for the freezer to settle.
+        let settle = Duration::from_secs(5);
+        match frozen {
+            true => self.call("PauseContainer", settle, |c, ctx| {
+                c.pause_container(ctx, &req)
+            })?,
+            false => self.call("ResumeContainer", settle, |c, ctx| {
+                c.resume_container(ctx, &req)
+            })?,
+        };
         Ok(())
     }
 
