@@ -88,5 +88,25 @@ fn cleanup(bundle: &std::path::Path) -> Result<(), String> {
         }
         reaper::reap_exited();
     }
+    remove_socket(bundle);
     rootfs::unmount(&bundle.join("rootfs"))
+}
+
+/// Removes the dead shim's socket, named in the bundle's `address` file
+/// (written by `start`); a shim that ends normally removes its own.
+fn remove_socket(bundle: &std::path::Path) {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(address) = std::fs::read_to_string(bundle.join("address")) else {
+        return;
+    };
+    let Some(path) = address.trim().strip_prefix("unix://") else {
+        return;
+    };
+    let path = std::path::Path::new(path);
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    if path.starts_with(containerd_shim::SOCKET_ROOT) && is_socket {
+        if let Err(e) = std::fs::remove_file(path) {
+            log::warn!("removing the dead shim's socket {}: {e}", path.display());
+        }
+    }
 }

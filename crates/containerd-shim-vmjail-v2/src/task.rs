@@ -17,7 +17,7 @@ use crate::worker::Worker;
 /// How long the VMM has to confirm the guest runs.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the guest may take to boot and answer on its agent's port.
-const AGENT_TIMEOUT: Duration = Duration::from_secs(60);
+const AGENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long each shutdown step of the sandbox's delete may take.
 pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The exit status reported when the guest went away under the process.
