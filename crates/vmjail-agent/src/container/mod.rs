@@ -1,6 +1,9 @@
 //! OCI containers in the guest. The agent starts each container's init
 //! (`container-init`, see init.rs) as one of its processes and keeps, per
-//! container id, that process and the pipe that lets it start.
+//! container id, that process and the pipe that lets it start. A create
+//! reserves its id first and sets the container up without holding the
+//! table's lock (setup may take seconds), so concurrent creates of one id
+//! cannot both mount its disk, and other calls are not held up meanwhile.
 
 mod caps;
 mod cgroup;
@@ -21,7 +24,7 @@ use std::time::Duration;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::pipe2;
-use vmjail_agent_protocol::MAX_PROCESSES;
+use vmjail_agent_protocol::{valid_container_id, MAX_PROCESSES};
 
 use crate::process::{Launch, ProcessTable, TableError};
 
@@ -36,9 +39,40 @@ struct Container {
     start: Option<OwnedFd>,
 }
 
+enum Entry {
+    /// Reserved by a create still setting it up.
+    Creating,
+    Created(Container),
+}
+
 pub struct Containers {
     processes: Arc<ProcessTable>,
-    by_id: Mutex<HashMap<String, Container>>,
+    by_id: Mutex<HashMap<String, Entry>>,
+}
+
+/// A container id reserved in the table; forgotten again on drop unless
+/// [`Reservation::fill`]ed.
+struct Reservation<'a> {
+    table: &'a Containers,
+    id: String,
+    filled: bool,
+}
+
+impl Reservation<'_> {
+    fn fill(mut self, container: Container) {
+        self.table
+            .lock()
+            .insert(self.id.clone(), Entry::Created(container));
+        self.filled = true;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.filled {
+            self.table.lock().remove(&self.id);
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +85,8 @@ pub enum ContainerError {
     Exists(String),
     #[error("no container {0:?}")]
     NotFound(String),
+    #[error("container {0:?} is still being created")]
+    Creating(String),
     #[error("container {0:?} was started already")]
     Started(String),
     #[error("container {id:?}: {message}")]
@@ -67,8 +103,28 @@ impl Containers {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Container>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.by_id.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes `id` in the table for a create, or says why not.
+    fn reserve(&self, id: &str) -> Result<Reservation<'_>, ContainerError> {
+        if !valid_container_id(id) {
+            return Err(ContainerError::BadId(id.chars().take(80).collect()));
+        }
+        let mut by_id = self.lock();
+        if by_id.contains_key(id) {
+            return Err(ContainerError::Exists(id.into()));
+        }
+        if by_id.len() >= MAX_PROCESSES {
+            return Err(TableError::Full.into());
+        }
+        by_id.insert(id.into(), Entry::Creating);
+        Ok(Reservation {
+            table: self,
+            id: id.into(),
+            filled: false,
+        })
     }
 
     /// Like [`Containers::create`], the bundle being the disk with
@@ -80,17 +136,14 @@ impl Containers {
         tty: Option<(u16, u16)>,
         stdin: bool,
     ) -> Result<u64, ContainerError> {
-        check_id(id)?;
-        if self.lock().contains_key(id) {
-            return Err(ContainerError::Exists(id.into()));
-        }
+        let reservation = self.reserve(id)?;
         let bundle =
             disk::mount_bundle(id, disk_serial).map_err(|message| ContainerError::Setup {
                 id: id.into(),
                 message,
             })?;
         let bundle = bundle.to_string_lossy().into_owned();
-        self.create(id, &bundle, tty, stdin)
+        self.set_up(reservation, &bundle, tty, stdin)
             .inspect_err(|_| disk::unmount_bundle(id))
     }
 
@@ -103,19 +156,24 @@ impl Containers {
         tty: Option<(u16, u16)>,
         stdin: bool,
     ) -> Result<u64, ContainerError> {
-        check_id(id)?;
         if !Path::new(bundle).is_absolute() {
             return Err(ContainerError::BadBundle(
                 bundle.chars().take(4096).collect(),
             ));
         }
-        let mut by_id = self.lock();
-        if by_id.contains_key(id) {
-            return Err(ContainerError::Exists(id.into()));
-        }
-        if by_id.len() >= MAX_PROCESSES {
-            return Err(TableError::Full.into());
-        }
+        let reservation = self.reserve(id)?;
+        self.set_up(reservation, bundle, tty, stdin)
+    }
+
+    fn set_up(
+        &self,
+        reservation: Reservation<'_>,
+        bundle: &str,
+        tty: Option<(u16, u16)>,
+        stdin: bool,
+    ) -> Result<u64, ContainerError> {
+        let id = reservation.id.clone();
+        let id = id.as_str();
         let setup = |message: String| ContainerError::Setup {
             id: id.into(),
             message,
@@ -140,21 +198,20 @@ impl Containers {
                 return Err(setup(message));
             }
         }
-        by_id.insert(
-            id.into(),
-            Container {
-                process_id,
-                start: Some(start_write),
-            },
-        );
+        reservation.fill(Container {
+            process_id,
+            start: Some(start_write),
+        });
         Ok(process_id)
     }
 
     pub fn start(&self, id: &str) -> Result<(), ContainerError> {
         let mut by_id = self.lock();
-        let container = by_id
-            .get_mut(id)
-            .ok_or_else(|| ContainerError::NotFound(id.into()))?;
+        let container = match by_id.get_mut(id) {
+            Some(Entry::Created(c)) => c,
+            Some(Entry::Creating) => return Err(ContainerError::Creating(id.into())),
+            None => return Err(ContainerError::NotFound(id.into())),
+        };
         let start = container
             .start
             .take()
@@ -170,10 +227,18 @@ impl Containers {
     /// Kills the container's process if it runs (a container never started
     /// ends as its start pipe closes) and forgets it.
     pub fn delete(&self, id: &str) -> Result<(), ContainerError> {
-        let container = self
-            .lock()
-            .remove(id)
-            .ok_or_else(|| ContainerError::NotFound(id.into()))?;
+        let container = {
+            let mut by_id = self.lock();
+            match by_id.remove(id) {
+                Some(Entry::Created(c)) => c,
+                Some(Entry::Creating) => {
+                    // Its create owns it until it ends.
+                    by_id.insert(id.into(), Entry::Creating);
+                    return Err(ContainerError::Creating(id.into()));
+                }
+                None => return Err(ContainerError::NotFound(id.into())),
+            }
+        };
         let deleted = match self.processes.delete(container.process_id) {
             Ok(()) | Err(TableError::NotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),
@@ -181,23 +246,6 @@ impl Containers {
         cgroup::remove(Path::new(cgroup::ROOT), id);
         disk::unmount_bundle(id);
         deleted
-    }
-}
-
-/// A container id: 1 to 64 of `[A-Za-z0-9_.-]`, never `.` or `..` (it
-/// names a mount point).
-fn check_id(id: &str) -> Result<(), ContainerError> {
-    let id_ok = !id.is_empty()
-        && id.len() <= 64
-        && id != "."
-        && id != ".."
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if id_ok {
-        Ok(())
-    } else {
-        Err(ContainerError::BadId(id.chars().take(80).collect()))
     }
 }
 
