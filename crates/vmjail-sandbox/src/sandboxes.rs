@@ -617,6 +617,9 @@ mod network;
 mod containers;
 pub use containers::{valid_container_id, ContainerError, ContainerSpec, MAX_CONTAINERS};
 
+#[path = "sandboxes_container_process.rs"]
+mod container_process;
+
 #[path = "sandboxes_vsock.rs"]
 mod vsock_stream;
 pub(crate) use network::tag as network_tag;

@@ -10,56 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_support::{root_or_skip, Agent, SharedBuf};
+use agent_support::{bundle, bundle_with, root_or_skip, Agent, SharedBuf};
 use vmjail_sandbox::agent::{AgentError, ExitStatus, Output, ProcessHandle, Stream};
-
-fn bundle(dir: &Path, script: &str) {
-    bundle_with(dir, script, |_| {});
-}
-
-/// A bundle whose config.json `adjust` may change first.
-fn bundle_with(dir: &Path, script: &str, adjust: impl FnOnce(&mut serde_json::Value)) {
-    let bin = dir.join("rootfs/bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-    // Links relative to bin/, so they resolve inside the container too.
-    let applets = std::process::Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .unwrap();
-    let list = String::from_utf8(applets.stdout).unwrap();
-    for applet in list.lines().filter(|a| *a != "busybox") {
-        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-    }
-    let mut config = serde_json::json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": { "uid": 1000, "gid": 1000, "additionalGids": [1001] },
-            "args": ["/bin/sh", "-c", script],
-            "env": ["PATH=/bin", "FOO=bar"],
-            "cwd": "/tmp",
-            "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 123, "soft": 123 }],
-            "noNewPrivileges": true
-        },
-        "root": { "path": "rootfs", "readonly": true },
-        "hostname": "box",
-        "mounts": [
-            { "destination": "/proc", "type": "proc", "source": "proc" },
-            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
-            { "destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
-              "options": ["nosuid", "nodev", "mode=1777"] }
-        ],
-        "linux": {
-            "namespaces": [{ "type": "pid" }, { "type": "mount" }, { "type": "uts" }, { "type": "ipc" }],
-            "maskedPaths": ["/proc/kcore"],
-            "readonlyPaths": ["/proc/sys"]
-        }
-    });
-    adjust(&mut config);
-    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-}
 
 fn output_of(process: &ProcessHandle) -> String {
     let mut out = SharedBuf::default();

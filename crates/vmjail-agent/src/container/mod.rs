@@ -8,6 +8,7 @@
 mod caps;
 mod cgroup;
 pub mod disk;
+pub mod exec;
 mod in_root;
 pub mod init;
 mod rootfs;
@@ -23,7 +24,9 @@ use std::time::Duration;
 
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
 use nix::unistd::pipe2;
+use vmjail_agent_protocol::agent::CreateProcessRequest;
 use vmjail_agent_protocol::{valid_container_id, MAX_PROCESSES};
 
 use crate::process::{Launch, ProcessTable, TableError};
@@ -35,6 +38,8 @@ const MAX_REPORT: usize = 4096;
 
 struct Container {
     process_id: u64,
+    /// The bundle directory in the guest (its spec, for execs).
+    bundle: String,
     /// Write end of the start pipe; `None` once started.
     start: Option<OwnedFd>,
 }
@@ -89,6 +94,8 @@ pub enum ContainerError {
     Creating(String),
     #[error("container {0:?} was started already")]
     Started(String),
+    #[error("container {0:?} is not running")]
+    NotRunning(String),
     #[error("container {id:?}: {message}")]
     Setup { id: String, message: String },
     #[error(transparent)]
@@ -200,6 +207,7 @@ impl Containers {
         }
         reservation.fill(Container {
             process_id,
+            bundle: bundle.into(),
             start: Some(start_write),
         });
         Ok(process_id)
@@ -249,6 +257,107 @@ impl Containers {
     }
 }
 
+impl Containers {
+    /// The process id and guest pid of started container `id`'s process,
+    /// and its bundle, while that process runs.
+    fn running(&self, id: &str) -> Result<(u64, nix::unistd::Pid, String), ContainerError> {
+        let (process_id, bundle) = {
+            let by_id = self.lock();
+            let c = created(&by_id, id)?;
+            if c.start.is_some() {
+                return Err(ContainerError::NotRunning(id.into()));
+            }
+            (c.process_id, c.bundle.clone())
+        };
+        if self.processes.wait(process_id, Duration::ZERO)?.is_some() {
+            return Err(ContainerError::NotRunning(id.into()));
+        }
+        Ok((process_id, self.processes.get(process_id)?.pid, bundle))
+    }
+
+    /// Starts `req`'s process inside running container `id` (see
+    /// exec.rs); returns its process id once its command runs.
+    pub fn exec(&self, id: &str, req: &CreateProcessRequest) -> Result<u64, ContainerError> {
+        let (_, pid, bundle) = self.running(id)?;
+        let setup = |message: String| ContainerError::Setup {
+            id: id.into(),
+            message,
+        };
+        let args = exec::ExecArgs {
+            pid: pid.as_raw(),
+            bundle: bundle.into(),
+            id: id.into(),
+            uid: req.uid,
+            gid: req.gid,
+            groups: req.additional_gids.clone(),
+            cwd: if req.cwd.is_empty() { "/" } else { &req.cwd }.into(),
+            argv: req.argv.clone(),
+        };
+        let mut launch =
+            crate::process::launch_through(req, &args.helper_words()).map_err(setup)?;
+        let (report_read, report_write) =
+            pipe2(OFlag::O_CLOEXEC).map_err(|e| setup(format!("creating a pipe: {e}")))?;
+        launch.extra_fds.push(report_write);
+        launch.argv_text = req.argv.clone();
+        let (process_id, _) = self.processes.create(&launch)?;
+        drop(launch);
+        match read_report(report_read) {
+            Ok(report) if report.is_empty() => Ok(process_id),
+            outcome => {
+                let _ = self.processes.delete(process_id);
+                Err(setup(outcome.unwrap_or_else(|e| e)))
+            }
+        }
+    }
+
+    /// Signals container `id`'s process, or with `all` every process in
+    /// its cgroup (the process alone when there is no cgroup).
+    pub fn signal(&self, id: &str, signal: Signal, all: bool) -> Result<(), ContainerError> {
+        let process_id = created(&self.lock(), id)?.process_id;
+        if all {
+            if let Ok(pids) = self.pids(id) {
+                for pid in pids {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
+                }
+                return Ok(());
+            }
+        }
+        Ok(self.processes.signal(process_id, signal)?)
+    }
+
+    /// Freezes (`true`) or thaws container `id`'s cgroup.
+    pub fn freeze(&self, id: &str, frozen: bool) -> Result<(), ContainerError> {
+        created(&self.lock(), id)?;
+        cgroup::freeze(Path::new(cgroup::ROOT), id, frozen).map_err(|message| {
+            ContainerError::Setup {
+                id: id.into(),
+                message,
+            }
+        })
+    }
+
+    /// The guest pids in container `id`'s cgroup.
+    pub fn pids(&self, id: &str) -> Result<Vec<u32>, ContainerError> {
+        created(&self.lock(), id)?;
+        cgroup::pids(Path::new(cgroup::ROOT), id).map_err(|message| ContainerError::Setup {
+            id: id.into(),
+            message,
+        })
+    }
+}
+
+/// Container `id` once its create is done.
+fn created<'a>(
+    by_id: &'a HashMap<String, Entry>,
+    id: &str,
+) -> Result<&'a Container, ContainerError> {
+    match by_id.get(id) {
+        Some(Entry::Created(c)) => Ok(c),
+        Some(Entry::Creating) => Err(ContainerError::Creating(id.into())),
+        None => Err(ContainerError::NotFound(id.into())),
+    }
+}
+
 fn init_launch(
     id: &str,
     bundle: &str,
@@ -279,8 +388,8 @@ fn init_launch(
     })
 }
 
-/// What the init wrote on its ready pipe before closing it, waiting at
-/// most [`SETUP_TIMEOUT`].
+/// What a helper wrote on its report pipe before closing it (maybe
+/// nothing), waiting at most [`SETUP_TIMEOUT`].
 fn read_report(pipe: OwnedFd) -> Result<String, String> {
     let mut file = File::from(pipe);
     let mut report = Vec::new();
@@ -306,9 +415,6 @@ fn read_report(pipe: OwnedFd) -> Result<String, String> {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(format!("reading the setup report: {e}")),
         }
-    }
-    if report.is_empty() {
-        return Err("the container init ended without a report".into());
     }
     Ok(String::from_utf8_lossy(&report).into_owned())
 }
