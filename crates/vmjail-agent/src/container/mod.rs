@@ -2,6 +2,7 @@
 //! (`container-init`, see init.rs) as one of its processes and keeps, per
 //! container id, that process and the pipe that lets it start.
 
+mod binds;
 mod caps;
 mod cgroup;
 pub mod disk;
