@@ -2,6 +2,7 @@
 //! `Agent` service generated from `protos/agent.proto`, the protocol version
 //! and the size and time limits both sides enforce.
 
+pub mod bundle_layout;
 mod ids;
 mod limits;
 

@@ -5,6 +5,7 @@
 //! table's lock (setup may take seconds), so concurrent creates of one id
 //! cannot both mount its disk, and other calls are not held up meanwhile.
 
+mod binds;
 mod caps;
 mod cgroup;
 pub mod disk;
