@@ -7,7 +7,9 @@
 
 mod config;
 mod events;
+mod exec_spec;
 mod metrics;
+mod process;
 mod record;
 mod rootfs;
 mod service;

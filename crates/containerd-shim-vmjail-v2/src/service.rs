@@ -11,7 +11,8 @@ use containerd_shim::api::{self, Status};
 use containerd_shim::{ExitSignal, TtrpcContext, TtrpcResult};
 use containerd_shim_protos::api::ProcessInfo;
 use containerd_shim_protos::events::task::{
-    TaskCreate, TaskDelete, TaskExit, TaskIO, TaskPaused, TaskResumed, TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused,
+    TaskResumed, TaskStart,
 };
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::MessageField;
@@ -19,10 +20,11 @@ use containerd_shim_protos::ttrpc::error::get_rpc_status;
 use containerd_shim_protos::ttrpc::{self, Code};
 
 use crate::events::Events;
+use crate::process::{Phase, Process};
 use crate::stdio::Paths;
-use crate::task::{Phase, Task, TaskSpec};
+use crate::task::{Task, TaskSpec};
 use crate::worker::Worker;
-use crate::{config, metrics, record, rootfs};
+use crate::{config, exec_spec, metrics, record, rootfs};
 
 /// The CRI annotation that says what a container is in its pod.
 const CRI_CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
@@ -46,17 +48,6 @@ fn timestamp(at: SystemTime) -> MessageField<Timestamp> {
     MessageField::some(Timestamp::from(at))
 }
 
-/// The only exec id this shim knows: the task's own process.
-fn init_only(exec_id: &str) -> TtrpcResult<()> {
-    match exec_id.is_empty() {
-        true => Ok(()),
-        false => Err(error(
-            Code::NOT_FOUND,
-            format!("exec {exec_id:?}: this shim runs no extra processes in a container"),
-        )),
-    }
-}
-
 impl Service {
     pub fn new(namespace: String, events: Events, exit: Arc<ExitSignal>) -> Service {
         Service {
@@ -76,6 +67,43 @@ impl Service {
             .get(id)
             .cloned()
             .ok_or_else(|| error(Code::NOT_FOUND, format!("task {id:?} not found")))
+    }
+
+    /// Task `id`'s process `exec_id` ("": the container's own).
+    fn process(&self, id: &str, exec_id: &str) -> TtrpcResult<(Arc<Task>, Arc<Process>)> {
+        let task = self.task(id)?;
+        let process = task.process(exec_id).ok_or_else(|| {
+            error(
+                Code::NOT_FOUND,
+                format!("task {id:?} has no exec {exec_id:?}"),
+            )
+        })?;
+        Ok((task, process))
+    }
+
+    /// Sends containerd the exit of task `id`'s process `exec_id`.
+    fn exit_reporter(
+        &self,
+        id: &str,
+        exec_id: &str,
+    ) -> impl FnOnce(u32, u32, SystemTime) + Send + 'static {
+        let events = self.events.clone();
+        let (container_id, id) = (id.to_owned(), exec_id.to_owned());
+        let id = if id.is_empty() {
+            container_id.clone()
+        } else {
+            id
+        };
+        move |pid, status, at| {
+            events.send(TaskExit {
+                container_id,
+                id,
+                pid,
+                exit_status: status,
+                exited_at: timestamp(at),
+                ..Default::default()
+            })
+        }
     }
 
     /// `Create` up to a created task; the rootfs is mounted only around
@@ -128,7 +156,7 @@ impl Service {
                 terminal: req.terminal,
             },
         };
-        let created = Task::create(worker, spec);
+        let created = Task::create(worker, spec, self.exit_reporter(&req.id, ""));
         // The container's disk is a copy: the snapshot is not needed now.
         if let Err(e) = rootfs::unmount(&target) {
             log::warn!("{e}");
@@ -166,17 +194,6 @@ impl containerd_shim::Task for Service {
             return Err(error(Code::ALREADY_EXISTS, format!("task {:?}", req.id)));
         }
         let task = self.create_task(&req).map_err(failed)?;
-        let events = self.events.clone();
-        task.watch(move |task, status, at| {
-            events.send(TaskExit {
-                container_id: task.id.clone(),
-                id: task.id.clone(),
-                pid: task.pid,
-                exit_status: status,
-                exited_at: timestamp(at),
-                ..Default::default()
-            })
-        });
         self.tasks().insert(req.id.clone(), task.clone());
         self.events.send(TaskCreate {
             container_id: req.id.clone(),
@@ -199,34 +216,77 @@ impl containerd_shim::Task for Service {
     }
 
     fn start(&self, _: &TtrpcContext, req: api::StartRequest) -> TtrpcResult<api::StartResponse> {
-        init_only(&req.exec_id)?;
         let task = self.task(&req.id)?;
-        task.start().map_err(failed)?;
-        self.events.send(TaskStart {
-            container_id: task.id.clone(),
-            pid: task.pid,
-            ..Default::default()
-        });
+        if req.exec_id.is_empty() {
+            task.start().map_err(failed)?;
+            self.events.send(TaskStart {
+                container_id: task.id.clone(),
+                pid: task.pid,
+                ..Default::default()
+            });
+        } else {
+            let (_, process) = self.process(&req.id, &req.exec_id)?;
+            let spec = process
+                .spec
+                .clone()
+                .ok_or_else(|| failed("the exec has no process spec"))?;
+            let exited = self.exit_reporter(&req.id, &req.exec_id);
+            task.start_exec(&req.exec_id, spec, exited)
+                .map_err(failed)?;
+            self.events.send(TaskExecStarted {
+                container_id: task.id.clone(),
+                exec_id: req.exec_id.clone(),
+                pid: task.pid,
+                ..Default::default()
+            });
+        }
         Ok(api::StartResponse {
             pid: task.pid,
             ..Default::default()
         })
     }
 
-    fn state(&self, _: &TtrpcContext, req: api::StateRequest) -> TtrpcResult<api::StateResponse> {
-        init_only(&req.exec_id)?;
+    fn exec(&self, _: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
         let task = self.task(&req.id)?;
+        if req.exec_id.is_empty() {
+            return Err(error(Code::INVALID_ARGUMENT, "an exec needs an exec id"));
+        }
+        let spec = req
+            .spec
+            .as_ref()
+            .ok_or_else(|| error(Code::INVALID_ARGUMENT, "an exec needs a process spec"))?;
+        let spec = exec_spec::from_any(spec, !req.stdin.is_empty())
+            .map_err(|e| error(Code::INVALID_ARGUMENT, e))?;
+        let stdio = Paths {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
+        task.add_exec(&req.exec_id, stdio, spec)
+            .map_err(|e| error(Code::ALREADY_EXISTS, e))?;
+        self.events.send(TaskExecAdded {
+            container_id: task.id.clone(),
+            exec_id: req.exec_id.clone(),
+            ..Default::default()
+        });
+        Ok(api::Empty::default())
+    }
+
+    fn state(&self, _: &TtrpcContext, req: api::StateRequest) -> TtrpcResult<api::StateResponse> {
+        let (task, process) = self.process(&req.id, &req.exec_id)?;
         let mut state = api::StateResponse {
             id: task.id.clone(),
+            exec_id: req.exec_id.clone(),
             bundle: task.bundle.to_string_lossy().into_owned(),
             pid: task.pid,
-            stdin: task.stdio.stdin.clone(),
-            stdout: task.stdio.stdout.clone(),
-            stderr: task.stdio.stderr.clone(),
-            terminal: task.stdio.terminal,
+            stdin: process.stdio.stdin.clone(),
+            stdout: process.stdio.stdout.clone(),
+            stderr: process.stdio.stderr.clone(),
+            terminal: process.stdio.terminal,
             ..Default::default()
         };
-        let status = match task.phase() {
+        let status = match process.phase() {
             Phase::Created => Status::CREATED,
             Phase::Running => Status::RUNNING,
             Phase::Paused => Status::PAUSED,
@@ -241,8 +301,8 @@ impl containerd_shim::Task for Service {
     }
 
     fn wait(&self, _: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
-        init_only(&req.exec_id)?;
-        let (status, at) = self.task(&req.id)?.wait();
+        let (_, process) = self.process(&req.id, &req.exec_id)?;
+        let (status, at) = process.wait();
         Ok(api::WaitResponse {
             exit_status: status,
             exited_at: timestamp(at),
@@ -251,12 +311,8 @@ impl containerd_shim::Task for Service {
     }
 
     fn kill(&self, _: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
-        init_only(&req.exec_id)?;
-        // `all`: the container has its own pid namespace in the guest
-        // (the agent gives it one), so its init's end ends every process
-        // in it; the signal itself reaches the init.
         self.task(&req.id)?
-            .signal(req.signal)
+            .signal(&req.exec_id, req.signal, req.all)
             .map_err(|e| error(Code::NOT_FOUND, e))?;
         Ok(api::Empty::default())
     }
@@ -266,15 +322,20 @@ impl containerd_shim::Task for Service {
         _: &TtrpcContext,
         req: api::DeleteRequest,
     ) -> TtrpcResult<api::DeleteResponse> {
-        init_only(&req.exec_id)?;
         let task = self.task(&req.id)?;
-        let (status, at) = task.delete().map_err(failed)?;
-        if let Err(e) = rootfs::unmount(&task.bundle.join("rootfs")) {
-            log::warn!("{e}");
-        }
-        self.tasks().remove(&req.id);
+        let (status, at) = if req.exec_id.is_empty() {
+            let ended = task.delete().map_err(failed)?;
+            if let Err(e) = rootfs::unmount(&task.bundle.join("rootfs")) {
+                log::warn!("{e}");
+            }
+            self.tasks().remove(&req.id);
+            ended
+        } else {
+            task.delete_exec(&req.exec_id).map_err(failed)?
+        };
         self.events.send(TaskDelete {
             container_id: task.id.clone(),
+            id: req.exec_id.clone(),
             pid: task.pid,
             exit_status: status,
             exited_at: timestamp(at),
@@ -331,21 +392,20 @@ impl containerd_shim::Task for Service {
     }
 
     fn resize_pty(&self, _: &TtrpcContext, req: api::ResizePtyRequest) -> TtrpcResult<api::Empty> {
-        init_only(&req.exec_id)?;
+        let (_, process) = self.process(&req.id, &req.exec_id)?;
         let size = |n: u32| u16::try_from(n).map_err(|_| error(Code::INVALID_ARGUMENT, n));
-        self.task(&req.id)?
+        process
             .resize(size(req.height)?, size(req.width)?)
             .map_err(failed)?;
         Ok(api::Empty::default())
     }
 
     fn close_io(&self, _: &TtrpcContext, req: api::CloseIORequest) -> TtrpcResult<api::Empty> {
-        init_only(&req.exec_id)?;
-        let task = self.task(&req.id)?;
+        let (task, process) = self.process(&req.id, &req.exec_id)?;
         if req.stdin {
             // The stdin copy may have closed it already at the FIFO's end.
-            if let Err(e) = task.close_stdin() {
-                log::debug!("closing stdin of {}: {e}", task.id);
+            if let Err(e) = process.close_stdin() {
+                log::debug!("closing stdin of {} {:?}: {e}", task.id, req.exec_id);
             }
         }
         Ok(api::Empty::default())

@@ -4,7 +4,9 @@
 //! copying thread, not in the request.
 
 use std::fs::{File, OpenOptions};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use vmjail_sandbox::agent::{ProcessHandle, Stream};
 
@@ -18,10 +20,43 @@ pub struct Paths {
     pub terminal: bool,
 }
 
-/// Starts the copies; returns the output threads, which end once the
-/// process's streams are drained (the exit is reported after them, so
-/// containerd's client has all the output when it learns of the exit).
-pub fn connect(process: &ProcessHandle, paths: &Paths) -> Vec<JoinHandle<()>> {
+/// Set once the stdin copy has reached the FIFO's end and closed the
+/// process's stdin.
+#[derive(Default)]
+pub struct StdinDone {
+    done: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl StdinDone {
+    fn set(&self) {
+        *self.done.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.changed.notify_all();
+    }
+
+    /// Whether the copy finished within `timeout`.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        let (done, _) = self
+            .changed
+            .wait_timeout_while(done, timeout, |d| !*d)
+            .unwrap_or_else(|p| p.into_inner());
+        *done
+    }
+}
+
+/// The running copies of one process.
+pub struct Copies {
+    /// The output threads: they end once the process's streams are
+    /// drained (its exit is reported after them, so containerd's client
+    /// has all the output when it learns of the exit).
+    pub outputs: Vec<JoinHandle<()>>,
+    /// `None` without a stdin FIFO.
+    pub stdin: Option<Arc<StdinDone>>,
+}
+
+/// Starts the copies.
+pub fn connect(process: &ProcessHandle, paths: &Paths) -> Copies {
     let mut outputs = Vec::new();
     let mut streams = vec![(Stream::Stdout, paths.stdout.clone())];
     if !paths.terminal {
@@ -49,10 +84,14 @@ pub fn connect(process: &ProcessHandle, paths: &Paths) -> Vec<JoinHandle<()>> {
             Err(e) => log::error!("starting an output copy: {e}"),
         }
     }
+    let mut stdin = None;
     if !paths.stdin.is_empty() {
         let process = process.clone();
         let path = paths.stdin.clone();
+        let done = Arc::new(StdinDone::default());
+        stdin = Some(done.clone());
         let copy = move || {
+            let _done = SetOnDrop(done);
             let mut fifo = match File::open(&path) {
                 Ok(f) => f,
                 Err(e) => return log::warn!("opening {path}: {e}"),
@@ -68,5 +107,14 @@ pub fn connect(process: &ProcessHandle, paths: &Paths) -> Vec<JoinHandle<()>> {
             log::error!("starting the stdin copy: {e}");
         }
     }
-    outputs
+    Copies { outputs, stdin }
+}
+
+/// Marks the stdin copy done however its thread ends.
+struct SetOnDrop(Arc<StdinDone>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
+    }
 }

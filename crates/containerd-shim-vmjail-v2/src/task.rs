@@ -1,36 +1,31 @@
-//! One task: a container in its own sandbox, from `Create` to `Delete`.
-//! Every sandbox step goes through the task's [`Worker`] (the one
-//! `Sandboxes` object, as in `vmjail run --bundle`); the container's
-//! process is a [`ProcessHandle`] on the sandbox's agent.
+//! One task: a container in its own sandbox, from `Create` to `Delete`,
+//! and the processes run in it (`ctr task exec`). Every sandbox step goes
+//! through the task's [`Worker`] (the one `Sandboxes` object, as in
+//! `vmjail run --bundle`); processes are [`ProcessHandle`]s on the
+//! sandbox's agent.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use vmjail_config::RuntimeConfig;
-use vmjail_sandbox::agent::{AgentClient, ContainerStats, ExitStatus, ProcessHandle};
+use vmjail_sandbox::agent::{AgentClient, ContainerStats, ProcessHandle, ProcessSpec};
 use vmjail_sandbox::{reaper, ContainerSpec, SandboxId};
 
-use crate::stdio::{self, Paths};
+use crate::process::{Phase, Process};
+use crate::stdio::Paths;
 use crate::worker::Worker;
 
 /// How long the VMM has to confirm the guest runs.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the guest may take to boot and answer on its agent's port.
+/// How long the guest may take to boot and answer on its agent's port
+/// (TCG guests on a loaded host take long).
 const AGENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long each shutdown step of the sandbox's delete may take.
 pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
-/// The exit status reported when the guest went away under the process.
-const LOST: u32 = 255;
-
-/// Where a task is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Created,
-    Running,
-    Paused,
-    Stopped { status: u32, at: SystemTime },
-}
+/// Most processes run in one task at once (`ctr task exec`).
+const MAX_EXECS: usize = 64;
 
 /// What `Create` needs.
 pub struct TaskSpec {
@@ -47,22 +42,29 @@ pub struct Task {
     pub id: String,
     pub bundle: PathBuf,
     pub sandbox: SandboxId,
-    pub stdio: Paths,
-    /// The VMM's host pid (containerd's "task pid"; the process's own pid
-    /// lives in the guest).
+    /// The VMM's host pid (containerd's "task pid"; the processes' own
+    /// pids live in the guest).
     pub pid: u32,
+    /// The container's own process.
+    pub init: Arc<Process>,
+    execs: Mutex<HashMap<String, Arc<Process>>>,
     worker: Worker,
     client: Arc<AgentClient>,
-    process: ProcessHandle,
-    phase: Mutex<Phase>,
-    changed: Condvar,
 }
+
+/// The sandbox thread ended (it panicked): nothing more can be done.
+const GONE: &str = "the sandbox thread is gone";
 
 impl Task {
     /// Creates the sandbox with the bundle's container, boots it and sets
-    /// the container up, its process waiting for [`Task::start`]; the
-    /// stdio copies run from here on. On failure nothing is left.
-    pub fn create(worker: Worker, spec: TaskSpec) -> Result<Arc<Task>, String> {
+    /// the container up, its process waiting for [`Task::start`]; its
+    /// stdio copies and waiter run from here on (`exited` is told the task
+    /// pid, the exit status and when). On failure nothing is left.
+    pub fn create(
+        worker: Worker,
+        spec: TaskSpec,
+        exited: impl FnOnce(u32, u32, SystemTime) + Send + 'static,
+    ) -> Result<Arc<Task>, String> {
         let TaskSpec {
             id,
             bundle,
@@ -101,173 +103,177 @@ impl Task {
                 })
             })
         };
-        let (client, process, pid) = made.ok_or("the sandbox thread is gone")??;
-        let task = Arc::new(Task {
+        let (client, handle, pid) = made.ok_or(GONE)??;
+        let pid = pid
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or_else(std::process::id);
+        let init = Process::new(stdio, None);
+        init.attach(handle, move |status, at| exited(pid, status, at));
+        Ok(Arc::new(Task {
             id,
             bundle,
             sandbox,
-            pid: pid
-                .and_then(|p| u32::try_from(p).ok())
-                .unwrap_or_else(std::process::id),
-            stdio,
+            pid,
+            init,
+            execs: Mutex::new(HashMap::new()),
             worker,
             client,
-            process,
-            phase: Mutex::new(Phase::Created),
-            changed: Condvar::new(),
-        });
-        Ok(task)
+        }))
     }
 
-    /// Starts the copies of the process's stdio and the thread that waits
-    /// for its end; `exited` is told the status once all output is copied.
-    pub fn watch(self: &Arc<Self>, exited: impl FnOnce(&Task, u32, SystemTime) + Send + 'static) {
-        let outputs = stdio::connect(&self.process, &self.stdio);
-        let task = self.clone();
-        let wait = move || {
-            let status = match task.process.wait() {
-                Ok(status) => status_code(status),
-                Err(e) => {
-                    log::warn!("task {}: waiting for its process: {e}", task.id);
-                    LOST
-                }
-            };
-            for output in outputs {
-                let _ = output.join();
-            }
-            let at = SystemTime::now();
-            *task.lock() = Phase::Stopped { status, at };
-            task.changed.notify_all();
-            exited(&task, status, at);
-        };
-        if let Err(e) = std::thread::Builder::new().name("wait".into()).spawn(wait) {
-            log::error!("task {}: starting its waiter: {e}", self.id);
+    fn execs(&self) -> MutexGuard<'_, HashMap<String, Arc<Process>>> {
+        self.execs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The process `exec_id` names: the init for "".
+    pub fn process(&self, exec_id: &str) -> Option<Arc<Process>> {
+        match exec_id {
+            "" => Some(self.init.clone()),
+            id => self.execs().get(id).cloned(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Phase> {
-        self.phase.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn phase(&self) -> Phase {
-        *self.lock()
+    /// Runs `f` on the sandbox thread with what container calls need.
+    fn on_sandbox<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(
+                &vmjail_sandbox::Sandboxes<vmjail_sandbox::SelectFactory>,
+                &SandboxId,
+                &Arc<AgentClient>,
+                &str,
+            ) -> Result<R, vmjail_sandbox::SandboxError>
+            + Send
+            + 'static,
+    ) -> Result<R, String> {
+        let (sandbox, id, client) = (self.sandbox.clone(), self.id.clone(), self.client.clone());
+        self.worker
+            .run(move |s| f(s, &sandbox, &client, &id))
+            .ok_or(GONE)?
+            .map_err(|e| e.to_string())
     }
 
     /// Lets the container's process run.
     pub fn start(&self) -> Result<(), String> {
-        let mut phase = self.lock();
-        if *phase != Phase::Created {
-            return Err(format!("task {} is {:?}, not created", self.id, *phase));
-        }
-        let (sandbox, id, client) = (self.sandbox.clone(), self.id.clone(), self.client.clone());
-        self.worker
-            .run(move |s| s.start_container(&sandbox, &client, &id))
-            .ok_or("the sandbox thread is gone")?
-            .map_err(|e| e.to_string())?;
-        *phase = Phase::Running;
-        Ok(())
+        self.init.transition(Phase::Created, Phase::Running, || {
+            self.on_sandbox(|s, sandbox, client, id| s.start_container(sandbox, client, id))
+        })
     }
 
-    /// Blocks until the process has ended; its status and when.
-    pub fn wait(&self) -> (u32, SystemTime) {
-        let mut phase = self.lock();
-        loop {
-            if let Phase::Stopped { status, at } = *phase {
-                return (status, at);
-            }
-            phase = self.changed.wait(phase).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
-    /// [`Task::wait`] for at most `timeout`.
-    fn wait_timeout(&self, timeout: Duration) -> Option<(u32, SystemTime)> {
-        let phase = self.lock();
-        let (phase, _) = self
-            .changed
-            .wait_timeout_while(phase, timeout, |p| !matches!(p, Phase::Stopped { .. }))
-            .unwrap_or_else(|p| p.into_inner());
-        match *phase {
-            Phase::Stopped { status, at } => Some((status, at)),
-            _ => None,
-        }
-    }
-
-    pub fn signal(&self, signal: u32) -> Result<(), String> {
-        if matches!(self.phase(), Phase::Stopped { .. }) {
+    /// Sends `signal` to the container's process (with `all`, to every
+    /// process of the container) or to exec `exec_id`.
+    pub fn signal(&self, exec_id: &str, signal: u32, all: bool) -> Result<(), String> {
+        let process = self
+            .process(exec_id)
+            .ok_or_else(|| format!("no process {exec_id:?}"))?;
+        if matches!(process.phase(), Phase::Stopped { .. }) {
             return Err("process already finished".into());
         }
         let signal = i32::try_from(signal).map_err(|_| format!("signal {signal}"))?;
-        self.process.signal(signal).map_err(|e| e.to_string())
-    }
-
-    pub fn close_stdin(&self) -> Result<(), String> {
-        self.process.close_stdin().map_err(|e| e.to_string())
-    }
-
-    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), String> {
-        self.process.resize(rows, cols).map_err(|e| e.to_string())
+        if !exec_id.is_empty() {
+            return process.handle()?.signal(signal).map_err(|e| e.to_string());
+        }
+        self.on_sandbox(move |s, sandbox, client, id| {
+            s.signal_container(sandbox, client, id, signal, all)
+        })
     }
 
     /// Freezes (`true`) or thaws the container in the guest.
     pub fn freeze(&self, frozen: bool) -> Result<(), String> {
-        let mut phase = self.lock();
         let (from, to) = match frozen {
             true => (Phase::Running, Phase::Paused),
             false => (Phase::Paused, Phase::Running),
         };
-        if *phase != from {
-            return Err(format!("task {} is {:?}, not {from:?}", self.id, *phase));
-        }
-        let (sandbox, id, client) = (self.sandbox.clone(), self.id.clone(), self.client.clone());
-        self.worker
-            .run(move |s| s.freeze_container(&sandbox, &client, &id, frozen))
-            .ok_or("the sandbox thread is gone")?
-            .map_err(|e| e.to_string())?;
-        *phase = to;
-        Ok(())
+        self.init.transition(from, to, || {
+            self.on_sandbox(move |s, sandbox, client, id| match frozen {
+                true => s.pause_container(sandbox, client, id),
+                false => s.resume_container(sandbox, client, id),
+            })
+        })
     }
 
     pub fn stats(&self) -> Result<ContainerStats, String> {
-        let (sandbox, id, client) = (self.sandbox.clone(), self.id.clone(), self.client.clone());
-        self.worker
-            .run(move |s| s.container_stats(&sandbox, &client, &id))
-            .ok_or("the sandbox thread is gone")?
-            .map_err(|e| e.to_string())
+        self.on_sandbox(|s, sandbox, client, id| s.container_stats(sandbox, client, id))
+    }
+
+    /// Records exec `exec_id` (its process starts with [`Task::start_exec`]).
+    pub fn add_exec(&self, exec_id: &str, stdio: Paths, spec: ProcessSpec) -> Result<(), String> {
+        let mut execs = self.execs();
+        if execs.contains_key(exec_id) {
+            return Err(format!("exec {exec_id:?} exists already"));
+        }
+        if execs.len() >= MAX_EXECS {
+            return Err(format!("at most {MAX_EXECS} execs per task"));
+        }
+        execs.insert(exec_id.to_owned(), Process::new(stdio, Some(spec)));
+        Ok(())
+    }
+
+    /// Runs exec `exec_id`'s process `spec` in the container.
+    pub fn start_exec(
+        &self,
+        exec_id: &str,
+        spec: ProcessSpec,
+        exited: impl FnOnce(u32, u32, SystemTime) + Send + 'static,
+    ) -> Result<(), String> {
+        let process = self
+            .process(exec_id)
+            .ok_or_else(|| format!("no exec {exec_id:?}"))?;
+        process.transition(Phase::Created, Phase::Running, || {
+            let handle: ProcessHandle = self.on_sandbox(move |s, sandbox, client, id| {
+                s.exec_in_container(sandbox, client.clone(), id, &spec)
+            })?;
+            let pid = self.pid;
+            process.attach(handle, move |status, at| exited(pid, status, at));
+            Ok(())
+        })
+    }
+
+    /// Forgets ended exec `exec_id` (the agent too); its exit.
+    pub fn delete_exec(&self, exec_id: &str) -> Result<(u32, SystemTime), String> {
+        let process = self
+            .process(exec_id)
+            .ok_or_else(|| format!("no exec {exec_id:?}"))?;
+        let ended = match process.phase() {
+            Phase::Stopped { status, at } => (status, at),
+            Phase::Created => (0, SystemTime::now()),
+            _ => return Err(format!("exec {exec_id:?} still runs: kill it first")),
+        };
+        if let Ok(handle) = process.handle() {
+            if let Err(e) = handle.delete() {
+                log::debug!("forgetting exec {exec_id} in the agent: {e}");
+            }
+        }
+        self.execs().remove(exec_id);
+        Ok(ended)
     }
 
     /// Removes the container and its sandbox with everything it made; a
     /// process that never started is killed first. Returns the exit.
     pub fn delete(&self) -> Result<(u32, SystemTime), String> {
-        match self.phase() {
+        match self.init.phase() {
             Phase::Running | Phase::Paused => {
                 return Err(format!("task {} still runs: kill it first", self.id))
             }
             Phase::Created => {
                 // Its waiter reports the exit before the sandbox goes.
-                let _ = self.process.signal(nix::libc::SIGKILL);
-                self.wait_timeout(CLEANUP_TIMEOUT);
+                if let Ok(handle) = self.init.handle() {
+                    let _ = handle.signal(nix::libc::SIGKILL);
+                }
+                self.init.wait_timeout(CLEANUP_TIMEOUT);
             }
             Phase::Stopped { .. } => {}
         }
-        let (sandbox, id, client) = (self.sandbox.clone(), self.id.clone(), self.client.clone());
-        self.worker
-            .run(move |s| {
-                if let Err(e) = s.delete_container(&sandbox, &client, &id) {
-                    log::debug!("deleting container {id} in the guest: {e}");
-                }
-                let deleted = s.delete(&sandbox, true, CLEANUP_TIMEOUT);
-                reaper::reap_exited();
-                deleted
-            })
-            .ok_or("the sandbox thread is gone")?
-            .map_err(|e| e.to_string())?;
-        Ok(match self.phase() {
+        self.on_sandbox(|s, sandbox, client, id| {
+            if let Err(e) = s.delete_container(sandbox, client, id) {
+                log::debug!("deleting container {id} in the guest: {e}");
+            }
+            let deleted = s.delete(sandbox, true, CLEANUP_TIMEOUT);
+            reaper::reap_exited();
+            deleted
+        })?;
+        Ok(match self.init.phase() {
             Phase::Stopped { status, at } => (status, at),
             _ => (128 + nix::libc::SIGKILL as u32, SystemTime::now()),
         })
     }
-}
-
-fn status_code(status: ExitStatus) -> u32 {
-    status.code().unsigned_abs()
 }

@@ -1,6 +1,7 @@
 //! The shim under Debian's real containerd, driven by `ctr` as a user
 //! would, each task in a real QEMU guest with the real agent: output and
-//! exit status, stdin, `ctr task kill` (also `--all`), `ctr run -t`,
+//! exit status, stdin, `ctr task exec`, `ctr task kill` (also `--all`),
+//! `ctr run -t`,
 //! pause/resume (the container's processes stop taking CPU), metrics, five
 //! tasks at once, the runtime options' ConfigPath, and a shim SIGKILLed
 //! mid-task cleaned by containerd's `delete`. After each: nothing left.
@@ -126,6 +127,72 @@ fn ctr_task_kill_ends_the_task_with_the_signal() {
         assert_eq!(out.status.code(), Some(137), "{}", text(&out.stderr));
         c.assert_clean(id);
     }
+}
+
+#[test]
+fn ctr_task_exec_runs_a_process_in_the_container() {
+    if !require_root() {
+        return;
+    }
+    let c = Containerd::start("exec", true);
+    let id = "host";
+    c.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        id,
+        "sleep",
+        "1000",
+    ]);
+    c.wait_task_status(id, Some("RUNNING"), Duration::from_secs(60));
+    // In the container: its pid namespace, whose pid 1 is its sleep.
+    let out = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        id,
+        "sh",
+        "-c",
+        "echo pid1=$(tr '\\0' ' ' < /proc/1/cmdline); echo oops >&2; exit 5",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}\n{}",
+        text(&out.stderr),
+        c.log()
+    );
+    assert_eq!(text(&out.stdout), "pid1=sleep 1000\n");
+    assert!(
+        text(&out.stderr).starts_with("oops\n"),
+        "{}",
+        text(&out.stderr)
+    );
+    // stdin, to its end.
+    let mut child = c
+        .ctr_command(&["task", "exec", "--exec-id", "e2", id, "wc", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&[b'y'; 5000])
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "5000");
+    c.ctr_ok(&["task", "kill", "-s", "SIGKILL", id]);
+    c.wait_task_status(id, Some("STOPPED"), Duration::from_secs(30));
+    c.ctr_ok(&["task", "rm", id]);
+    c.ctr_ok(&["containers", "rm", id]);
+    c.assert_clean(id);
 }
 
 #[test]

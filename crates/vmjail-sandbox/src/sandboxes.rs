@@ -617,8 +617,8 @@ mod network;
 mod containers;
 pub use containers::{valid_container_id, ContainerError, ContainerSpec, MAX_CONTAINERS};
 
-#[path = "sandboxes_container_ctl.rs"]
-mod container_ctl;
+#[path = "sandboxes_container_process.rs"]
+mod container_process;
 
 #[path = "sandboxes_vsock.rs"]
 mod vsock_stream;

@@ -109,16 +109,7 @@ pub(super) fn container_err(id: &SandboxId, source: ContainerError) -> SandboxEr
     }
 }
 
-/// A container id the agent accepts (it names a mount point there).
-pub fn valid_container_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id != "."
-        && id != ".."
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-}
+pub use vmjail_agent_protocol::valid_container_id;
 
 /// Checks `specs` before anything is claimed or made: ids, count, the
 /// agent, and each bundle (its config.json read and checked).
@@ -187,6 +178,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 staging: dir.join(format!("container-{index}.staging")),
                 disk_serial: disk_serial(index),
                 status: ContainerStatus::Imaging,
+                process_id: None,
             };
             state.containers.push(record.clone());
             self.store.save(state)?;
@@ -294,17 +286,19 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             id,
             container,
             "create",
-            (ContainerStatus::Ready, "a container whose disk is ready"),
+            (&[ContainerStatus::Ready], "a container whose disk is ready"),
             ContainerStatus::Created,
             |record| {
-                ProcessHandle::create_container_from_disk(
+                let process = ProcessHandle::create_container_from_disk(
                     client.clone(),
                     &record.id,
                     &record.disk_serial,
                     tty,
                     stdin,
                 )
-                .map_err(|source| (source, "setting it up in the guest"))
+                .map_err(|source| (source, "setting it up in the guest"))?;
+                record.process_id = Some(process.id());
+                Ok(process)
             },
         )
     }
@@ -320,7 +314,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             id,
             container,
             "start",
-            (ContainerStatus::Created, "a created container"),
+            (&[ContainerStatus::Created], "a created container"),
             ContainerStatus::Running,
             |record| {
                 client
@@ -342,7 +336,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         let record = find(id, &state, container)?;
         if matches!(
             record.status,
-            ContainerStatus::Created | ContainerStatus::Running
+            ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused
         ) {
             client.delete_container(&record.id).map_err(|source| {
                 container_err(
@@ -382,15 +376,16 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         Ok(status)
     }
 
-    /// One recorded transition of a container, under the sandbox's lock.
-    fn container_step<T>(
+    /// One recorded transition of a container, under the sandbox's lock:
+    /// `act` may also fill in the record; it is saved with status `to`.
+    pub(super) fn container_step<T>(
         &self,
         id: &SandboxId,
         container: &str,
         operation: &'static str,
-        (from, needs): (ContainerStatus, &'static str),
+        (from, needs): (&[ContainerStatus], &'static str),
         to: ContainerStatus,
-        act: impl FnOnce(&ContainerRecord) -> Result<T, (AgentError, &'static str)>,
+        act: impl FnOnce(&mut ContainerRecord) -> Result<T, (AgentError, &'static str)>,
     ) -> Result<T, SandboxError> {
         let (_lock, mut state) = self.lock_state(id, "manage a container of")?;
         if state.status() != Status::Running {
@@ -401,8 +396,8 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 needs: "a running sandbox",
             });
         }
-        let record = find(id, &state, container)?;
-        if record.status != from {
+        let mut record = find(id, &state, container)?;
+        if !from.contains(&record.status) {
             return Err(container_err(
                 id,
                 ContainerError::WrongStatus {
@@ -413,7 +408,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 },
             ));
         }
-        let done = act(&record).map_err(|(source, step)| {
+        let done = act(&mut record).map_err(|(source, step)| {
             container_err(
                 id,
                 ContainerError::Agent {
@@ -423,7 +418,10 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 },
             )
         })?;
-        set_status(&mut state, container, to);
+        record.status = to;
+        if let Some(c) = state.containers.iter_mut().find(|c| c.id == container) {
+            *c = record;
+        }
         self.store.save(&state)?;
         Ok(done)
     }

@@ -203,6 +203,8 @@ pub enum ContainerStatus {
     /// Set up in the guest, its process waiting to start.
     Created,
     Running,
+    /// Its processes frozen (the guest cgroup's freezer).
+    Paused,
     /// Its process ended or it was deleted in the guest.
     Stopped,
 }
@@ -219,6 +221,10 @@ pub struct ContainerRecord {
     pub staging: PathBuf,
     pub disk_serial: String,
     pub status: ContainerStatus,
+    /// The agent's process id of the container's process, from its create
+    /// in the guest on (for signal and wait by container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_id: Option<u64>,
 }
 
 /// One interface of the sandbox netns given to the VM, as `state` shows

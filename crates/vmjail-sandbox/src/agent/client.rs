@@ -6,9 +6,9 @@ use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use vmjail_agent_protocol::agent::{
-    ContainerRequest, CreateContainerRequest, CreateProcessRequest, Empty, GuestInfoRequest,
-    ProcessRequest, ReadOutputRequest, ResizeTtyRequest, SignalProcessRequest, VersionRequest,
-    WaitProcessRequest, WindowSize, WriteStdinRequest,
+    ContainerRequest, CreateContainerRequest, CreateProcessRequest, Empty, ExecProcessRequest,
+    GuestInfoRequest, ProcessRequest, ReadOutputRequest, ResizeTtyRequest, SignalContainerRequest,
+    SignalProcessRequest, VersionRequest, WaitProcessRequest, WindowSize, WriteStdinRequest,
 };
 use vmjail_agent_protocol::agent_ttrpc;
 use vmjail_agent_protocol::ttrpc::{self, context};
@@ -106,17 +106,7 @@ impl AgentClient {
 
     /// Starts a process in the guest; returns the agent's id for it.
     pub fn create_process(&self, spec: &ProcessSpec) -> Result<u64, AgentError> {
-        let req = CreateProcessRequest {
-            argv: spec.argv.clone(),
-            env: spec.env.clone(),
-            cwd: spec.cwd.clone().unwrap_or_default(),
-            uid: spec.uid,
-            gid: spec.gid,
-            additional_gids: spec.additional_gids.clone(),
-            tty: spec.tty.map(|(rows, cols)| window_size(rows, cols)).into(),
-            stdin: spec.stdin,
-            ..Default::default()
-        };
+        let req = process_create_request(spec);
         let a = self.call("CreateProcess", Duration::ZERO, |c, ctx| {
             c.create_process(ctx, &req)
         })?;
@@ -400,20 +390,74 @@ impl AgentClient {
         })
     }
 
-    /// Freezes (`true`) or thaws every process of the container.
-    pub fn freeze_container(&self, container_id: &str, frozen: bool) -> Result<(), AgentError> {
-        let req = container_request(container_id);
-        // The agent waits up to 5 s for the freezer to settle.
-        let settle = Duration::from_secs(5);
-        match frozen {
-            true => self.call("PauseContainer", settle, |c, ctx| {
-                c.pause_container(ctx, &req)
-            })?,
-            false => self.call("ResumeContainer", settle, |c, ctx| {
-                c.resume_container(ctx, &req)
-            })?,
+    /// Starts `spec` inside started container `container_id` (`runc
+    /// exec`: its namespaces, cgroup, root, capabilities; argv[0] looked
+    /// up in the container); returns the agent's process id for it. Fails
+    /// when the command cannot be run there.
+    pub fn exec_process(&self, container_id: &str, spec: &ProcessSpec) -> Result<u64, AgentError> {
+        let req = ExecProcessRequest {
+            container_id: container_id.into(),
+            process: Some(process_create_request(spec)).into(),
+            ..Default::default()
         };
+        // The agent waits up to 10 s for the helper's report.
+        let a = self.call("ExecProcess", Duration::from_secs(10), |c, ctx| {
+            c.exec_process(ctx, &req)
+        })?;
+        Ok(a.process_id)
+    }
+
+    /// Sends `signal` to the container's process, or with `all` to every
+    /// process in the container's cgroup.
+    pub fn signal_container(
+        &self,
+        container_id: &str,
+        signal: i32,
+        all: bool,
+    ) -> Result<(), AgentError> {
+        let req = SignalContainerRequest {
+            container_id: container_id.into(),
+            signal,
+            all,
+            ..Default::default()
+        };
+        self.call("SignalContainer", Duration::ZERO, |c, ctx| {
+            c.signal_container(ctx, &req)
+        })?;
         Ok(())
+    }
+
+    /// Freezes every process of the container.
+    pub fn pause_container(&self, container_id: &str) -> Result<(), AgentError> {
+        let req = container_request(container_id);
+        self.call("PauseContainer", Duration::ZERO, |c, ctx| {
+            c.pause_container(ctx, &req)
+        })?;
+        Ok(())
+    }
+
+    /// Thaws the processes of a paused container.
+    pub fn resume_container(&self, container_id: &str) -> Result<(), AgentError> {
+        let req = container_request(container_id);
+        self.call("ResumeContainer", Duration::ZERO, |c, ctx| {
+            c.resume_container(ctx, &req)
+        })?;
+        Ok(())
+    }
+
+    /// The guest pids of the container's processes.
+    pub fn container_pids(&self, container_id: &str) -> Result<Vec<u32>, AgentError> {
+        let req = container_request(container_id);
+        let a = self.call("ContainerPids", Duration::ZERO, |c, ctx| {
+            c.container_pids(ctx, &req)
+        })?;
+        if a.pids.len() > MAX_LISTED {
+            return Err(AgentError::BadAnswer {
+                call: "ContainerPids",
+                reason: format!("{} pids, more than {MAX_LISTED}", a.pids.len()),
+            });
+        }
+        Ok(a.pids)
     }
 
     /// Asks the guest to sync its filesystems and power off.
@@ -436,6 +480,20 @@ impl Drop for AgentClient {
 fn container_request(container_id: &str) -> ContainerRequest {
     ContainerRequest {
         container_id: container_id.into(),
+        ..Default::default()
+    }
+}
+
+fn process_create_request(spec: &ProcessSpec) -> CreateProcessRequest {
+    CreateProcessRequest {
+        argv: spec.argv.clone(),
+        env: spec.env.clone(),
+        cwd: spec.cwd.clone().unwrap_or_default(),
+        uid: spec.uid,
+        gid: spec.gid,
+        additional_gids: spec.additional_gids.clone(),
+        tty: spec.tty.map(|(rows, cols)| window_size(rows, cols)).into(),
+        stdin: spec.stdin,
         ..Default::default()
     }
 }
