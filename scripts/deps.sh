@@ -6,7 +6,9 @@
 # the QEMU packages come from the same backports suite instead.
 set -euo pipefail
 
-packages=(qemu-system-x86 busybox-static cpio gzip xz-utils zstd iproute2 kmod e2fsprogs)
+# containerd (its ctr) and bsdutils (script: a terminal for `ctr run -t`)
+# for the containerd shim's tests.
+packages=(qemu-system-x86 busybox-static cpio gzip xz-utils zstd iproute2 kmod e2fsprogs containerd bsdutils)
 
 missing=()
 for p in "${packages[@]}"; do
