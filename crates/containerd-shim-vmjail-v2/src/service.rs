@@ -193,7 +193,14 @@ impl containerd_shim::Task for Service {
         if self.tasks().contains_key(&req.id) {
             return Err(error(Code::ALREADY_EXISTS, format!("task {:?}", req.id)));
         }
+        let begun = std::time::Instant::now();
         let task = self.create_task(&req).map_err(failed)?;
+        log::info!(
+            "task {}: created sandbox {} in {:?}",
+            req.id,
+            task.sandbox,
+            begun.elapsed()
+        );
         self.tasks().insert(req.id.clone(), task.clone());
         self.events.send(TaskCreate {
             container_id: req.id.clone(),
@@ -324,7 +331,14 @@ impl containerd_shim::Task for Service {
     ) -> TtrpcResult<api::DeleteResponse> {
         let task = self.task(&req.id)?;
         let (status, at) = if req.exec_id.is_empty() {
+            let begun = std::time::Instant::now();
             let ended = task.delete().map_err(failed)?;
+            log::info!(
+                "task {}: deleted sandbox {} in {:?}",
+                req.id,
+                task.sandbox,
+                begun.elapsed()
+            );
             if let Err(e) = rootfs::unmount(&task.bundle.join("rootfs")) {
                 log::warn!("{e}");
             }

@@ -527,12 +527,12 @@ pub fn cgroup_roots() -> Vec<PathBuf> {
     roots
 }
 
-/// The peak RSS (VmHWM) of `pid` in KiB.
-pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+/// Field `name` (e.g. `VmHWM`, `RssAnon`) of `/proc/<pid>/status`, in KiB.
+pub fn status_kib(pid: u32, name: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
+        .find(|l| l.split(':').next() == Some(name))?
         .split_whitespace()
         .nth(1)?
         .parse()
