@@ -7,12 +7,12 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use vmjail_agent_protocol::agent::{
-    ContainerPidsResponse, ContainerRequest, CreateContainerRequest, CreateProcessRequest,
-    CreateProcessResponse, Empty, ExecProcessRequest, ExitStatus, GuestInfoRequest,
-    GuestInfoResponse, ListProcessesResponse, ProcessInfo, ProcessRequest, ReadOutputRequest,
-    ReadOutputResponse, ResizeTtyRequest, SignalContainerRequest, SignalProcessRequest,
-    VersionRequest, VersionResponse, WaitProcessRequest, WaitProcessResponse, WriteStdinRequest,
-    WriteStdinResponse,
+    ContainerPidsResponse, ContainerRequest, ContainerStatsResponse, CreateContainerRequest,
+    CreateProcessRequest, CreateProcessResponse, Empty, ExecProcessRequest, ExitStatus,
+    GuestInfoRequest, GuestInfoResponse, ListProcessesResponse, ProcessInfo, ProcessRequest,
+    ReadOutputRequest, ReadOutputResponse, ResizeTtyRequest, SignalContainerRequest,
+    SignalProcessRequest, VersionRequest, VersionResponse, WaitProcessRequest, WaitProcessResponse,
+    WriteStdinRequest, WriteStdinResponse,
 };
 use vmjail_agent_protocol::agent_ttrpc::Agent;
 use vmjail_agent_protocol::ttrpc::error::get_rpc_status;
@@ -389,6 +389,24 @@ impl Agent for AgentService {
         })?;
         self.containers.signal(&req.container_id, signal, req.all)?;
         Ok(Empty::default())
+    }
+
+    fn container_stats(
+        &self,
+        _: &TtrpcContext,
+        req: ContainerRequest,
+    ) -> ttrpc::Result<ContainerStatsResponse> {
+        let s = self.containers.stats(&req.container_id)?;
+        Ok(ContainerStatsResponse {
+            cpu_usage_usec: s.cpu_usage_usec,
+            cpu_user_usec: s.cpu_user_usec,
+            cpu_system_usec: s.cpu_system_usec,
+            memory_usage_bytes: s.memory_usage_bytes,
+            memory_limit_bytes: s.memory_limit_bytes,
+            pids_current: s.pids_current,
+            pids_limit: s.pids_limit,
+            ..Default::default()
+        })
     }
 
     fn pause_container(&self, _: &TtrpcContext, req: ContainerRequest) -> ttrpc::Result<Empty> {

@@ -8,6 +8,7 @@
 mod binds;
 mod caps;
 mod cgroup;
+mod cgroup_stats;
 pub mod disk;
 pub mod exec;
 mod in_root;
@@ -31,6 +32,8 @@ use vmjail_agent_protocol::agent::CreateProcessRequest;
 use vmjail_agent_protocol::{valid_container_id, MAX_PROCESSES};
 
 use crate::process::{Launch, ProcessTable, TableError};
+
+pub use cgroup_stats::Stats;
 
 /// Longest a container's setup may take before CreateContainer fails.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -233,6 +236,30 @@ impl Containers {
             })
     }
 
+    /// The cgroup of known container `id`.
+    fn cgroup_of(&self, id: &str) -> Result<std::path::PathBuf, ContainerError> {
+        created(&self.lock(), id)?;
+        Ok(cgroup::path(Path::new(cgroup::ROOT), id))
+    }
+
+    /// Container `id`'s CPU, memory and pids figures.
+    pub fn stats(&self, id: &str) -> Result<Stats, ContainerError> {
+        let dir = self.cgroup_of(id)?;
+        cgroup_stats::stats(&dir).map_err(|message| ContainerError::Setup {
+            id: id.into(),
+            message,
+        })
+    }
+
+    /// Freezes (`true`) or thaws every process of container `id`.
+    pub fn freeze(&self, id: &str, frozen: bool) -> Result<(), ContainerError> {
+        let dir = self.cgroup_of(id)?;
+        cgroup_stats::freeze(&dir, frozen).map_err(|message| ContainerError::Setup {
+            id: id.into(),
+            message,
+        })
+    }
+
     /// Kills the container's process if it runs (a container never started
     /// ends as its start pipe closes) and forgets it.
     pub fn delete(&self, id: &str) -> Result<(), ContainerError> {
@@ -324,17 +351,6 @@ impl Containers {
             }
         }
         Ok(self.processes.signal(process_id, signal)?)
-    }
-
-    /// Freezes (`true`) or thaws container `id`'s cgroup.
-    pub fn freeze(&self, id: &str, frozen: bool) -> Result<(), ContainerError> {
-        created(&self.lock(), id)?;
-        cgroup::freeze(Path::new(cgroup::ROOT), id, frozen).map_err(|message| {
-            ContainerError::Setup {
-                id: id.into(),
-                message,
-            }
-        })
     }
 
     /// The guest pids in container `id`'s cgroup.

@@ -15,7 +15,7 @@ use vmjail_agent_protocol::ttrpc::{self, context};
 use vmjail_agent_protocol::{MAX_IO_CHUNK, MAX_WAIT_MS, PROTOCOL_VERSION};
 
 use super::error::AgentError;
-use super::types::{ExitStatus, GuestInfo, Output, ProcessInfo, ProcessSpec};
+use super::types::{ContainerStats, ExitStatus, GuestInfo, Output, ProcessInfo, ProcessSpec};
 
 /// How long one call may take unless the caller says otherwise.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -441,6 +441,23 @@ impl AgentClient {
             });
         }
         Ok(a.pids)
+    }
+
+    /// The container's cgroup figures (CPU, memory, pids) in the guest.
+    pub fn container_stats(&self, container_id: &str) -> Result<ContainerStats, AgentError> {
+        let req = container_request(container_id);
+        let a = self.call("ContainerStats", Duration::ZERO, |c, ctx| {
+            c.container_stats(ctx, &req)
+        })?;
+        Ok(ContainerStats {
+            cpu_usage_usec: a.cpu_usage_usec,
+            cpu_user_usec: a.cpu_user_usec,
+            cpu_system_usec: a.cpu_system_usec,
+            memory_usage_bytes: a.memory_usage_bytes,
+            memory_limit_bytes: a.memory_limit_bytes,
+            pids_current: a.pids_current,
+            pids_limit: a.pids_limit,
+        })
     }
 
     /// Asks the guest to sync its filesystems and power off.
