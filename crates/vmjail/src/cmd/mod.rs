@@ -3,7 +3,8 @@
 mod check;
 mod env;
 pub mod jailer;
-mod lifecycle;
+pub mod lifecycle;
+pub mod runc;
 
 use std::process::ExitCode;
 
@@ -20,7 +21,23 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::ConsolePump { dir }) => Ok(ExitCode::from(
             u8::try_from(vmjail_sandbox::console::pump_main(&dir)).unwrap_or(1),
         )),
-        Some(command) => lifecycle::run(cli.config.as_deref(), command),
+        Some(Command::Features) => Ok(ExitCode::from(match runc::features() {
+            Ok(code) => code,
+            Err(e) => {
+                crate::out::errln!("vmjail: error: {e}");
+                lifecycle::exit::FAILURE
+            }
+        })),
+        Some(command) => {
+            let globals = runc::Globals {
+                config: cli.config.clone(),
+                root: cli.root.clone(),
+                log: cli.log.clone(),
+                log_format: cli.log_format,
+                debug: cli.debug,
+            };
+            lifecycle::run(&globals, command)
+        }
         None => {
             use clap::CommandFactory;
             crate::cli::Cli::command().print_help()?;
