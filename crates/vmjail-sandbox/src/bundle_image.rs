@@ -325,7 +325,10 @@ mod tests {
         let elsewhere = bundle_with(CONFIG);
         let dir = bundle_with(&CONFIG.replace(
             "\"rootfs\"",
-            &format!("{:?}", elsewhere.path().join("rootfs").display().to_string()),
+            &format!(
+                "{:?}",
+                elsewhere.path().join("rootfs").display().to_string()
+            ),
         ));
         let bundle = load(dir.path()).unwrap();
         assert_eq!(

@@ -29,13 +29,16 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         })),
         Some(command) => {
-            let globals = runc::Globals {
+            let mut globals = runc::Globals {
                 config: cli.config.clone(),
                 root: cli.root.clone(),
                 log: cli.log.clone(),
                 log_format: cli.log_format,
                 debug: cli.debug,
             };
+            if let Some(id) = container_id(&command) {
+                runc::pointer::fill_in(id, &mut globals);
+            }
             lifecycle::run(&globals, command)
         }
         None => {
@@ -43,5 +46,20 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::cli::Cli::command().print_help()?;
             Ok(ExitCode::from(2))
         }
+    }
+}
+
+/// The container id a runc command acts on.
+fn container_id(command: &Command) -> Option<&str> {
+    match command {
+        Command::Start(a) | Command::State(a) | Command::Pause(a) | Command::Resume(a) => {
+            Some(&a.id)
+        }
+        Command::Delete(a) => Some(&a.id),
+        Command::Kill(a) => Some(&a.id),
+        Command::Exec(a) => Some(&a.id),
+        Command::Ps(a) => Some(&a.id),
+        Command::Update(a) => Some(&a.id),
+        _ => None,
     }
 }

@@ -57,6 +57,7 @@ pub fn create(
     )?;
     let made = (|| {
         sandboxes.start(&id, START_TIMEOUT)?;
+        wait_for_guest(sandboxes, &id);
         let client = sandboxes.agent_client(&id, AGENT_TIMEOUT)?;
         let stdin = terminal || !stdin_is_null();
         let handle = sandboxes.create_container(
@@ -91,6 +92,7 @@ pub fn create(
         Ok::<_, Failure>(())
     })();
     if let Err(e) = made {
+        let e = with_console_tail(sandboxes, &id, e);
         if let Err(cleanup) = sandboxes.delete(&id, true, CLEANUP_TIMEOUT) {
             return Err(Failure::Other(format!(
                 "{e}; removing the sandbox again also failed: {cleanup}"
@@ -98,7 +100,64 @@ pub fn create(
         }
         return Err(e);
     }
+    super::pointer::write(id.as_str(), globals);
     Ok(exit::OK)
+}
+
+/// What vmjail's guest init prints on its console once the agent runs.
+const GUEST_READY: &[u8] = b"VMJAIL-GUEST-READY";
+
+/// Waits (at most [`AGENT_TIMEOUT`]) until the guest's console shows it
+/// is up before the agent is first dialled: hybrid-vsock connections
+/// tried while the guest's vsock driver comes up were seen to wedge
+/// vhost-device-vsock under load, so that no later one was answered. A
+/// guest that never prints the marker is dialled after the wait.
+fn wait_for_guest(sandboxes: &Sandboxes<SelectFactory>, id: &SandboxId) {
+    let deadline = std::time::Instant::now() + AGENT_TIMEOUT;
+    let Some(log) = sandboxes.state(id).ok().and_then(|v| v.console_log) else {
+        return;
+    };
+    while std::time::Instant::now() < deadline {
+        let seen = std::fs::read(&log)
+            .map(|text| text.windows(GUEST_READY.len()).any(|w| w == GUEST_READY))
+            .unwrap_or(false);
+        if seen
+            || sandboxes
+                .state(id)
+                .is_ok_and(|v| v.status != vmjail_sandbox::Status::Running)
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
+/// Most bytes of the guest's console added to a failed create's error.
+const CONSOLE_TAIL: u64 = 1024;
+
+/// `failure` with the end of the guest's console log (gone with the
+/// sandbox right after), which says why a guest did not come up.
+fn with_console_tail(
+    sandboxes: &Sandboxes<SelectFactory>,
+    id: &SandboxId,
+    failure: Failure,
+) -> Failure {
+    use std::io::{Read, Seek, SeekFrom};
+    let Some(log) = sandboxes.state(id).ok().and_then(|v| v.console_log) else {
+        return failure;
+    };
+    let mut tail = Vec::new();
+    let read = std::fs::File::open(&log).and_then(|mut f| {
+        let len = f.metadata()?.len();
+        f.seek(SeekFrom::Start(len.saturating_sub(CONSOLE_TAIL)))?;
+        f.take(CONSOLE_TAIL).read_to_end(&mut tail)
+    });
+    if read.is_err() || tail.is_empty() {
+        return failure;
+    }
+    let text = String::from_utf8_lossy(&tail).replace('\n', " | ");
+    tracing::error!("container {id}: guest console before the failure: {text}");
+    Failure::Other(format!("{failure} (guest console, last lines: {text})"))
 }
 
 /// `process.consoleSize` as (rows, cols).

@@ -14,6 +14,7 @@ mod create;
 mod exec;
 mod features;
 pub mod monitor;
+pub mod pointer;
 mod signal;
 mod state;
 
@@ -127,6 +128,7 @@ pub fn delete(
         )));
     }
     sandboxes.delete(id, true, timeout)?;
+    pointer::remove(id.as_str());
     Ok(exit::OK)
 }
 
