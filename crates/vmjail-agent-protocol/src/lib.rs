@@ -2,8 +2,11 @@
 //! `Agent` service generated from `protos/agent.proto`, the protocol version
 //! and the size and time limits both sides enforce.
 
+pub mod bundle_layout;
+mod ids;
 mod limits;
 
+pub use ids::*;
 pub use limits::*;
 
 /// Bumped on every incompatible change of `protos/agent.proto`; the host

@@ -47,7 +47,8 @@ impl From<ContainerError> for ttrpc::Error {
             ContainerError::BadId(_) | ContainerError::BadBundle(_) => Code::INVALID_ARGUMENT,
             ContainerError::Exists(_) => Code::ALREADY_EXISTS,
             ContainerError::NotFound(_) => Code::NOT_FOUND,
-            ContainerError::Started(_)
+            ContainerError::Creating(_)
+            | ContainerError::Started(_)
             | ContainerError::NotRunning(_)
             | ContainerError::Setup { .. } => Code::FAILED_PRECONDITION,
             ContainerError::Process(e) => return status(Code::FAILED_PRECONDITION, e),

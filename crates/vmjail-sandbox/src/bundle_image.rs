@@ -1,12 +1,18 @@
 //! An OCI bundle made into an ext4 image for the guest: `config.json`
-//! (its `root.path` rewritten to `rootfs`) and `rootfs/`, built with
-//! e2fsprogs' `mke2fs -d` from a staging copy. Both live in the sandbox's
+//! (its `root.path` rewritten to `rootfs`, its bind sources to `binds/<n>`),
+//! `rootfs/` and a copy of each bind source under `binds/` (see
+//! [`crate::bundle_binds`]), built with e2fsprogs' `mke2fs -d` from a
+//! staging copy. Both live in the sandbox's
 //! state dir; the caller records their paths before they are made.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use vmjail_agent_protocol::bundle_layout::BINDS_DIR;
+
+use crate::bundle_binds::{self, BindSource};
 
 /// Most bytes of a `config.json` read.
 pub const MAX_CONFIG: u64 = 1 << 20;
@@ -37,13 +43,17 @@ pub enum BundleError {
     },
 }
 
-/// A checked bundle: its directory, its rootfs and its config (as JSON,
-/// `root.path` already rewritten to `rootfs`).
+/// A checked bundle: its directory, its rootfs, its config (as JSON,
+/// `root.path` already rewritten to `rootfs` and bind sources to
+/// `binds/<n>`) and its bind sources (in that order).
 #[derive(Debug, Clone)]
 pub struct Bundle {
     pub dir: PathBuf,
     pub rootfs: PathBuf,
     pub config: serde_json::Value,
+    pub binds: Vec<BindSource>,
+    /// Bytes the bind sources take (as [`tree_size`] counts).
+    pub binds_size: u64,
 }
 
 fn bundle_err(path: &Path, reason: impl ToString) -> BundleError {
@@ -100,14 +110,6 @@ pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
             root.path().display()
         )));
     }
-    // The disk carries the bundle alone: a bind mount's source could only
-    // name a path of the guest's own (another container's disk or rootfs).
-    if let Some(m) = spec.mounts().iter().flatten().find(|m| is_bind(m)) {
-        return Err(config_err(format!(
-            "mount {}: bind mounts (volumes) are not supported yet",
-            m.destination().display()
-        )));
-    }
     if !rootfs.is_dir() {
         return Err(config_err(format!(
             "root.path {} is not a directory",
@@ -117,26 +119,49 @@ pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
     let mut config: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| config_err(e.to_string()))?;
     config["root"]["path"] = "rootfs".into();
+    let binds = bundle_binds::take(&mut config).map_err(config_err)?;
+    let mut binds_size = 0u64;
+    for bind in &binds {
+        let size = match bind.is_dir {
+            true => tree_size(&bind.source, Special::Refuse)?,
+            false => std::fs::metadata(&bind.source)
+                .map_err(|e| config_err(format!("{}: {e}", bind.source.display())))?
+                .len(),
+        };
+        binds_size = binds_size.saturating_add(size.div_ceil(4096) * 4096 + 256);
+        if binds_size > MAX_IMAGE {
+            return Err(BundleError::TooLarge { path: dir });
+        }
+    }
     Ok(Bundle {
         dir,
         rootfs,
         config,
+        binds,
+        binds_size,
     })
 }
 
-fn is_bind(m: &oci_spec::runtime::Mount) -> bool {
-    m.typ().as_deref() == Some("bind")
-        || m.options()
-            .iter()
-            .flatten()
-            .any(|o| o == "bind" || o == "rbind")
+/// What a tree walk accepts besides files, directories and symlinks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Special {
+    /// A rootfs: device nodes, fifos and sockets copied as they are.
+    Keep,
+    /// A bind source: refused, so only plain data reaches the guest.
+    Refuse,
 }
 
 /// Bytes the tree at `dir` takes (4 KiB blocks, plus an inode each),
 /// without following symlinks, bounded by [`MAX_ENTRIES`] and
 /// [`MAX_DEPTH`].
-pub fn tree_size(dir: &Path) -> Result<u64, BundleError> {
-    fn walk(dir: &Path, depth: usize, total: &mut u64, entries: &mut u64) -> Result<(), String> {
+pub fn tree_size(dir: &Path, special: Special) -> Result<u64, BundleError> {
+    fn walk(
+        dir: &Path,
+        special: Special,
+        depth: usize,
+        total: &mut u64,
+        entries: &mut u64,
+    ) -> Result<(), String> {
         if depth > MAX_DEPTH {
             return Err(format!("{} is nested too deep", dir.display()));
         }
@@ -149,15 +174,23 @@ pub fn tree_size(dir: &Path) -> Result<u64, BundleError> {
             let meta = entry
                 .metadata()
                 .map_err(|e| format!("{}: {e}", entry.path().display()))?;
+            let plain = meta.is_file() || meta.is_dir() || meta.is_symlink();
+            if special == Special::Refuse && !plain {
+                return Err(format!(
+                    "{} is a device, socket or fifo: only regular files, \
+                     directories and symlinks reach the guest",
+                    entry.path().display()
+                ));
+            }
             *total = total.saturating_add(meta.len().div_ceil(4096) * 4096 + 256);
             if meta.is_dir() {
-                walk(&entry.path(), depth + 1, total, entries)?;
+                walk(&entry.path(), special, depth + 1, total, entries)?;
             }
         }
         Ok(())
     }
     let (mut total, mut entries) = (0u64, 0u64);
-    walk(dir, 0, &mut total, &mut entries).map_err(|reason| bundle_err(dir, reason))?;
+    walk(dir, special, 0, &mut total, &mut entries).map_err(|reason| bundle_err(dir, reason))?;
     Ok(total)
 }
 
@@ -173,7 +206,8 @@ pub fn image_size(tree: u64) -> Option<u64> {
 /// `staging` (a new directory, removed again). Both paths must already be
 /// recorded by the caller.
 pub fn make(bundle: &Bundle, staging: &Path, image: &Path) -> Result<(), BundleError> {
-    let size = image_size(tree_size(&bundle.rootfs)?).ok_or_else(|| BundleError::TooLarge {
+    let tree = tree_size(&bundle.rootfs, Special::Keep)?.saturating_add(bundle.binds_size);
+    let size = image_size(tree).ok_or_else(|| BundleError::TooLarge {
         path: bundle.dir.clone(),
     })?;
     let image_err = |step: &'static str, reason: String| BundleError::Image {
@@ -198,6 +232,8 @@ pub fn make(bundle: &Bundle, staging: &Path, image: &Path) -> Result<(), BundleE
             .arg(&bundle.rootfs)
             .arg(staging.join("rootfs"));
         run(cp, "copying the rootfs").map_err(|r| image_err("copying the rootfs", r))?;
+        copy_binds(bundle, &staging.join(BINDS_DIR))
+            .map_err(|r| image_err("copying the bind sources", r))?;
         crate::crash::point("create-container-staged");
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -221,6 +257,25 @@ pub fn make(bundle: &Bundle, staging: &Path, image: &Path) -> Result<(), BundleE
         let _ = std::fs::remove_file(image);
     }
     made
+}
+
+/// Copies each bind source to `binds/<n>` (as `cp -a` does the rootfs;
+/// a directory's own symlinks are copied, never followed).
+fn copy_binds(bundle: &Bundle, binds: &Path) -> Result<(), String> {
+    if bundle.binds.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir(binds).map_err(|e| format!("creating {}: {e}", binds.display()))?;
+    for (index, bind) in bundle.binds.iter().enumerate() {
+        let mut cp = Command::new("cp");
+        cp.arg("-a")
+            .arg("--reflink=auto")
+            .arg("--")
+            .arg(&bind.source)
+            .arg(binds.join(index.to_string()));
+        run(cp, "copying a bind source").map_err(|r| format!("mount {}: {r}", bind.destination))?;
+    }
+    Ok(())
 }
 
 /// Runs a tool with no stdin, its stderr kept (at most 4 KiB shown),
@@ -305,7 +360,7 @@ mod tests {
     }
 
     #[test]
-    fn a_root_outside_the_bundle_or_a_bind_mount_is_refused() {
+    fn a_root_outside_the_bundle_or_a_device_bind_is_refused() {
         for root in ["/", "..", "."] {
             let dir = bundle_with(&CONFIG.replace("\"rootfs\"", &format!("{root:?}")));
             let err = load(dir.path()).unwrap_err().to_string();
@@ -338,10 +393,62 @@ mod tests {
         assert_eq!(bundle.config["root"]["path"], "rootfs");
         let bind = CONFIG.replace(
             "\"x-extra\":1",
-            r#""mounts":[{"destination":"/data","type":"bind","source":"/dev/vda","options":["rbind"]}]"#,
+            r#""mounts":[{"destination":"/data","type":"bind","source":"/dev/null","options":["rbind"]}]"#,
         );
         let err = load(bundle_with(&bind).path()).unwrap_err().to_string();
-        assert!(err.contains("/data: bind mounts"), "{err}");
+        assert!(
+            err.contains("/data: bind source /dev/null is a device"),
+            "{err}"
+        );
+        // Nor anywhere inside a bound directory.
+        let dir = bundle_with(CONFIG);
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::os::unix::net::UnixListener::bind(data.join("sock")).unwrap();
+        let bind = CONFIG.replace(
+            "\"x-extra\":1",
+            &format!(
+                r#""mounts":[{{"destination":"/data","type":"bind","source":"{}"}}]"#,
+                data.display()
+            ),
+        );
+        std::fs::write(dir.path().join("config.json"), bind).unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("sock is a device, socket or fifo"), "{err}");
+    }
+
+    #[test]
+    fn make_copies_each_bind_source_under_binds() {
+        let dir = bundle_with(CONFIG);
+        let sources = tempfile::tempdir().unwrap();
+        let (file, data) = (sources.path().join("hosts"), sources.path().join("data"));
+        std::fs::write(&file, "10.0.0.1 h\n").unwrap();
+        std::fs::create_dir(&data).unwrap();
+        std::fs::write(data.join("inner"), "x").unwrap();
+        let mounts = serde_json::json!([
+            {"destination": "/etc/hosts", "type": "bind", "source": file, "options": ["rbind", "ro"]},
+            {"destination": "/data", "type": "bind", "source": data},
+        ]);
+        let config = CONFIG.replace("\"x-extra\":1", &format!("\"mounts\":{mounts}"));
+        std::fs::write(dir.path().join("config.json"), config).unwrap();
+        let bundle = load(dir.path()).unwrap();
+        assert_eq!(bundle.binds.len(), 2);
+        let out = tempfile::tempdir().unwrap();
+        let image = out.path().join("bundle.img");
+        make(&bundle, &out.path().join("staging"), &image).unwrap();
+        let debugfs = |request: &str| {
+            let out = Command::new("debugfs")
+                .args(["-R", request])
+                .arg(&image)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert_eq!(debugfs("cat /binds/0"), "10.0.0.1 h\n");
+        assert_eq!(debugfs("cat /binds/1/inner"), "x");
+        let config: serde_json::Value = serde_json::from_str(&debugfs("cat /config.json")).unwrap();
+        assert_eq!(config["mounts"][0]["source"], "binds/0");
+        assert_eq!(config["mounts"][1]["source"], "binds/1");
     }
 
     #[test]
@@ -374,6 +481,7 @@ mod tests {
             .unwrap();
         let config: serde_json::Value = serde_json::from_slice(&config.stdout).unwrap();
         assert_eq!(config["root"]["path"], "rootfs");
+        assert!(!listing.contains("/binds/"), "no binds, no binds dir");
         // A second make over an existing image is refused, not overwritten.
         assert!(make(&bundle, &staging, &image).is_err());
         assert!(image.is_file(), "the refused make left the image alone");

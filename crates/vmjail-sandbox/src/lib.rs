@@ -8,6 +8,7 @@
 //! after the creator was killed.
 
 pub mod agent;
+pub mod bundle_binds;
 pub mod bundle_image;
 pub mod console;
 pub mod crash;

@@ -112,16 +112,7 @@ pub(super) fn container_err(id: &SandboxId, source: ContainerError) -> SandboxEr
     }
 }
 
-/// A container id the agent accepts (it names a mount point there).
-pub fn valid_container_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id != "."
-        && id != ".."
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-}
+pub use vmjail_agent_protocol::valid_container_id;
 
 /// Checks `specs` before anything is claimed or made: ids, count, the
 /// agent, and each bundle (its config.json read and checked).

@@ -126,6 +126,44 @@ fn deleted_before_start_and_killed_while_running() {
 }
 
 #[test]
+fn concurrent_creates_of_one_id_make_one_container() {
+    if !root_or_skip("concurrent_creates_of_one_id_make_one_container") {
+        return;
+    }
+    let agent = Agent::start();
+    let dir = tempfile::tempdir().unwrap();
+    bundle(dir.path(), "exit 0");
+    let bundle_path = dir.path().to_string_lossy().into_owned();
+    let barrier = std::sync::Barrier::new(4);
+    let outcomes: Vec<Result<u64, String>> = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..4)
+            .map(|_| {
+                let client = agent.client();
+                let (barrier, bundle_path) = (&barrier, &bundle_path);
+                s.spawn(move || {
+                    barrier.wait();
+                    client
+                        .create_container("same", bundle_path, None, false)
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    for refused in outcomes.iter().filter_map(|o| o.as_ref().err()) {
+        assert!(refused.contains("exists already"), "{refused}");
+    }
+    let client = agent.client();
+    client.delete_container("same").unwrap();
+    assert_eq!(client.list_processes().unwrap(), vec![]);
+}
+
+#[test]
 fn a_bad_bundle_is_named() {
     if !root_or_skip("a_bad_bundle_is_named") {
         return;

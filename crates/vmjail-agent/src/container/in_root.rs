@@ -43,7 +43,7 @@ pub fn open_root(root: &Path) -> Result<OwnedFd, String> {
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| format!("opening the rootfs {}: {e}", root.display()))?;
+    .map_err(|e| format!("opening {}: {e}", root.display()))?;
     // SAFETY: freshly opened, owned here.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -1,7 +1,11 @@
 //! OCI containers in the guest. The agent starts each container's init
 //! (`container-init`, see init.rs) as one of its processes and keeps, per
-//! container id, that process and the pipe that lets it start.
+//! container id, that process and the pipe that lets it start. A create
+//! reserves its id first and sets the container up without holding the
+//! table's lock (setup may take seconds), so concurrent creates of one id
+//! cannot both mount its disk, and other calls are not held up meanwhile.
 
+mod binds;
 mod caps;
 mod cgroup;
 pub mod disk;
@@ -24,7 +28,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use nix::unistd::pipe2;
 use vmjail_agent_protocol::agent::CreateProcessRequest;
-use vmjail_agent_protocol::MAX_PROCESSES;
+use vmjail_agent_protocol::{valid_container_id, MAX_PROCESSES};
 
 use crate::process::{Launch, ProcessTable, TableError};
 
@@ -41,9 +45,40 @@ struct Container {
     start: Option<OwnedFd>,
 }
 
+enum Entry {
+    /// Reserved by a create still setting it up.
+    Creating,
+    Created(Container),
+}
+
 pub struct Containers {
     processes: Arc<ProcessTable>,
-    by_id: Mutex<HashMap<String, Container>>,
+    by_id: Mutex<HashMap<String, Entry>>,
+}
+
+/// A container id reserved in the table; forgotten again on drop unless
+/// [`Reservation::fill`]ed.
+struct Reservation<'a> {
+    table: &'a Containers,
+    id: String,
+    filled: bool,
+}
+
+impl Reservation<'_> {
+    fn fill(mut self, container: Container) {
+        self.table
+            .lock()
+            .insert(self.id.clone(), Entry::Created(container));
+        self.filled = true;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.filled {
+            self.table.lock().remove(&self.id);
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +91,8 @@ pub enum ContainerError {
     Exists(String),
     #[error("no container {0:?}")]
     NotFound(String),
+    #[error("container {0:?} is still being created")]
+    Creating(String),
     #[error("container {0:?} was started already")]
     Started(String),
     #[error("container {0:?} is not running")]
@@ -74,8 +111,28 @@ impl Containers {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Container>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.by_id.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes `id` in the table for a create, or says why not.
+    fn reserve(&self, id: &str) -> Result<Reservation<'_>, ContainerError> {
+        if !valid_container_id(id) {
+            return Err(ContainerError::BadId(id.chars().take(80).collect()));
+        }
+        let mut by_id = self.lock();
+        if by_id.contains_key(id) {
+            return Err(ContainerError::Exists(id.into()));
+        }
+        if by_id.len() >= MAX_PROCESSES {
+            return Err(TableError::Full.into());
+        }
+        by_id.insert(id.into(), Entry::Creating);
+        Ok(Reservation {
+            table: self,
+            id: id.into(),
+            filled: false,
+        })
     }
 
     /// Like [`Containers::create`], the bundle being the disk with
@@ -87,17 +144,14 @@ impl Containers {
         tty: Option<(u16, u16)>,
         stdin: bool,
     ) -> Result<u64, ContainerError> {
-        check_id(id)?;
-        if self.lock().contains_key(id) {
-            return Err(ContainerError::Exists(id.into()));
-        }
+        let reservation = self.reserve(id)?;
         let bundle =
             disk::mount_bundle(id, disk_serial).map_err(|message| ContainerError::Setup {
                 id: id.into(),
                 message,
             })?;
         let bundle = bundle.to_string_lossy().into_owned();
-        self.create(id, &bundle, tty, stdin)
+        self.set_up(reservation, &bundle, tty, stdin)
             .inspect_err(|_| disk::unmount_bundle(id))
     }
 
@@ -110,19 +164,24 @@ impl Containers {
         tty: Option<(u16, u16)>,
         stdin: bool,
     ) -> Result<u64, ContainerError> {
-        check_id(id)?;
         if !Path::new(bundle).is_absolute() {
             return Err(ContainerError::BadBundle(
                 bundle.chars().take(4096).collect(),
             ));
         }
-        let mut by_id = self.lock();
-        if by_id.contains_key(id) {
-            return Err(ContainerError::Exists(id.into()));
-        }
-        if by_id.len() >= MAX_PROCESSES {
-            return Err(TableError::Full.into());
-        }
+        let reservation = self.reserve(id)?;
+        self.set_up(reservation, bundle, tty, stdin)
+    }
+
+    fn set_up(
+        &self,
+        reservation: Reservation<'_>,
+        bundle: &str,
+        tty: Option<(u16, u16)>,
+        stdin: bool,
+    ) -> Result<u64, ContainerError> {
+        let id = reservation.id.clone();
+        let id = id.as_str();
         let setup = |message: String| ContainerError::Setup {
             id: id.into(),
             message,
@@ -147,22 +206,21 @@ impl Containers {
                 return Err(setup(message));
             }
         }
-        by_id.insert(
-            id.into(),
-            Container {
-                process_id,
-                bundle: bundle.into(),
-                start: Some(start_write),
-            },
-        );
+        reservation.fill(Container {
+            process_id,
+            bundle: bundle.into(),
+            start: Some(start_write),
+        });
         Ok(process_id)
     }
 
     pub fn start(&self, id: &str) -> Result<(), ContainerError> {
         let mut by_id = self.lock();
-        let container = by_id
-            .get_mut(id)
-            .ok_or_else(|| ContainerError::NotFound(id.into()))?;
+        let container = match by_id.get_mut(id) {
+            Some(Entry::Created(c)) => c,
+            Some(Entry::Creating) => return Err(ContainerError::Creating(id.into())),
+            None => return Err(ContainerError::NotFound(id.into())),
+        };
         let start = container
             .start
             .take()
@@ -178,10 +236,18 @@ impl Containers {
     /// Kills the container's process if it runs (a container never started
     /// ends as its start pipe closes) and forgets it.
     pub fn delete(&self, id: &str) -> Result<(), ContainerError> {
-        let container = self
-            .lock()
-            .remove(id)
-            .ok_or_else(|| ContainerError::NotFound(id.into()))?;
+        let container = {
+            let mut by_id = self.lock();
+            match by_id.remove(id) {
+                Some(Entry::Created(c)) => c,
+                Some(Entry::Creating) => {
+                    // Its create owns it until it ends.
+                    by_id.insert(id.into(), Entry::Creating);
+                    return Err(ContainerError::Creating(id.into()));
+                }
+                None => return Err(ContainerError::NotFound(id.into())),
+            }
+        };
         let deleted = match self.processes.delete(container.process_id) {
             Ok(()) | Err(TableError::NotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),
@@ -198,9 +264,7 @@ impl Containers {
     fn running(&self, id: &str) -> Result<(u64, nix::unistd::Pid, String), ContainerError> {
         let (process_id, bundle) = {
             let by_id = self.lock();
-            let c = by_id
-                .get(id)
-                .ok_or_else(|| ContainerError::NotFound(id.into()))?;
+            let c = created(&by_id, id)?;
             if c.start.is_some() {
                 return Err(ContainerError::NotRunning(id.into()));
             }
@@ -250,11 +314,7 @@ impl Containers {
     /// Signals container `id`'s process, or with `all` every process in
     /// its cgroup (the process alone when there is no cgroup).
     pub fn signal(&self, id: &str, signal: Signal, all: bool) -> Result<(), ContainerError> {
-        let process_id = self
-            .lock()
-            .get(id)
-            .map(|c| c.process_id)
-            .ok_or_else(|| ContainerError::NotFound(id.into()))?;
+        let process_id = created(&self.lock(), id)?.process_id;
         if all {
             if let Ok(pids) = self.pids(id) {
                 for pid in pids {
@@ -268,9 +328,7 @@ impl Containers {
 
     /// Freezes (`true`) or thaws container `id`'s cgroup.
     pub fn freeze(&self, id: &str, frozen: bool) -> Result<(), ContainerError> {
-        if !self.lock().contains_key(id) {
-            return Err(ContainerError::NotFound(id.into()));
-        }
+        created(&self.lock(), id)?;
         cgroup::freeze(Path::new(cgroup::ROOT), id, frozen).map_err(|message| {
             ContainerError::Setup {
                 id: id.into(),
@@ -281,9 +339,7 @@ impl Containers {
 
     /// The guest pids in container `id`'s cgroup.
     pub fn pids(&self, id: &str) -> Result<Vec<u32>, ContainerError> {
-        if !self.lock().contains_key(id) {
-            return Err(ContainerError::NotFound(id.into()));
-        }
+        created(&self.lock(), id)?;
         cgroup::pids(Path::new(cgroup::ROOT), id).map_err(|message| ContainerError::Setup {
             id: id.into(),
             message,
@@ -291,20 +347,15 @@ impl Containers {
     }
 }
 
-/// A container id: 1 to 64 of `[A-Za-z0-9_.-]`, never `.` or `..` (it
-/// names a mount point).
-fn check_id(id: &str) -> Result<(), ContainerError> {
-    let id_ok = !id.is_empty()
-        && id.len() <= 64
-        && id != "."
-        && id != ".."
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if id_ok {
-        Ok(())
-    } else {
-        Err(ContainerError::BadId(id.chars().take(80).collect()))
+/// Container `id` once its create is done.
+fn created<'a>(
+    by_id: &'a HashMap<String, Entry>,
+    id: &str,
+) -> Result<&'a Container, ContainerError> {
+    match by_id.get(id) {
+        Some(Entry::Created(c)) => Ok(c),
+        Some(Entry::Creating) => Err(ContainerError::Creating(id.into())),
+        None => Err(ContainerError::NotFound(id.into())),
     }
 }
 

@@ -12,6 +12,7 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{fstat, fstatat, SFlag};
 use nix::unistd::{chdir, chroot, symlinkat};
 
+use super::binds;
 use super::in_root::{self, Make};
 use super::spec::{MountPlan, Plan};
 
@@ -47,8 +48,12 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
     )?;
     // Every path below is resolved inside the rootfs (see `in_root`).
     let root_fd = in_root::open_root(root)?;
+    let bundle_fd = in_root::open_root(&plan.bundle)?;
     for m in &plan.mounts {
-        mount_one(&root_fd, m)?;
+        match m.bind {
+            Some(index) => binds::mount_bind(&root_fd, &bundle_fd, index, m)?,
+            None => mount_one(&root_fd, m)?,
+        }
     }
     if plan
         .mounts
@@ -116,7 +121,7 @@ fn mount_one(root: &OwnedFd, m: &MountPlan) -> Result<(), String> {
 }
 
 /// Known mount options as flags; the rest go to the filesystem as data.
-fn parse_options(options: &[String]) -> (MsFlags, Vec<String>) {
+pub(super) fn parse_options(options: &[String]) -> (MsFlags, Vec<String>) {
     let mut flags = MsFlags::empty();
     let mut data = Vec::new();
     for o in options {

@@ -20,10 +20,14 @@ pub struct MountPlan {
     pub fstype: Option<String>,
     pub source: Option<PathBuf>,
     pub options: Vec<String>,
+    /// A bind mount of the bundle's `binds/<n>` (see binds.rs).
+    pub bind: Option<usize>,
 }
 
 #[derive(Debug)]
 pub struct Plan {
+    /// The bundle: `config.json`, `rootfs/`, `binds/`.
+    pub bundle: PathBuf,
     pub rootfs: PathBuf,
     pub readonly_root: bool,
     pub namespaces: CloneFlags,
@@ -110,22 +114,23 @@ fn plan(spec: &Spec, bundle: &Path) -> Result<Plan, String> {
         .flatten()
         .map(|m| {
             let options = m.options().clone().unwrap_or_default();
-            let bind = m.typ().as_deref() == Some("bind")
+            let is_bind = m.typ().as_deref() == Some("bind")
                 || options.iter().any(|o| o == "bind" || o == "rbind");
-            // The bundle's disk holds nothing else to bind: any source would
-            // name the guest's own paths (another container's disk or root).
-            if bind {
-                return Err(format!(
-                    "mount {}: bind mounts are not supported",
-                    m.destination().display()
-                ));
-            }
+            let bind = match is_bind {
+                true => Some(super::binds::check(
+                    m.destination(),
+                    m.source().as_deref(),
+                    &options,
+                )?),
+                false => None,
+            };
             Ok(MountPlan {
                 destination: inside(m.destination())?,
                 fstype: m.typ().clone(),
-                // Sources are names ("proc", "tmpfs").
+                // Other sources are names ("proc", "tmpfs").
                 source: m.source().clone(),
                 options,
+                bind,
             })
         })
         .collect::<Result<_, String>>()?;
@@ -137,6 +142,7 @@ fn plan(spec: &Spec, bundle: &Path) -> Result<Plan, String> {
     };
     let user = process.user();
     Ok(Plan {
+        bundle: bundle.to_path_buf(),
         rootfs,
         readonly_root: root.readonly().unwrap_or(false),
         namespaces,
@@ -212,22 +218,31 @@ mod tests {
     }
 
     #[test]
-    fn bind_mounts_are_refused_and_named_mounts_kept() {
+    fn binds_only_from_the_bundles_binds_dir_and_named_mounts_kept() {
         let bundle = Path::new("/run/vmjail-bundles/a");
         for bind in [
             r#"[{"destination":"/data","type":"bind","source":"/dev/vda"}]"#,
             r#"[{"destination":"/data","type":"none","source":"../b","options":["rbind"]}]"#,
+            r#"[{"destination":"/data","type":"bind","source":"binds/0/../../rootfs"}]"#,
         ] {
             let Err(err) = plan(&spec(bind), bundle) else {
                 panic!("bind accepted");
             };
-            assert!(err.contains("/data: bind mounts"), "{err}");
+            assert!(err.contains("mount /data: bind source"), "{err}");
         }
+        let plan_of = |mounts: &str| plan(&spec(mounts), bundle).unwrap_or_else(|e| panic!("{e}"));
+        let binds = plan_of(
+            r#"[{"destination":"/etc/hosts","type":"bind","source":"binds/0","options":["rbind","rprivate","ro"]},
+                {"destination":"/data","type":"none","source":"binds/1","options":["bind"]}]"#,
+        );
+        assert_eq!(binds.mounts[0].bind, Some(0));
+        assert_eq!(binds.mounts[1].bind, Some(1));
         let plan = plan(
             &spec(r#"[{"destination":"/proc","type":"proc","source":"proc"}]"#),
             bundle,
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(plan.mounts[0].source.as_deref(), Some(Path::new("proc")));
+        assert_eq!(plan.mounts[0].bind, None);
     }
 }
