@@ -6,7 +6,11 @@
 # the QEMU packages come from the same backports suite instead.
 set -euo pipefail
 
-packages=(qemu-system-x86 busybox-static cpio gzip xz-utils zstd iproute2 kmod e2fsprogs)
+# docker.io, containerd, runc, podman, conmon, containernetworking-plugins
+# and tar: the Docker/Podman tests (crates/vmjail/tests/docker_qemu.rs,
+# podman_qemu.rs) run vmjail as those engines' OCI runtime.
+packages=(qemu-system-x86 busybox-static cpio gzip xz-utils zstd iproute2 kmod e2fsprogs
+          docker.io containerd runc podman conmon containernetworking-plugins tar)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -64,6 +64,8 @@ pub enum ContainerError {
     },
     #[error("the guest agent: {source}")]
     Connect { source: AgentError },
+    #[error("at most {} host processes per container", super::MAX_MONITORS)]
+    TooManyMonitors,
 }
 
 impl ContainerError {
@@ -74,6 +76,7 @@ impl ContainerError {
             | ContainerError::NoAgent
             | ContainerError::TooMany
             | ContainerError::Bundle { .. } => ErrorKind::InvalidInput,
+            ContainerError::TooManyMonitors => ErrorKind::Failed,
             ContainerError::NotFound { .. } => ErrorKind::NotFound,
             ContainerError::WrongStatus { .. } => ErrorKind::WrongState,
             ContainerError::Agent { .. } | ContainerError::Connect { .. } => ErrorKind::Failed,
@@ -179,6 +182,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 disk_serial: disk_serial(index),
                 status: ContainerStatus::Imaging,
                 process_id: None,
+                monitors: Vec::new(),
             };
             state.containers.push(record.clone());
             self.store.save(state)?;

@@ -225,6 +225,23 @@ pub struct ContainerRecord {
     /// in the guest on (for signal and wait by container).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process_id: Option<u64>,
+    /// Host processes that stand for processes of the container (the runc
+    /// CLI's monitors), each recorded before it is spawned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub monitors: Vec<MonitorRecord>,
+}
+
+/// A host process standing for one process of a container in the guest:
+/// it holds the caller's stdio, pumps it and exits with the process's
+/// status. Recorded (`process: None`) before it is spawned; one killed
+/// between spawn and the pid's record ends by itself once the VM is gone
+/// (its agent connection fails).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorRecord {
+    /// `init` for the container's own process, else the agent's process id
+    /// of an exec.
+    pub name: String,
+    pub process: Option<crate::process::ProcessId>,
 }
 
 /// One interface of the sandbox netns given to the VM, as `state` shows
