@@ -6,7 +6,8 @@
 # the QEMU packages come from the same backports suite instead.
 set -euo pipefail
 
-packages=(qemu-system-x86 busybox-static cpio gzip xz-utils zstd iproute2 kmod e2fsprogs)
+packages=(qemu-system-x86 busybox-static cpio gzip xz-utils zstd iproute2 kmod e2fsprogs
+  libseccomp-dev libcap-ng-dev pkg-config)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -56,4 +57,11 @@ fi
 if [ ! -x /usr/local/bin/vhost-device-vsock ]; then
   echo "==> installing vhost-device-vsock to /usr/local/bin"
   cargo install --locked --root /usr/local vhost-device-vsock --version 0.3.0
+fi
+
+# QEMU's shared_fs = "virtio-fs" daemon (not packaged in bookworm; builds
+# against libseccomp and libcap-ng, installed above).
+if [ ! -x /usr/local/bin/virtiofsd ]; then
+  echo "==> installing virtiofsd to /usr/local/bin"
+  cargo install --locked --root /usr/local virtiofsd --version 1.14.0
 fi

@@ -210,7 +210,10 @@ pub enum ContainerStatus {
 /// A container of the sandbox: its bundle on the host, the ext4 image of
 /// it in the sandbox's state dir (a virtio-blk disk the guest finds by
 /// `disk_serial`), and the staging copy the image is made from (removed
-/// once it is made, and by teardown if a crash left it).
+/// once it is made, and by teardown if a crash left it). With QEMU's
+/// `shared_fs = "virtio-fs"` there is no image: the bundle is directory
+/// `share` of the sandbox's virtio-fs share (its mounts recorded in the
+/// VMM record's virtiofsd helper), and `image`/`staging` are never made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRecord {
     pub id: String,
@@ -219,6 +222,8 @@ pub struct ContainerRecord {
     pub staging: PathBuf,
     pub disk_serial: String,
     pub status: ContainerStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
 }
 
 /// One interface of the sandbox netns given to the VM, as `state` shows
