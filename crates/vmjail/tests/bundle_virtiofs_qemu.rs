@@ -88,21 +88,17 @@ fn writes_reach_the_host(machine: &str) {
         "the rootfs is the host's own"
     );
     assert!(!host.join("ro/x").exists());
+    // virtiofsd's arguments name this world's directory: no process
+    // mentioning it is left.
     w.assert_no_leaks(&id, None);
-    let daemons = processes_mentioning(&[DAEMON, w.dir.path().to_str().unwrap()]);
-    assert!(daemons.is_empty(), "virtiofsd left: {daemons:?}");
 }
 
+/// One after the other (two TCG guests at once on a loaded host boot
+/// slowly enough to hit the agent's timeout).
 #[test]
-fn a_volume_written_in_the_guest_is_on_the_host_microvm() {
+fn a_volume_written_in_the_guest_is_on_the_host() {
     if require_root() {
         writes_reach_the_host("microvm");
-    }
-}
-
-#[test]
-fn a_volume_written_in_the_guest_is_on_the_host_q35() {
-    if require_root() {
         writes_reach_the_host("q35");
     }
 }
