@@ -323,17 +323,22 @@ impl Agent for AgentService {
                 Some((dimension(size.rows)?, dimension(size.cols)?))
             }
         };
-        let process_id = if req.disk_serial.is_empty() {
-            self.containers
-                .create(&req.container_id, &req.bundle, tty, req.stdin)?
-        } else if req.bundle.is_empty() {
-            self.containers
-                .create_from_disk(&req.container_id, &req.disk_serial, tty, req.stdin)?
-        } else {
+        let given = [&req.bundle, &req.disk_serial, &req.share];
+        if given.iter().filter(|s| !s.is_empty()).count() > 1 {
             return Err(status(
                 Code::INVALID_ARGUMENT,
-                "a bundle path and a disk serial: give one",
+                "a bundle path, a disk serial or a share directory: give one",
             ));
+        }
+        let process_id = if !req.disk_serial.is_empty() {
+            self.containers
+                .create_from_disk(&req.container_id, &req.disk_serial, tty, req.stdin)?
+        } else if !req.share.is_empty() {
+            self.containers
+                .create_from_share(&req.container_id, &req.share, tty, req.stdin)?
+        } else {
+            self.containers
+                .create(&req.container_id, &req.bundle, tty, req.stdin)?
         };
         let pid = self.processes.get(process_id)?.pid.as_raw().unsigned_abs();
         Ok(CreateProcessResponse {

@@ -14,6 +14,7 @@ pub mod exec;
 mod in_root;
 pub mod init;
 mod rootfs;
+pub mod share;
 mod spec;
 
 use std::collections::HashMap;
@@ -156,6 +157,24 @@ impl Containers {
         let bundle = bundle.to_string_lossy().into_owned();
         self.set_up(reservation, &bundle, tty, stdin)
             .inspect_err(|_| disk::unmount_bundle(id))
+    }
+
+    /// Like [`Containers::create`], the bundle being directory `name` of
+    /// the sandbox's virtio-fs share (mounted on first use).
+    pub fn create_from_share(
+        &self,
+        id: &str,
+        name: &str,
+        tty: Option<(u16, u16)>,
+        stdin: bool,
+    ) -> Result<u64, ContainerError> {
+        let reservation = self.reserve(id)?;
+        let bundle = share::bundle(name).map_err(|message| ContainerError::Setup {
+            id: id.into(),
+            message,
+        })?;
+        let bundle = bundle.to_string_lossy().into_owned();
+        self.set_up(reservation, &bundle, tty, stdin)
     }
 
     /// Starts the container's init and waits until it is set up and

@@ -347,6 +347,24 @@ impl AgentClient {
         })
     }
 
+    /// As [`AgentClient::create_container`], the bundle being directory
+    /// `share` (1 to 3 digits) of the sandbox's virtio-fs share.
+    pub fn create_container_from_share(
+        &self,
+        container_id: &str,
+        share: &str,
+        tty: Option<(u16, u16)>,
+        stdin: bool,
+    ) -> Result<u64, AgentError> {
+        self.create_container_request(CreateContainerRequest {
+            container_id: container_id.into(),
+            share: share.into(),
+            tty: tty.map(|(rows, cols)| window_size(rows, cols)).into(),
+            stdin,
+            ..Default::default()
+        })
+    }
+
     fn create_container_request(&self, req: CreateContainerRequest) -> Result<u64, AgentError> {
         // The agent waits up to 10 s for the container's setup.
         let a = self.call("CreateContainer", Duration::from_secs(10), |c, ctx| {
