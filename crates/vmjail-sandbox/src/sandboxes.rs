@@ -629,6 +629,10 @@ mod container_process;
 mod monitors;
 pub use monitors::MAX_MONITORS;
 
+#[path = "sandboxes_guest_ready.rs"]
+mod guest_ready;
+pub use guest_ready::GUEST_READY;
+
 #[path = "sandboxes_vsock.rs"]
 mod vsock_stream;
 pub(crate) use network::tag as network_tag;
