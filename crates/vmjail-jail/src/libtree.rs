@@ -124,10 +124,12 @@ fn build(root: &Path, libraries: &crate::libs::LibraryMap) -> Result<(), JailErr
     });
     let made = made.and_then(|()| match std::fs::rename(&tmp, root) {
         Ok(()) => Ok(()),
-        // Another create built the same tree first: use that one.
-        Err(_) if root.is_dir() => Ok(()),
         Err(e) => Err(io_error("renaming library tree to", root, e)),
     });
+    // Another create built the same tree first: use that one. (Its clean
+    // up of the binary's other trees may even have removed this one's
+    // half-made copy under it: creates in parallel on a fresh chroot base.)
+    let made = made.or_else(|e| if root.is_dir() { Ok(()) } else { Err(e) });
     let _ = crate::rmtree::remove_tree(&tmp);
     made
 }

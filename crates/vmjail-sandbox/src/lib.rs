@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod bundle_binds;
 pub mod bundle_image;
+pub mod bundle_share;
 pub mod console;
 pub mod crash;
 mod error;
@@ -36,10 +37,10 @@ pub use factory::{HypervisorFactory, SelectFactory};
 pub use id::{SandboxId, MAX_ID_LEN};
 pub use lock::SandboxLock;
 pub use sandboxes::{valid_container_id, ContainerError, ContainerSpec, MAX_CONTAINERS};
-pub use sandboxes::{GcReport, Listing, Sandboxes};
+pub use sandboxes::{GcReport, Listing, Sandboxes, GUEST_READY};
 pub use state::{
-    ConsoleRecord, ContainerRecord, ContainerStatus, InterfaceView, NetnsRecord, Phase,
-    SandboxState, SandboxView, Status,
+    ConsoleRecord, ContainerRecord, ContainerStatus, InterfaceView, MonitorRecord, NetnsRecord,
+    Phase, SandboxState, SandboxView, Status,
 };
 pub use store::{Store, Stored};
 pub use time::rfc3339;

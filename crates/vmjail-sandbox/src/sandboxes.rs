@@ -206,7 +206,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             crash::point("create-ids");
         }
         ensure_chroot_base(&state.config.jail.chroot_base_dir)?;
-        let boot_drives = self.make_bundle_images(id, state, bundles)?;
+        let (boot_drives, shared) = self.make_bundle_images(id, state, bundles)?;
         let boot_network = self.connect_network(id, state)?;
         let mut hv = self
             .factory
@@ -216,6 +216,10 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             .map_err(|source| hv_error(id, "giving the VM its network", source))?;
         hv.set_boot_drives(boot_drives)
             .map_err(|source| hv_error(id, "giving the VM its bundle disks", source))?;
+        if let Some(shared) = shared {
+            hv.set_shared_dir(shared)
+                .map_err(|source| hv_error(id, "sharing the bundles with the VM", source))?;
+        }
         let console = self.start_console(id, state)?;
         let netns_path = state.netns.path.clone();
         let store = &self.store;
@@ -497,6 +501,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
     /// Undo everything `state` records: the VMM and its jail (through the
     /// backend's idempotent stop), taps in a foreign netns, our pin.
     fn teardown(&self, state: &mut SandboxState, timeout: Duration) -> Result<(), SandboxError> {
+        self.kill_monitors(state)?;
         self.stop_vmm(state, timeout)?;
         self.finish_console(state)?;
         self.live.borrow_mut().remove(&state.id);
@@ -619,6 +624,14 @@ pub use containers::{valid_container_id, ContainerError, ContainerSpec, MAX_CONT
 
 #[path = "sandboxes_container_process.rs"]
 mod container_process;
+
+#[path = "sandboxes_monitors.rs"]
+mod monitors;
+pub use monitors::MAX_MONITORS;
+
+#[path = "sandboxes_guest_ready.rs"]
+mod guest_ready;
+pub use guest_ready::GUEST_READY;
 
 #[path = "sandboxes_vsock.rs"]
 mod vsock_stream;

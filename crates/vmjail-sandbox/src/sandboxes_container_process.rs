@@ -1,6 +1,6 @@
 //! A started container's processes: its own (signal, wait, freeze, list
-//! by container id, cgroup figures) and the ones run inside it (`runc
-//! exec`).
+//! by container id, its cgroup figures) and the ones run inside it
+//! (`runc exec`).
 
 use std::sync::Arc;
 
@@ -194,8 +194,8 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             .map_err(|source| agent_err(id, &record, "listing its processes", source))
     }
 
-    /// The container's CPU, memory and pids figures (its cgroup v2 in the
-    /// guest).
+    /// Container `container`'s CPU, memory and pids figures (its cgroup v2
+    /// in the guest).
     pub fn container_stats(
         &self,
         id: &SandboxId,

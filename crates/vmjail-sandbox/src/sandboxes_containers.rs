@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vmjail_config::RuntimeConfig;
-use vmjail_vmm::BlockDevice;
+use vmjail_vmm::{BlockDevice, SharedDir};
 
 use super::Sandboxes;
 use crate::agent::{
@@ -18,6 +18,7 @@ use crate::agent::{
     SessionOptions,
 };
 use crate::bundle_image::{self, Bundle, BundleError};
+use crate::bundle_share;
 use crate::state::{ContainerRecord, ContainerStatus, SandboxState, Status};
 use crate::{crash, vsock, ErrorKind, HypervisorFactory, SandboxError, SandboxId};
 
@@ -64,6 +65,8 @@ pub enum ContainerError {
     },
     #[error("the guest agent: {source}")]
     Connect { source: AgentError },
+    #[error("at most {} host processes per container", super::MAX_MONITORS)]
+    TooManyMonitors,
 }
 
 impl ContainerError {
@@ -74,6 +77,7 @@ impl ContainerError {
             | ContainerError::NoAgent
             | ContainerError::TooMany
             | ContainerError::Bundle { .. } => ErrorKind::InvalidInput,
+            ContainerError::TooManyMonitors => ErrorKind::Failed,
             ContainerError::NotFound { .. } => ErrorKind::NotFound,
             ContainerError::WrongStatus { .. } => ErrorKind::WrongState,
             ContainerError::Agent { .. } | ContainerError::Connect { .. } => ErrorKind::Failed,
@@ -161,12 +165,33 @@ fn disk_serial(index: usize) -> String {
 
 impl<F: HypervisorFactory> Sandboxes<F> {
     /// Records and makes each bundle's image; returns the boot drives.
+    /// With QEMU's `shared_fs = "virtio-fs"`, records each container and
+    /// returns the tree to share instead (see [`crate::bundle_share`]).
     pub(super) fn make_bundle_images(
         &self,
         id: &SandboxId,
         state: &mut SandboxState,
         bundles: &[(ContainerSpec, Bundle)],
-    ) -> Result<Vec<BlockDevice>, SandboxError> {
+    ) -> Result<(Vec<BlockDevice>, Option<SharedDir>), SandboxError> {
+        if bundle_share::applies(&state.config) && !bundles.is_empty() {
+            let dir = self.store.dir(id);
+            for (index, (spec, bundle)) in bundles.iter().enumerate() {
+                state.containers.push(ContainerRecord {
+                    id: spec.id.clone(),
+                    bundle: bundle.dir.clone(),
+                    image: dir.join(format!("container-{index}.img")),
+                    staging: dir.join(format!("container-{index}.staging")),
+                    disk_serial: disk_serial(index),
+                    status: ContainerStatus::Ready,
+                    process_id: None,
+                    monitors: Vec::new(),
+                    share: Some(bundle_share::name(index)),
+                });
+            }
+            self.store.save(state)?;
+            crash::point("create-container-shared");
+            return Ok((Vec::new(), Some(bundle_share::shared_dir(bundles))));
+        }
         let dir = self.store.dir(id);
         let mut drives = Vec::new();
         for (index, (spec, bundle)) in bundles.iter().enumerate() {
@@ -179,6 +204,8 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 disk_serial: disk_serial(index),
                 status: ContainerStatus::Imaging,
                 process_id: None,
+                monitors: Vec::new(),
+                share: None,
             };
             state.containers.push(record.clone());
             self.store.save(state)?;
@@ -203,7 +230,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 read_only: false,
             });
         }
-        Ok(drives)
+        Ok((drives, None))
     }
 
     /// Removes the recorded images and staging copies (after the VMM and
@@ -243,14 +270,16 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         Ok(())
     }
 
-    /// A client of running sandbox `id`'s agent, retrying the connection
-    /// until `timeout` (the guest may still be booting).
+    /// A client of running sandbox `id`'s agent, first dialled once the
+    /// guest says it is up (see [`super::GUEST_READY`]), retrying the
+    /// connection until `timeout`.
     pub fn agent_client(
         &self,
         id: &SandboxId,
         timeout: Duration,
     ) -> Result<Arc<AgentClient>, SandboxError> {
         let deadline = Instant::now() + timeout;
+        self.wait_guest_ready(id, deadline);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let attempt = self
@@ -289,13 +318,22 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             (&[ContainerStatus::Ready], "a container whose disk is ready"),
             ContainerStatus::Created,
             |record| {
-                let process = ProcessHandle::create_container_from_disk(
-                    client.clone(),
-                    &record.id,
-                    &record.disk_serial,
-                    tty,
-                    stdin,
-                )
+                let process = match &record.share {
+                    Some(share) => ProcessHandle::create_container_from_share(
+                        client.clone(),
+                        &record.id,
+                        share,
+                        tty,
+                        stdin,
+                    ),
+                    None => ProcessHandle::create_container_from_disk(
+                        client.clone(),
+                        &record.id,
+                        &record.disk_serial,
+                        tty,
+                        stdin,
+                    ),
+                }
                 .map_err(|source| (source, "setting it up in the guest"))?;
                 record.process_id = Some(process.id());
                 Ok(process)

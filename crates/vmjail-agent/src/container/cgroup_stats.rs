@@ -1,11 +1,14 @@
 //! A container's figures from its cgroup v2 files in the guest (see
-//! cgroup.rs for where the cgroup is).
+//! cgroup.rs for where the cgroup is), and its freezer.
 
 use std::io::Read;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// Most bytes read of one cgroup file (cpu.stat is a few lines).
 const MAX_FILE: u64 = 8192;
+/// Longest a freeze may take to settle before it is reported as failed.
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A container's cgroup figures; 0 for a limit that is `max`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -66,6 +69,33 @@ pub fn stats(dir: &Path) -> Result<Stats, String> {
     })
 }
 
+/// Freezes (`true`) or thaws the cgroup `dir` and waits until the kernel
+/// says it is done (`frozen` in cgroup.events), within [`FREEZE_TIMEOUT`].
+pub fn freeze(dir: &Path, frozen: bool) -> Result<(), String> {
+    let want = if frozen { "1" } else { "0" };
+    std::fs::write(dir.join("cgroup.freeze"), want).map_err(|e| {
+        format!(
+            "writing {want} to {}: {e}",
+            dir.join("cgroup.freeze").display()
+        )
+    })?;
+    let deadline = Instant::now() + FREEZE_TIMEOUT;
+    loop {
+        let events = read(dir, "cgroup.events")?;
+        if keyed(&events, "frozen").to_string() == want {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{}: still not frozen={want} after {}s",
+                dir.display(),
+                FREEZE_TIMEOUT.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +129,16 @@ mod tests {
         assert!(stats(dir.path()).unwrap_err().contains("pids.max"));
         std::fs::remove_file(dir.path().join("cpu.stat")).unwrap();
         assert!(stats(dir.path()).is_err(), "no cgroup there");
+    }
+
+    #[test]
+    fn freeze_waits_for_the_kernel_to_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+        freeze(dir.path(), true).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("cgroup.freeze")).unwrap(),
+            "1"
+        );
     }
 }

@@ -14,6 +14,7 @@ pub mod exec;
 mod in_root;
 pub mod init;
 mod rootfs;
+pub mod share;
 mod spec;
 
 use std::collections::HashMap;
@@ -158,6 +159,24 @@ impl Containers {
             .inspect_err(|_| disk::unmount_bundle(id))
     }
 
+    /// Like [`Containers::create`], the bundle being directory `name` of
+    /// the sandbox's virtio-fs share (mounted on first use).
+    pub fn create_from_share(
+        &self,
+        id: &str,
+        name: &str,
+        tty: Option<(u16, u16)>,
+        stdin: bool,
+    ) -> Result<u64, ContainerError> {
+        let reservation = self.reserve(id)?;
+        let bundle = share::bundle(name).map_err(|message| ContainerError::Setup {
+            id: id.into(),
+            message,
+        })?;
+        let bundle = bundle.to_string_lossy().into_owned();
+        self.set_up(reservation, &bundle, tty, stdin)
+    }
+
     /// Starts the container's init and waits until it is set up and
     /// waiting for [`Containers::start`]; returns its process id.
     pub fn create(
@@ -236,11 +255,25 @@ impl Containers {
             })
     }
 
-    /// Container `id`'s CPU, memory and pids figures (its cgroup's).
-    pub fn stats(&self, id: &str) -> Result<Stats, ContainerError> {
+    /// The cgroup of known container `id`.
+    fn cgroup_of(&self, id: &str) -> Result<std::path::PathBuf, ContainerError> {
         created(&self.lock(), id)?;
-        let dir = cgroup::path(Path::new(cgroup::ROOT), id);
+        Ok(cgroup::path(Path::new(cgroup::ROOT), id))
+    }
+
+    /// Container `id`'s CPU, memory and pids figures.
+    pub fn stats(&self, id: &str) -> Result<Stats, ContainerError> {
+        let dir = self.cgroup_of(id)?;
         cgroup_stats::stats(&dir).map_err(|message| ContainerError::Setup {
+            id: id.into(),
+            message,
+        })
+    }
+
+    /// Freezes (`true`) or thaws every process of container `id`.
+    pub fn freeze(&self, id: &str, frozen: bool) -> Result<(), ContainerError> {
+        let dir = self.cgroup_of(id)?;
+        cgroup_stats::freeze(&dir, frozen).map_err(|message| ContainerError::Setup {
             id: id.into(),
             message,
         })
@@ -337,17 +370,6 @@ impl Containers {
             }
         }
         Ok(self.processes.signal(process_id, signal)?)
-    }
-
-    /// Freezes (`true`) or thaws container `id`'s cgroup.
-    pub fn freeze(&self, id: &str, frozen: bool) -> Result<(), ContainerError> {
-        created(&self.lock(), id)?;
-        cgroup::freeze(Path::new(cgroup::ROOT), id, frozen).map_err(|message| {
-            ContainerError::Setup {
-                id: id.into(),
-                message,
-            }
-        })
     }
 
     /// The guest pids in container `id`'s cgroup.
