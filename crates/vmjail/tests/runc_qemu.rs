@@ -315,6 +315,57 @@ fn a_terminal_through_the_console_socket() {
     w.assert_no_leaks(&id, recorded.as_ref());
 }
 
+#[test]
+fn a_create_killed_around_its_host_process_is_cleaned() {
+    if !require_root() {
+        return;
+    }
+    let w = world("runckill9");
+    let b = bundle(w.dir.path(), "sleep 600", false);
+    for (n, step) in ["create-monitor-recorded", "create-monitor-spawned"]
+        .iter()
+        .enumerate()
+    {
+        for how in ["delete", "gc"] {
+            let id = unique_id(&format!("rk{n}{how}"));
+            // Not piped: a host process left running would hold the pipes.
+            let status = w
+                .command(&["create", "--bundle", b.to_str().unwrap(), &id])
+                .env("VMJAIL_TEST_CRASH_AT", step)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(status.signal(), Some(9), "not killed at {step}");
+            let recorded = w.stored(&id).expect("recorded");
+            let monitor = &recorded["containers"][0]["monitors"][0];
+            assert_eq!(monitor["name"], "init", "{step}: {recorded}");
+            let pid = monitor["process"]["pid"].as_i64();
+            assert_eq!(pid.is_some(), *step == "create-monitor-spawned", "{step}");
+            match how {
+                // The VM still runs: gc leaves it (its creator finished
+                // the sandbox); delete --force takes it and the host process.
+                "gc" => {
+                    assert!(
+                        !w.ok(&["gc"]).contains(&id),
+                        "{step}: gc took a live sandbox"
+                    );
+                    w.ok(&["delete", "--force", &id]);
+                }
+                _ => {
+                    w.ok(&["delete", "--force", &id]);
+                }
+            }
+            if let Some(pid) = pid {
+                wait_gone(pid as i32);
+            }
+            w.assert_no_leaks(&id, Some(&recorded));
+        }
+    }
+}
+
 /// The descriptor sent over the first connection to `listener`.
 fn receive_fd(listener: &UnixListener) -> OwnedFd {
     use std::os::fd::AsRawFd;
