@@ -9,8 +9,10 @@ set -euo pipefail
 # docker.io, containerd, runc, podman, conmon, containernetworking-plugins
 # and tar: the Docker/Podman tests (crates/vmjail/tests/docker_qemu.rs,
 # podman_qemu.rs) run vmjail as those engines' OCI runtime.
+# libseccomp-dev, libcap-ng-dev, pkg-config: building virtiofsd (below).
 packages=(qemu-system-x86 busybox-static cpio gzip xz-utils zstd iproute2 kmod e2fsprogs
-          docker.io containerd runc podman conmon containernetworking-plugins tar)
+          docker.io containerd runc podman conmon containernetworking-plugins tar
+          libseccomp-dev libcap-ng-dev pkg-config)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -60,4 +62,11 @@ fi
 if [ ! -x /usr/local/bin/vhost-device-vsock ]; then
   echo "==> installing vhost-device-vsock to /usr/local/bin"
   cargo install --locked --root /usr/local vhost-device-vsock --version 0.3.0
+fi
+
+# QEMU's shared_fs = "virtio-fs" daemon (not packaged in bookworm; builds
+# against libseccomp and libcap-ng, installed above).
+if [ ! -x /usr/local/bin/virtiofsd ]; then
+  echo "==> installing virtiofsd to /usr/local/bin"
+  cargo install --locked --root /usr/local virtiofsd --version 1.14.0
 fi

@@ -7,12 +7,12 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use vmjail_agent_protocol::agent::{
-    ContainerPidsResponse, ContainerRequest, CreateContainerRequest, CreateProcessRequest,
-    CreateProcessResponse, Empty, ExecProcessRequest, ExitStatus, GuestInfoRequest,
-    GuestInfoResponse, ListProcessesResponse, ProcessInfo, ProcessRequest, ReadOutputRequest,
-    ReadOutputResponse, ResizeTtyRequest, SignalContainerRequest, SignalProcessRequest,
-    VersionRequest, VersionResponse, WaitProcessRequest, WaitProcessResponse, WriteStdinRequest,
-    WriteStdinResponse,
+    ContainerPidsResponse, ContainerRequest, ContainerStatsResponse, CreateContainerRequest,
+    CreateProcessRequest, CreateProcessResponse, Empty, ExecProcessRequest, ExitStatus,
+    GuestInfoRequest, GuestInfoResponse, ListProcessesResponse, ProcessInfo, ProcessRequest,
+    ReadOutputRequest, ReadOutputResponse, ResizeTtyRequest, SignalContainerRequest,
+    SignalProcessRequest, VersionRequest, VersionResponse, WaitProcessRequest, WaitProcessResponse,
+    WriteStdinRequest, WriteStdinResponse,
 };
 use vmjail_agent_protocol::agent_ttrpc::Agent;
 use vmjail_agent_protocol::ttrpc::error::get_rpc_status;
@@ -323,17 +323,22 @@ impl Agent for AgentService {
                 Some((dimension(size.rows)?, dimension(size.cols)?))
             }
         };
-        let process_id = if req.disk_serial.is_empty() {
-            self.containers
-                .create(&req.container_id, &req.bundle, tty, req.stdin)?
-        } else if req.bundle.is_empty() {
-            self.containers
-                .create_from_disk(&req.container_id, &req.disk_serial, tty, req.stdin)?
-        } else {
+        let given = [&req.bundle, &req.disk_serial, &req.share];
+        if given.iter().filter(|s| !s.is_empty()).count() > 1 {
             return Err(status(
                 Code::INVALID_ARGUMENT,
-                "a bundle path and a disk serial: give one",
+                "a bundle path, a disk serial or a share directory: give one",
             ));
+        }
+        let process_id = if !req.disk_serial.is_empty() {
+            self.containers
+                .create_from_disk(&req.container_id, &req.disk_serial, tty, req.stdin)?
+        } else if !req.share.is_empty() {
+            self.containers
+                .create_from_share(&req.container_id, &req.share, tty, req.stdin)?
+        } else {
+            self.containers
+                .create(&req.container_id, &req.bundle, tty, req.stdin)?
         };
         let pid = self.processes.get(process_id)?.pid.as_raw().unsigned_abs();
         Ok(CreateProcessResponse {
@@ -389,6 +394,24 @@ impl Agent for AgentService {
         })?;
         self.containers.signal(&req.container_id, signal, req.all)?;
         Ok(Empty::default())
+    }
+
+    fn container_stats(
+        &self,
+        _: &TtrpcContext,
+        req: ContainerRequest,
+    ) -> ttrpc::Result<ContainerStatsResponse> {
+        let s = self.containers.stats(&req.container_id)?;
+        Ok(ContainerStatsResponse {
+            cpu_usage_usec: s.cpu_usage_usec,
+            cpu_user_usec: s.cpu_user_usec,
+            cpu_system_usec: s.cpu_system_usec,
+            memory_usage_bytes: s.memory_usage_bytes,
+            memory_limit_bytes: s.memory_limit_bytes,
+            pids_current: s.pids_current,
+            pids_limit: s.pids_limit,
+            ..Default::default()
+        })
     }
 
     fn pause_container(&self, _: &TtrpcContext, req: ContainerRequest) -> ttrpc::Result<Empty> {

@@ -243,6 +243,20 @@ impl CgroupPlan {
 
     /// Create the cgroups, write the settings, then attach `pid`.
     pub fn apply(&self, pid: u32) -> Result<(), JailError> {
+        self.prepare()?;
+        for leaf in &self.leaves {
+            write(
+                &leaf.path.join("cgroup.procs"),
+                &pid.to_string(),
+                "attaching to",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Create the cgroups and write the settings, attaching nothing (a
+    /// process joins itself, writing `0` to each leaf's `cgroup.procs`).
+    pub fn prepare(&self) -> Result<(), JailError> {
         for leaf in &self.leaves {
             create_path(&leaf.hierarchy, &leaf.path)?;
             if leaf.cpuset {
@@ -254,13 +268,6 @@ impl CgroupPlan {
         }
         for (file, value) in &self.writes {
             write(file, value, "writing")?;
-        }
-        for leaf in &self.leaves {
-            write(
-                &leaf.path.join("cgroup.procs"),
-                &pid.to_string(),
-                "attaching to",
-            )?;
         }
         Ok(())
     }

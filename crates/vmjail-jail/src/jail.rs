@@ -268,7 +268,7 @@ impl Jail {
             }
         }
         match how {
-            Placement::ReadOnlyBind | Placement::ReadWriteBind => {
+            Placement::ReadOnlyBind | Placement::ReadWriteBind | Placement::ReadWriteShare => {
                 if is_dir {
                     nix::sys::stat::mkdirat(
                         Some(dir.as_raw_fd()),
@@ -291,6 +291,8 @@ impl Jail {
                 let mounted = fsat::open_path_nofollow(&dir, name, &shown)?;
                 if how == Placement::ReadOnlyBind {
                     mounts::remount_read_only(&mounted, &shown)?;
+                } else if how == Placement::ReadWriteShare {
+                    mounts::remount_read_write(&mounted, &shown)?;
                 } else {
                     mounts::remount_read_write(&mounted, &shown)?;
                     // The VMM's user must write the asset: hand it over

@@ -42,7 +42,7 @@ pub use cgroup::detect_cgroup_version;
 pub use error::JailError;
 pub use jail::Jail;
 pub use launch::LaunchStdio;
-pub use privileges::confine_to_dir;
+pub use privileges::{confine_root_helper, confine_to_dir};
 pub use spec::*;
 pub use teardown::teardown;
 pub use validate::{validate_id, MAX_SOCKET_PATH};

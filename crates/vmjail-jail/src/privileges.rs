@@ -36,3 +36,14 @@ pub fn confine_to_dir(dir: &std::path::Path) -> Result<(), JailError> {
     sys::clear_capabilities().map_err(|e| JailError::sys("capset (empty sets)", e))?;
     nix::sys::prctl::set_no_new_privs().map_err(|e| JailError::sys("prctl(PR_SET_NO_NEW_PRIVS)", e))
 }
+
+/// Confine a helper that must stay root with a few capabilities (virtiofsd
+/// serving a container's files whatever their owners), between fork and
+/// exec: its bounding set cut down to `keep` (what it may ever hold, its
+/// own drops coming on top), no ambient capabilities, no_new_privs.
+/// Async-signal-safe: prctl(2) only.
+pub fn confine_root_helper(keep: &[u32]) -> Result<(), nix::errno::Errno> {
+    sys::drop_bounding_set_except(keep)?;
+    sys::clear_ambient()?;
+    nix::sys::prctl::set_no_new_privs()
+}

@@ -52,7 +52,12 @@ pub struct JailSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Placement {
     ReadOnlyBind,
+    /// A drive, handed to the jail's user (chowned, restored at teardown).
     ReadWriteBind,
+    /// A file or directory bound read-write with its owner left alone:
+    /// for a helper that runs as root and serves the tree to the guest
+    /// (virtiofsd), never for a VMM running as the jail's user.
+    ReadWriteShare,
     Copy,
 }
 

@@ -55,6 +55,24 @@ pub fn drop_bounding_set() -> Result<(), Errno> {
     Ok(())
 }
 
+/// Drop every capability but those in `keep` from the bounding set
+/// (needs CAP_SETPCAP). Async-signal-safe: prctl(2) only.
+pub fn drop_bounding_set_except(keep: &[u32]) -> Result<(), Errno> {
+    for cap in 0..=63u32 {
+        if keep.contains(&cap) {
+            continue;
+        }
+        // SAFETY: prctl with integer arguments only.
+        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        match Errno::result(rc) {
+            Ok(_) => {}
+            Err(Errno::EINVAL) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Clear the ambient capability set.
 pub fn clear_ambient() -> Result<(), Errno> {
     // SAFETY: prctl with integer arguments only.

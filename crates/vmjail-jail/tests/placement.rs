@@ -158,6 +158,20 @@ fn every_placement_kind() {
         0,
         "the owner before is recorded"
     );
+    // A share (virtiofsd's tree): a directory bound read-write, owner kept.
+    let share = assets.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    jail.place(
+        &mut rec,
+        &share,
+        Path::new("/share/0"),
+        Placement::ReadWriteShare,
+    )
+    .unwrap();
+    std::fs::write(root.join("share/0/new"), b"x").unwrap();
+    assert_eq!(std::fs::read(share.join("new")).unwrap(), b"x");
+    assert_eq!(rw_owner(&share), (0, 0), "a share keeps its owner");
+    assert_eq!(saved.get().chowned.len(), 1, "nothing more chowned");
 
     jail.place(&mut rec, &copy, Path::new("/copy"), Placement::Copy)
         .unwrap();

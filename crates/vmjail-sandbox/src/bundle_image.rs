@@ -33,7 +33,7 @@ pub enum BundleError {
     Bundle { path: PathBuf, reason: String },
     #[error("bundle {path}: config.json: {reason}")]
     Config { path: PathBuf, reason: String },
-    #[error("bundle {path}: the rootfs is larger than {max} bytes (with margin)", max = MAX_IMAGE)]
+    #[error("bundle {path}: the rootfs and bind sources are larger than {max} bytes (with margin)", max = MAX_IMAGE)]
     TooLarge { path: PathBuf },
     #[error("bundle image {path}: {step}: {reason}")]
     Image {
@@ -52,8 +52,6 @@ pub struct Bundle {
     pub rootfs: PathBuf,
     pub config: serde_json::Value,
     pub binds: Vec<BindSource>,
-    /// Bytes the bind sources take (as [`tree_size`] counts).
-    pub binds_size: u64,
 }
 
 fn bundle_err(path: &Path, reason: impl ToString) -> BundleError {
@@ -120,25 +118,11 @@ pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
         serde_json::from_str(&text).map_err(|e| config_err(e.to_string()))?;
     config["root"]["path"] = "rootfs".into();
     let binds = bundle_binds::take(&mut config).map_err(config_err)?;
-    let mut binds_size = 0u64;
-    for bind in &binds {
-        let size = match bind.is_dir {
-            true => tree_size(&bind.source, Special::Refuse)?,
-            false => std::fs::metadata(&bind.source)
-                .map_err(|e| config_err(format!("{}: {e}", bind.source.display())))?
-                .len(),
-        };
-        binds_size = binds_size.saturating_add(size.div_ceil(4096) * 4096 + 256);
-        if binds_size > MAX_IMAGE {
-            return Err(BundleError::TooLarge { path: dir });
-        }
-    }
     Ok(Bundle {
         dir,
         rootfs,
         config,
         binds,
-        binds_size,
     })
 }
 
@@ -206,7 +190,7 @@ pub fn image_size(tree: u64) -> Option<u64> {
 /// `staging` (a new directory, removed again). Both paths must already be
 /// recorded by the caller.
 pub fn make(bundle: &Bundle, staging: &Path, image: &Path) -> Result<(), BundleError> {
-    let tree = tree_size(&bundle.rootfs, Special::Keep)?.saturating_add(bundle.binds_size);
+    let tree = tree_size(&bundle.rootfs, Special::Keep)?.saturating_add(binds_size(bundle)?);
     let size = image_size(tree).ok_or_else(|| BundleError::TooLarge {
         path: bundle.dir.clone(),
     })?;
@@ -257,6 +241,23 @@ pub fn make(bundle: &Bundle, staging: &Path, image: &Path) -> Result<(), BundleE
         let _ = std::fs::remove_file(image);
     }
     made
+}
+
+/// Bytes the bind sources take (as [`tree_size`] counts), refusing a
+/// device node, socket or fifo in a bound directory: copied into an image,
+/// only plain data goes. (Shared over virtio-fs nothing is walked.)
+fn binds_size(bundle: &Bundle) -> Result<u64, BundleError> {
+    let mut total = 0u64;
+    for bind in &bundle.binds {
+        let size = match bind.is_dir {
+            true => tree_size(&bind.source, Special::Refuse)?,
+            false => std::fs::metadata(&bind.source)
+                .map_err(|e| bundle_err(&bind.source, e))?
+                .len(),
+        };
+        total = total.saturating_add(size.div_ceil(4096) * 4096 + 256);
+    }
+    Ok(total)
 }
 
 /// Copies each bind source to `binds/<n>` (as `cp -a` does the rootfs;
@@ -413,8 +414,14 @@ mod tests {
             ),
         );
         std::fs::write(dir.path().join("config.json"), bind).unwrap();
-        let err = load(dir.path()).unwrap_err().to_string();
+        let bundle = load(dir.path()).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let image = out.path().join("bundle.img");
+        let err = make(&bundle, &out.path().join("staging"), &image)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("sock is a device, socket or fifo"), "{err}");
+        assert!(!image.exists(), "nothing made");
     }
 
     #[test]

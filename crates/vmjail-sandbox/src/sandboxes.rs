@@ -206,7 +206,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             crash::point("create-ids");
         }
         ensure_chroot_base(&state.config.jail.chroot_base_dir)?;
-        let boot_drives = self.make_bundle_images(id, state, bundles)?;
+        let (boot_drives, shared) = self.make_bundle_images(id, state, bundles)?;
         let boot_network = self.connect_network(id, state)?;
         let mut hv = self
             .factory
@@ -216,6 +216,10 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             .map_err(|source| hv_error(id, "giving the VM its network", source))?;
         hv.set_boot_drives(boot_drives)
             .map_err(|source| hv_error(id, "giving the VM its bundle disks", source))?;
+        if let Some(shared) = shared {
+            hv.set_shared_dir(shared)
+                .map_err(|source| hv_error(id, "sharing the bundles with the VM", source))?;
+        }
         let console = self.start_console(id, state)?;
         let netns_path = state.netns.path.clone();
         let store = &self.store;

@@ -1,11 +1,12 @@
 //! A started container's processes: its own (signal, wait, freeze, list
-//! by container id) and the ones run inside it (`runc exec`).
+//! by container id, its cgroup figures) and the ones run inside it
+//! (`runc exec`).
 
 use std::sync::Arc;
 
 use super::containers::{container_err, find};
 use super::Sandboxes;
-use crate::agent::{AgentClient, AgentError, ProcessHandle, ProcessSpec};
+use crate::agent::{AgentClient, AgentError, ContainerStats, ProcessHandle, ProcessSpec};
 use crate::state::{ContainerRecord, ContainerStatus, Status};
 use crate::{ContainerError, HypervisorFactory, SandboxError, SandboxId, Stored};
 
@@ -191,6 +192,26 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         client
             .container_pids(&record.id)
             .map_err(|source| agent_err(id, &record, "listing its processes", source))
+    }
+
+    /// Container `container`'s CPU, memory and pids figures (its cgroup v2
+    /// in the guest).
+    pub fn container_stats(
+        &self,
+        id: &SandboxId,
+        client: &AgentClient,
+        container: &str,
+    ) -> Result<ContainerStats, SandboxError> {
+        let record = self.container_in(
+            id,
+            container,
+            IN_GUEST,
+            "read the figures of",
+            "a container created in the guest",
+        )?;
+        client
+            .container_stats(&record.id)
+            .map_err(|source| agent_err(id, &record, "reading its cgroup figures", source))
     }
 }
 

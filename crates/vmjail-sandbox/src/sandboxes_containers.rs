@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vmjail_config::RuntimeConfig;
-use vmjail_vmm::BlockDevice;
+use vmjail_vmm::{BlockDevice, SharedDir};
 
 use super::Sandboxes;
 use crate::agent::{
@@ -18,6 +18,7 @@ use crate::agent::{
     SessionOptions,
 };
 use crate::bundle_image::{self, Bundle, BundleError};
+use crate::bundle_share;
 use crate::state::{ContainerRecord, ContainerStatus, SandboxState, Status};
 use crate::{crash, vsock, ErrorKind, HypervisorFactory, SandboxError, SandboxId};
 
@@ -164,12 +165,33 @@ fn disk_serial(index: usize) -> String {
 
 impl<F: HypervisorFactory> Sandboxes<F> {
     /// Records and makes each bundle's image; returns the boot drives.
+    /// With QEMU's `shared_fs = "virtio-fs"`, records each container and
+    /// returns the tree to share instead (see [`crate::bundle_share`]).
     pub(super) fn make_bundle_images(
         &self,
         id: &SandboxId,
         state: &mut SandboxState,
         bundles: &[(ContainerSpec, Bundle)],
-    ) -> Result<Vec<BlockDevice>, SandboxError> {
+    ) -> Result<(Vec<BlockDevice>, Option<SharedDir>), SandboxError> {
+        if bundle_share::applies(&state.config) && !bundles.is_empty() {
+            let dir = self.store.dir(id);
+            for (index, (spec, bundle)) in bundles.iter().enumerate() {
+                state.containers.push(ContainerRecord {
+                    id: spec.id.clone(),
+                    bundle: bundle.dir.clone(),
+                    image: dir.join(format!("container-{index}.img")),
+                    staging: dir.join(format!("container-{index}.staging")),
+                    disk_serial: disk_serial(index),
+                    status: ContainerStatus::Ready,
+                    process_id: None,
+                    monitors: Vec::new(),
+                    share: Some(bundle_share::name(index)),
+                });
+            }
+            self.store.save(state)?;
+            crash::point("create-container-shared");
+            return Ok((Vec::new(), Some(bundle_share::shared_dir(bundles))));
+        }
         let dir = self.store.dir(id);
         let mut drives = Vec::new();
         for (index, (spec, bundle)) in bundles.iter().enumerate() {
@@ -183,6 +205,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 status: ContainerStatus::Imaging,
                 process_id: None,
                 monitors: Vec::new(),
+                share: None,
             };
             state.containers.push(record.clone());
             self.store.save(state)?;
@@ -207,7 +230,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 read_only: false,
             });
         }
-        Ok(drives)
+        Ok((drives, None))
     }
 
     /// Removes the recorded images and staging copies (after the VMM and
@@ -293,13 +316,22 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             (&[ContainerStatus::Ready], "a container whose disk is ready"),
             ContainerStatus::Created,
             |record| {
-                let process = ProcessHandle::create_container_from_disk(
-                    client.clone(),
-                    &record.id,
-                    &record.disk_serial,
-                    tty,
-                    stdin,
-                )
+                let process = match &record.share {
+                    Some(share) => ProcessHandle::create_container_from_share(
+                        client.clone(),
+                        &record.id,
+                        share,
+                        tty,
+                        stdin,
+                    ),
+                    None => ProcessHandle::create_container_from_disk(
+                        client.clone(),
+                        &record.id,
+                        &record.disk_serial,
+                        tty,
+                        stdin,
+                    ),
+                }
                 .map_err(|source| (source, "setting it up in the guest"))?;
                 record.process_id = Some(process.id());
                 Ok(process)

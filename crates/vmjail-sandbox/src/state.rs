@@ -212,7 +212,10 @@ pub enum ContainerStatus {
 /// A container of the sandbox: its bundle on the host, the ext4 image of
 /// it in the sandbox's state dir (a virtio-blk disk the guest finds by
 /// `disk_serial`), and the staging copy the image is made from (removed
-/// once it is made, and by teardown if a crash left it).
+/// once it is made, and by teardown if a crash left it). With QEMU's
+/// `shared_fs = "virtio-fs"` there is no image: the bundle is directory
+/// `share` of the sandbox's virtio-fs share (its mounts recorded in the
+/// VMM record's virtiofsd helper), and `image`/`staging` are never made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRecord {
     pub id: String,
@@ -229,6 +232,10 @@ pub struct ContainerRecord {
     /// CLI's monitors), each recorded before it is spawned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub monitors: Vec<MonitorRecord>,
+    /// The container's directory in the sandbox's virtio-fs share, when
+    /// its bundle is shared that way rather than given as a disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
 }
 
 /// A host process standing for one process of a container in the guest:

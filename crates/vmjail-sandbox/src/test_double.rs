@@ -254,6 +254,10 @@ impl Hypervisor for TestDoubleHypervisor {
         Ok(())
     }
 
+    fn set_shared_dir(&mut self, _shared: vmjail_vmm::SharedDir) -> Result<(), VmmError> {
+        Ok(())
+    }
+
     fn hot_plug_nic(&mut self, _nic: &GuestNic) -> Result<(), VmmError> {
         Err(VmmError::Unsupported {
             kind: HypervisorKind::Qemu,

@@ -28,16 +28,16 @@ fn await_output(process: &ProcessHandle, text: &str) {
     }
 }
 
-/// A started container `id` whose process prints `ready` and then runs
-/// `rest` of a shell script.
+/// A started container `id` whose process runs `setup`, prints `ready`
+/// and then runs `rest` of a shell script.
 fn started(
     client: &Arc<AgentClient>,
     dir: &std::path::Path,
     id: &str,
-    rest: &str,
+    (setup, rest): (&str, &str),
 ) -> ProcessHandle {
     let dir = dir.join(id);
-    bundle(&dir, &format!("echo ready; {rest}"));
+    bundle(&dir, &format!("{setup} echo ready; {rest}"));
     let bundle_path = dir.to_string_lossy().into_owned();
     let process =
         ProcessHandle::create_container(client.clone(), id, &bundle_path, None, false).unwrap();
@@ -65,11 +65,13 @@ fn an_exec_runs_inside_the_container() {
     let agent = Agent::start();
     let client = Arc::new(agent.client());
     let dir = tempfile::tempdir().unwrap();
-    let container = started(&client, dir.path(), "e1", "exec sleep 100");
+    let container = started(&client, dir.path(), "e1", ("", "exec sleep 100"));
 
-    // The container's pid 1 is its sleep; the exec's own pid is not 1;
+    // The container's pid 1 is its sleep (once its shell exec'd it: the
+    // exec may come right after `ready`); the exec's own pid is not 1;
     // its root is the container's read-only rootfs.
     let script = "echo host=$(hostname) uid=$(id -u) gid=$(id -g) cwd=$(pwd) who=$WHO; \
+                  for i in $(seq 100); do [ $(cat /proc/1/comm) = sleep ] && break; sleep 0.05; done; \
                   echo pid1=$(cat /proc/1/comm) self=$$; \
                   touch /x 2>/dev/null || echo read-only; ls /bin/busybox; exit 7";
     let exec =
@@ -134,7 +136,12 @@ fn signals_by_container_id_reach_its_process() {
         &client,
         dir.path(),
         "s1",
-        "trap 'echo got-usr1' USR1; trap 'exit 3' TERM; while :; do sleep 0.05; done",
+        // The traps are set before `ready`: a signal sent earlier would
+        // find no handler and be dropped.
+        (
+            "trap 'echo got-usr1' USR1; trap 'exit 3' TERM;",
+            "while :; do sleep 0.05; done",
+        ),
     );
     client
         .signal_container("s1", nix::libc::SIGUSR1, false)
@@ -154,7 +161,7 @@ fn signals_by_container_id_reach_its_process() {
 
     // `all` reaches every process of the container (here without a
     // cgroup: its process).
-    let container = started(&client, dir.path(), "s2", "exec sleep 100");
+    let container = started(&client, dir.path(), "s2", ("", "exec sleep 100"));
     client.signal_container("s2", 9, true).unwrap();
     assert_eq!(container.wait().unwrap(), ExitStatus::Signaled(9));
     client.delete_container("s2").unwrap();

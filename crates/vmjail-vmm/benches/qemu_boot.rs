@@ -131,6 +131,7 @@ fn bare(config: &RuntimeConfig, dir: &Path, accel: Accel, seccomp: bool) -> Dura
         data_dir: "/usr/share/qemu".into(),
         qmp_socket: dir.join("qmp.sock"),
         vhost_vsock_socket: None,
+        virtiofs_socket: None,
     };
     let options = Options {
         accel,

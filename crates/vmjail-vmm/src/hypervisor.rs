@@ -43,6 +43,30 @@ pub struct BlockDevice {
     pub read_only: bool,
 }
 
+/// A directory tree shared with the guest over virtio-fs (QEMU's
+/// `shared_fs = "virtio-fs"`, tag `vmjail`): built in the daemon's jail
+/// from these entries (each mount recorded before it is made), served by a
+/// per-sandbox virtiofsd that sees this tree only.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SharedDir {
+    pub entries: Vec<ShareEntry>,
+}
+
+/// One entry of a [`SharedDir`]; paths are relative, plain components
+/// only (checked by the backend).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShareEntry {
+    /// A file made with these contents.
+    File { path: PathBuf, contents: Vec<u8> },
+    /// A host file or directory bound there, read-only or read-write (its
+    /// owner kept: the guest writes through to the host).
+    Bind {
+        path: PathBuf,
+        source: PathBuf,
+        read_only: bool,
+    },
+}
+
 /// A network interface backed by a tap device in the sandbox netns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetInterface {
@@ -208,6 +232,9 @@ pub trait Hypervisor {
     /// `create`. Placed in the jail (recorded first) like hot-plugged
     /// drives and listed in [`VmmRecord::drives`].
     fn set_boot_drives(&mut self, drives: Vec<BlockDevice>) -> Result<(), crate::VmmError>;
+    /// The tree the VM gets over virtio-fs at `create` (QEMU only: its
+    /// virtiofsd helper); called before `create`.
+    fn set_shared_dir(&mut self, shared: SharedDir) -> Result<(), crate::VmmError>;
     /// Give the VM a NIC (already made in the netns) after `create`: QEMU
     /// on a PCI machine at any time, Firecracker only before `start`.
     fn hot_plug_nic(&mut self, nic: &GuestNic) -> Result<(), crate::VmmError>;

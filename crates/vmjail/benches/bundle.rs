@@ -138,6 +138,7 @@ fn main() {
         data_dir: "/usr/share/qemu".into(),
         qmp_socket: dir.path().join("qmp.sock"),
         vhost_vsock_socket: None,
+        virtiofs_socket: None,
     };
     let options = Options {
         accel: Accel::Tcg,

@@ -137,18 +137,6 @@ pub fn enter(root: &Path, id: &str, limits: &Limits) -> Result<(), String> {
 /// Most pids read from a cgroup.
 const MAX_PIDS: usize = vmjail_agent_protocol::MAX_PROCESSES;
 
-/// Freezes (`true`) or thaws every process in container `id`'s cgroup.
-pub fn freeze(root: &Path, id: &str, frozen: bool) -> Result<(), String> {
-    let dir = path(root, id);
-    if !dir.is_dir() {
-        return Err(format!(
-            "pausing needs the container's cgroup {}",
-            dir.display()
-        ));
-    }
-    write(&dir, "cgroup.freeze", if frozen { "1" } else { "0" })
-}
-
 /// The pids in container `id`'s cgroup (at most [`MAX_PIDS`]).
 pub fn pids(root: &Path, id: &str) -> Result<Vec<u32>, String> {
     let file = path(root, id).join("cgroup.procs");

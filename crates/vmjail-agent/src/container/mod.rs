@@ -8,11 +8,13 @@
 mod binds;
 mod caps;
 mod cgroup;
+mod cgroup_stats;
 pub mod disk;
 pub mod exec;
 mod in_root;
 pub mod init;
 mod rootfs;
+pub mod share;
 mod spec;
 
 use std::collections::HashMap;
@@ -31,6 +33,8 @@ use vmjail_agent_protocol::agent::CreateProcessRequest;
 use vmjail_agent_protocol::{valid_container_id, MAX_PROCESSES};
 
 use crate::process::{Launch, ProcessTable, TableError};
+
+pub use cgroup_stats::Stats;
 
 /// Longest a container's setup may take before CreateContainer fails.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -155,6 +159,24 @@ impl Containers {
             .inspect_err(|_| disk::unmount_bundle(id))
     }
 
+    /// Like [`Containers::create`], the bundle being directory `name` of
+    /// the sandbox's virtio-fs share (mounted on first use).
+    pub fn create_from_share(
+        &self,
+        id: &str,
+        name: &str,
+        tty: Option<(u16, u16)>,
+        stdin: bool,
+    ) -> Result<u64, ContainerError> {
+        let reservation = self.reserve(id)?;
+        let bundle = share::bundle(name).map_err(|message| ContainerError::Setup {
+            id: id.into(),
+            message,
+        })?;
+        let bundle = bundle.to_string_lossy().into_owned();
+        self.set_up(reservation, &bundle, tty, stdin)
+    }
+
     /// Starts the container's init and waits until it is set up and
     /// waiting for [`Containers::start`]; returns its process id.
     pub fn create(
@@ -231,6 +253,30 @@ impl Containers {
                 id: id.into(),
                 message: format!("starting: {e}"),
             })
+    }
+
+    /// The cgroup of known container `id`.
+    fn cgroup_of(&self, id: &str) -> Result<std::path::PathBuf, ContainerError> {
+        created(&self.lock(), id)?;
+        Ok(cgroup::path(Path::new(cgroup::ROOT), id))
+    }
+
+    /// Container `id`'s CPU, memory and pids figures.
+    pub fn stats(&self, id: &str) -> Result<Stats, ContainerError> {
+        let dir = self.cgroup_of(id)?;
+        cgroup_stats::stats(&dir).map_err(|message| ContainerError::Setup {
+            id: id.into(),
+            message,
+        })
+    }
+
+    /// Freezes (`true`) or thaws every process of container `id`.
+    pub fn freeze(&self, id: &str, frozen: bool) -> Result<(), ContainerError> {
+        let dir = self.cgroup_of(id)?;
+        cgroup_stats::freeze(&dir, frozen).map_err(|message| ContainerError::Setup {
+            id: id.into(),
+            message,
+        })
     }
 
     /// Kills the container's process if it runs (a container never started
@@ -324,17 +370,6 @@ impl Containers {
             }
         }
         Ok(self.processes.signal(process_id, signal)?)
-    }
-
-    /// Freezes (`true`) or thaws container `id`'s cgroup.
-    pub fn freeze(&self, id: &str, frozen: bool) -> Result<(), ContainerError> {
-        created(&self.lock(), id)?;
-        cgroup::freeze(Path::new(cgroup::ROOT), id, frozen).map_err(|message| {
-            ContainerError::Setup {
-                id: id.into(),
-                message,
-            }
-        })
     }
 
     /// The guest pids in container `id`'s cgroup.

@@ -15,7 +15,7 @@ use vmjail_agent_protocol::ttrpc::{self, context};
 use vmjail_agent_protocol::{MAX_IO_CHUNK, MAX_WAIT_MS, PROTOCOL_VERSION};
 
 use super::error::AgentError;
-use super::types::{ExitStatus, GuestInfo, Output, ProcessInfo, ProcessSpec};
+use super::types::{ContainerStats, ExitStatus, GuestInfo, Output, ProcessInfo, ProcessSpec};
 
 /// How long one call may take unless the caller says otherwise.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -347,6 +347,24 @@ impl AgentClient {
         })
     }
 
+    /// As [`AgentClient::create_container`], the bundle being directory
+    /// `share` (1 to 3 digits) of the sandbox's virtio-fs share.
+    pub fn create_container_from_share(
+        &self,
+        container_id: &str,
+        share: &str,
+        tty: Option<(u16, u16)>,
+        stdin: bool,
+    ) -> Result<u64, AgentError> {
+        self.create_container_request(CreateContainerRequest {
+            container_id: container_id.into(),
+            share: share.into(),
+            tty: tty.map(|(rows, cols)| window_size(rows, cols)).into(),
+            stdin,
+            ..Default::default()
+        })
+    }
+
     fn create_container_request(&self, req: CreateContainerRequest) -> Result<u64, AgentError> {
         // The agent waits up to 10 s for the container's setup.
         let a = self.call("CreateContainer", Duration::from_secs(10), |c, ctx| {
@@ -441,6 +459,23 @@ impl AgentClient {
             });
         }
         Ok(a.pids)
+    }
+
+    /// The container's cgroup figures (CPU, memory, pids) in the guest.
+    pub fn container_stats(&self, container_id: &str) -> Result<ContainerStats, AgentError> {
+        let req = container_request(container_id);
+        let a = self.call("ContainerStats", Duration::ZERO, |c, ctx| {
+            c.container_stats(ctx, &req)
+        })?;
+        Ok(ContainerStats {
+            cpu_usage_usec: a.cpu_usage_usec,
+            cpu_user_usec: a.cpu_user_usec,
+            cpu_system_usec: a.cpu_system_usec,
+            memory_usage_bytes: a.memory_usage_bytes,
+            memory_limit_bytes: a.memory_limit_bytes,
+            pids_current: a.pids_current,
+            pids_limit: a.pids_limit,
+        })
     }
 
     /// Asks the guest to sync its filesystems and power off.

@@ -78,6 +78,20 @@ impl ProcessHandle {
         ProcessHandle { client, id }
     }
 
+    /// As [`ProcessHandle::create_container`], from directory `share` of
+    /// the sandbox's virtio-fs share (see
+    /// [`AgentClient::create_container_from_share`]).
+    pub fn create_container_from_share(
+        client: Arc<AgentClient>,
+        container_id: &str,
+        share: &str,
+        tty: Option<(u16, u16)>,
+        stdin: bool,
+    ) -> Result<Self, AgentError> {
+        let id = client.create_container_from_share(container_id, share, tty, stdin)?;
+        Ok(ProcessHandle { client, id })
+    }
+
     /// The agent's id for the process.
     pub fn id(&self) -> u64 {
         self.id

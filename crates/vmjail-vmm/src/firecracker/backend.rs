@@ -956,6 +956,14 @@ impl Hypervisor for Firecracker {
         Ok(())
     }
 
+    /// Firecracker has no shared filesystem: its bundles are disk images.
+    fn set_shared_dir(&mut self, _shared: crate::SharedDir) -> Result<(), VmmError> {
+        Err(VmmError::Unsupported {
+            kind: HypervisorKind::Firecracker,
+            operation: "a virtio-fs shared directory",
+        })
+    }
+
     /// Firecracker takes network interfaces only before InstanceStart.
     fn hot_plug_nic(&mut self, nic: &GuestNic) -> Result<(), VmmError> {
         self.require_created("hot_plug_nic")?;

@@ -21,6 +21,7 @@ pub fn jail_paths(config: &HypervisorConfig) -> Paths {
         data_dir: layout::DATA_DIR.into(),
         qmp_socket: layout::QMP_SOCKET.into(),
         vhost_vsock_socket: None,
+        virtiofs_socket: None,
     }
 }
 

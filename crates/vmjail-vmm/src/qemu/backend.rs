@@ -12,10 +12,10 @@ use vmjail_jail::{host_path, Jail, JailRecord, Jailer, LaunchStdio, Placement, R
 
 use super::cmdline::{self, Accel, Machine, Options};
 use super::qmp::Qmp;
-use super::{assets, layout, nics, output_tail, probe, vhost_vsock, Error};
+use super::{assets, layout, nics, output_tail, probe, vhost_vsock, virtiofsd, Error};
 use crate::hypervisor::{
-    BlockDevice, BootNetwork, Capabilities, GuestNic, Hypervisor, NetInterface, VmState, VmmRecord,
-    VmmRecorder, VsockDevice,
+    BlockDevice, BootNetwork, Capabilities, GuestNic, Hypervisor, NetInterface, SharedDir, VmState,
+    VmmRecord, VmmRecorder, VsockDevice,
 };
 use crate::process;
 use crate::VmmError;
@@ -39,6 +39,8 @@ pub struct Qemu {
     network: BootNetwork,
     /// Drives given at `create` (see `Hypervisor::set_boot_drives`).
     boot_drives: Vec<BlockDevice>,
+    /// The tree shared over virtio-fs (see `Hypervisor::set_shared_dir`).
+    shared: Option<SharedDir>,
 }
 
 /// Forwards the jail's record into the VMM record and persists that.
@@ -109,6 +111,7 @@ impl Qemu {
             created: false,
             network: BootNetwork::default(),
             boot_drives: Vec::new(),
+            shared: None,
         })
     }
 
@@ -121,6 +124,7 @@ impl Qemu {
             created: true,
             network: BootNetwork::default(),
             boot_drives: Vec::new(),
+            shared: None,
         }
     }
 
@@ -339,6 +343,23 @@ impl Qemu {
             self.record.vsock = Some(vhost_vsock::vsock_record());
             recorder_after(recorder, &self.record, "binding the vsock helper's sockets")?;
         }
+        if let Some(shared) = &self.shared {
+            let _step = tracing::debug_span!("virtiofsd").entered();
+            let helper = virtiofsd::launch(
+                &mut self.record,
+                recorder,
+                &self.config,
+                &self.jailer_exe,
+                shared,
+            )?;
+            let mut chain = Chain {
+                record: &mut self.record,
+                outer: recorder,
+            };
+            virtiofsd::bind_into(jail, helper.record(), &mut chain)?;
+            self.record.jail = jail.record().clone();
+            recorder_after(recorder, &self.record, "binding virtiofsd's socket")?;
+        }
         drop(placing);
         let launching = tracing::debug_span!("launch").entered();
         let mut chain = Chain {
@@ -548,6 +569,9 @@ impl Hypervisor for Qemu {
         let mut paths = assets::jail_paths(hv);
         if hv.use_vsock {
             paths.vhost_vsock_socket = Some(vhost_vsock::vhost_socket_in_qemu_jail());
+        }
+        if self.shared.is_some() {
+            paths.virtiofs_socket = Some(virtiofsd::socket_in_qemu_jail());
         }
         let mut args = cmdline::build(&with_net, &paths, &options)?;
         args.extend(nics::args(machine, &self.network.nics)?);
@@ -788,6 +812,21 @@ impl Hypervisor for Qemu {
             .into());
         }
         self.network = network;
+        Ok(())
+    }
+
+    fn set_shared_dir(&mut self, shared: SharedDir) -> Result<(), VmmError> {
+        if self.created {
+            return Err(Error::AlreadyCreated {
+                id: self.record.id.clone(),
+            }
+            .into());
+        }
+        if self.config.hypervisor.shared_fs != vmjail_config::SharedFs::VirtioFs {
+            return Err(Error::SharedFsNotConfigured.into());
+        }
+        virtiofsd::check(&self.config)?;
+        self.shared = Some(shared);
         Ok(())
     }
 

@@ -93,6 +93,8 @@ pub struct Paths {
     pub qmp_socket: PathBuf,
     /// The vhost-user-vsock helper's socket, when the VM has a vsock.
     pub vhost_vsock_socket: Option<PathBuf>,
+    /// virtiofsd's vhost-user socket, when the VM has a shared directory.
+    pub virtiofs_socket: Option<PathBuf>,
 }
 
 /// `-drive`/`-device` of a boot drive: virtio-blk with `serial=<id>`,
@@ -238,9 +240,11 @@ pub fn build(
     if machine == Machine::Microvm && !sets_pit {
         machine_opts.push_str(",pit=off");
     }
-    // A vhost-user device's back-end (the vsock helper, another process)
-    // maps guest memory: it must be a shared memfd, handed over the socket.
-    if paths.vhost_vsock_socket.is_some() {
+    // A vhost-user device's back-end (the vsock helper, virtiofsd: other
+    // processes) maps guest memory: it must be a shared memfd, handed
+    // over the socket.
+    let vhost_user = paths.vhost_vsock_socket.is_some() || paths.virtiofs_socket.is_some();
+    if vhost_user {
         machine_opts.push_str(",memory-backend=mem");
     }
     if config.default_vcpus == 0 || config.default_memory == 0 {
@@ -304,13 +308,29 @@ pub fn build(
             machine.virtio_suffix()
         ));
     }
-    if let Some(socket) = &paths.vhost_vsock_socket {
+    if vhost_user {
         args.extend([
             "-object".into(),
             format!(
                 "memory-backend-memfd,id=mem,size={}M,share=on",
                 config.default_memory
             ),
+        ]);
+    }
+    if let Some(socket) = &paths.virtiofs_socket {
+        args.extend([
+            "-chardev".into(),
+            format!("socket,id=virtiofs,path={}", option_path(socket)?),
+            "-device".into(),
+            format!(
+                "vhost-user-fs-{},chardev=virtiofs,tag={}",
+                machine.virtio_suffix(),
+                super::virtiofsd::TAG
+            ),
+        ]);
+    }
+    if let Some(socket) = &paths.vhost_vsock_socket {
+        args.extend([
             "-chardev".into(),
             format!("socket,id=vsock,path={}", option_path(socket)?),
             "-device".into(),
@@ -368,6 +388,7 @@ mod tests {
             data_dir: "/usr/share/qemu".into(),
             qmp_socket: "/run/qmp.sock".into(),
             vhost_vsock_socket: None,
+            virtiofs_socket: None,
         }
     }
 
@@ -435,6 +456,39 @@ mod tests {
             assert_eq!(
                 after(&args, "-chardev"),
                 "socket,id=vsock,path=/vsock/vhost.sock"
+            );
+            assert_eq!(after(&args, "-device"), device);
+        }
+    }
+
+    /// A shared directory is a vhost-user-fs device with the tag the agent
+    /// mounts, on the same shared memfd (one, with a vsock too).
+    #[test]
+    fn virtio_fs_adds_the_vhost_user_fs_device() {
+        let mut config = config();
+        let options = Options {
+            accel: Accel::Tcg,
+            seccomp: false,
+            stopped: true,
+            tsc_khz: None,
+        };
+        let mut both = paths();
+        both.virtiofs_socket = Some("/virtiofs/vhost.sock".into());
+        both.vhost_vsock_socket = Some("/vsock/vhost.sock".into());
+        for (machine, device) in [
+            (
+                "microvm",
+                "vhost-user-fs-device,chardev=virtiofs,tag=vmjail",
+            ),
+            ("q35", "vhost-user-fs-pci,chardev=virtiofs,tag=vmjail"),
+        ] {
+            config.machine_type = machine.into();
+            let args = strings(build(&config, &both, &options).unwrap());
+            assert!(after(&args, "-machine").ends_with(",memory-backend=mem"));
+            assert_eq!(args.iter().filter(|a| *a == "-object").count(), 1);
+            assert_eq!(
+                after(&args, "-chardev"),
+                "socket,id=virtiofs,path=/virtiofs/vhost.sock"
             );
             assert_eq!(after(&args, "-device"), device);
         }

@@ -14,6 +14,9 @@ pub const QMP_SOCKET: &str = "/run/qmp.sock";
 /// the vhost-user socket QEMU connects to and the hybrid-vsock socket the
 /// host connects to.
 pub const VSOCK_DIR: &str = "/vsock";
+/// virtiofsd's socket directory, bound read-only from its jail: the
+/// vhost-user socket of the virtio-fs device.
+pub const VIRTIOFS_DIR: &str = "/virtiofs";
 /// Hot-plugged drives: `/drives/<id>`.
 pub const DRIVES_DIR: &str = "/drives";
 

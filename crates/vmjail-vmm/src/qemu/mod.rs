@@ -14,6 +14,7 @@ mod output_tail;
 pub mod probe;
 pub mod qmp;
 pub mod vhost_vsock;
+pub mod virtiofsd;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -46,13 +47,25 @@ pub enum Error {
         helper: &'static str,
         searched: String,
     },
-    #[error("the vsock helper {helper}: {step}: {source}")]
+    #[error("shared_fs = \"virtio-fs\" needs virtio_fs_daemon, {path:?} is not a file: run scripts/deps.sh (it installs /usr/local/bin/virtiofsd)")]
+    VirtiofsdMissing { path: PathBuf },
+    #[error("shared directory entry {path:?}: expected a relative path of plain names")]
+    BadShareEntry { path: PathBuf },
+    #[error("virtiofsd needs a cgroup of its own (teardown finds it there): set [jail] cgroups or mount cgroup v2")]
+    VirtiofsdNoCgroup,
+    #[error("starting virtiofsd: {source}")]
+    VirtiofsdSpawn { source: std::io::Error },
+    #[error(
+        "a virtio-fs shared directory needs shared_fs = \"virtio-fs\" in the [hypervisor] section"
+    )]
+    SharedFsNotConfigured,
+    #[error("the helper {helper}: {step}: {source}")]
     Helper {
         helper: &'static str,
         step: &'static str,
         source: Box<vmjail_jail::JailError>,
     },
-    #[error("the vsock helper {helper} {state} but opened no vhost-user socket within {waited:?}; its output: {output}")]
+    #[error("the helper {helper} {state} but opened no vhost-user socket within {waited:?}; its output: {output}")]
     HelperNotReady {
         helper: &'static str,
         state: &'static str,

@@ -82,10 +82,10 @@ fn helper_args() -> Vec<OsString> {
 
 /// Forwards the helper jail's record into its entry of the VMM record and
 /// persists that.
-struct HelperChain<'a> {
-    record: &'a mut VmmRecord,
-    index: usize,
-    outer: &'a mut dyn VmmRecorder,
+pub(super) struct HelperChain<'a> {
+    pub(super) record: &'a mut VmmRecord,
+    pub(super) index: usize,
+    pub(super) outer: &'a mut dyn VmmRecorder,
 }
 
 impl Recorder for HelperChain<'_> {
@@ -244,9 +244,13 @@ pub(super) fn teardown_all(record: &VmmRecord, timeout: Duration) -> Result<(), 
         // The helper keeps no state worth a graceful end and ignores
         // SIGTERM once its front-end is gone (it waits for the next one):
         // a short grace, then SIGKILL, instead of the whole `timeout`.
+        let name = match helper.name.as_str() {
+            super::virtiofsd::HELPER => super::virtiofsd::HELPER,
+            _ => HELPER,
+        };
         vmjail_jail::teardown(&helper.jail, HELPER_TERM_GRACE.min(timeout)).map_err(|e| {
             Error::Helper {
-                helper: HELPER,
+                helper: name,
                 step: "tearing its jail down",
                 source: Box::new(e),
             }
