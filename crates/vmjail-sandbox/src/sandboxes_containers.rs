@@ -278,6 +278,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         timeout: Duration,
     ) -> Result<Arc<AgentClient>, SandboxError> {
         let deadline = Instant::now() + timeout;
+        self.wait_for_boot(id, deadline);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let attempt = self

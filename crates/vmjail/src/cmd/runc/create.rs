@@ -57,7 +57,6 @@ pub fn create(
     )?;
     let made = (|| {
         sandboxes.start(&id, START_TIMEOUT)?;
-        wait_for_guest(sandboxes, &id);
         let client = sandboxes.agent_client(&id, AGENT_TIMEOUT)?;
         let stdin = terminal || !stdin_is_null();
         let handle = sandboxes.create_container(
@@ -102,34 +101,6 @@ pub fn create(
     }
     super::pointer::write(id.as_str(), globals);
     Ok(exit::OK)
-}
-
-/// What vmjail's guest init prints on its console once the agent runs.
-const GUEST_READY: &[u8] = b"VMJAIL-GUEST-READY";
-
-/// Waits (at most [`AGENT_TIMEOUT`]) until the guest's console shows it
-/// is up before the agent is first dialled: hybrid-vsock connections
-/// tried while the guest's vsock driver comes up were seen to wedge
-/// vhost-device-vsock under load, so that no later one was answered. A
-/// guest that never prints the marker is dialled after the wait.
-fn wait_for_guest(sandboxes: &Sandboxes<SelectFactory>, id: &SandboxId) {
-    let deadline = std::time::Instant::now() + AGENT_TIMEOUT;
-    let Some(log) = sandboxes.state(id).ok().and_then(|v| v.console_log) else {
-        return;
-    };
-    while std::time::Instant::now() < deadline {
-        let seen = std::fs::read(&log)
-            .map(|text| text.windows(GUEST_READY.len()).any(|w| w == GUEST_READY))
-            .unwrap_or(false);
-        if seen
-            || sandboxes
-                .state(id)
-                .is_ok_and(|v| v.status != vmjail_sandbox::Status::Running)
-        {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
 }
 
 /// Most bytes of the guest's console added to a failed create's error.
