@@ -158,6 +158,12 @@ fn docker_detached_exec_logs_signals_pause_stop() {
         String::from_utf8_lossy(&out.stdout).replace('\r', ""),
         "tty\n"
     );
+    // update: the new memory limit is the guest cgroup's.
+    d.ok(&["update", "--memory", "96m", "--memory-swap", "96m", &id]);
+    assert_eq!(
+        d.ok(&["exec", &id, "cat", "/sys/fs/cgroup/memory.max"]),
+        "100663296\n"
+    );
     // A signal reaches the container's process.
     d.ok(&["kill", "-s", "USR1", &id]);
     logs_have("got-usr1");

@@ -40,7 +40,8 @@ fn bundle(dir: &Path, script: &str, terminal: bool) -> PathBuf {
         "annotations": {"org.example/key": "value"},
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"}
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}
         ],
         "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}]}
     });
@@ -231,6 +232,32 @@ fn running_containers_need_force_and_their_host_process_goes() {
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not stopped"));
     assert_eq!(oci_state(&w, &id)["status"], "running");
+    // update: flags and a LinuxResources JSON on stdin, seen in the guest
+    // cgroup; what does not map is refused when nothing else is there.
+    w.ok(&["update", "--memory", "67108864", &id]);
+    let mut child = w
+        .command(&["update", "--resources", "-", &id])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"pids":{"limit":33},"cpu":{"quota":20000,"period":100000}}"#)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let limits = w.ok(&[
+        "exec",
+        &id,
+        "cat",
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/pids.max",
+        "/sys/fs/cgroup/cpu.max",
+    ]);
+    assert_eq!(limits, "67108864\n33\n20000 100000\n");
+    let out = w.vmjail(&["update", "--resources", "/dev/null", &id]);
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
     w.ok(&["pause", &id]);
     assert_eq!(oci_state(&w, &id)["status"], "paused");
     w.ok(&["resume", &id]);
