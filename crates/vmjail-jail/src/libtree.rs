@@ -77,10 +77,32 @@ pub fn library_tree(
             return Ok(None);
         }
         build(&root, &libraries)?;
-        crate::rmtree::remove_all_but(&name_path, OsStr::new(&key));
+        remove_stale_trees(&name_path, &key);
     }
     let dirs = directories_of(&root)?;
     Ok((!dirs.is_empty()).then_some(LibraryTree { root, dirs }))
+}
+
+/// Removes the trees under `dir` other than `key`'s (made for an older
+/// QEMU or loader cache), except the ones another live process is still
+/// building (`<key>.tmp.<pid>`): sandboxes are created in parallel (one
+/// containerd shim each), and removing a builder's half-made tree under it
+/// failed its create.
+fn remove_stale_trees(dir: &Path, key: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let building = name
+            .rsplit_once(".tmp.")
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if name != key && !building {
+            let _ = crate::rmtree::remove_tree(&entry.path());
+        }
+    }
 }
 
 /// Copy every library to `<root>/<path in jail>`, then rename into place.

@@ -625,12 +625,13 @@ pub use containers::{valid_container_id, ContainerError, ContainerSpec, MAX_CONT
 #[path = "sandboxes_container_process.rs"]
 mod container_process;
 
-#[path = "sandboxes_boot_wait.rs"]
-mod boot_wait;
-
 #[path = "sandboxes_monitors.rs"]
 mod monitors;
 pub use monitors::MAX_MONITORS;
+
+#[path = "sandboxes_guest_ready.rs"]
+mod guest_ready;
+pub use guest_ready::GUEST_READY;
 
 #[path = "sandboxes_vsock.rs"]
 mod vsock_stream;

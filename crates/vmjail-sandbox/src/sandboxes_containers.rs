@@ -270,15 +270,16 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         Ok(())
     }
 
-    /// A client of running sandbox `id`'s agent, retrying the connection
-    /// until `timeout` (the guest may still be booting).
+    /// A client of running sandbox `id`'s agent, first dialled once the
+    /// guest says it is up (see [`super::GUEST_READY`]), retrying the
+    /// connection until `timeout`.
     pub fn agent_client(
         &self,
         id: &SandboxId,
         timeout: Duration,
     ) -> Result<Arc<AgentClient>, SandboxError> {
         let deadline = Instant::now() + timeout;
-        self.wait_for_boot(id, deadline);
+        self.wait_guest_ready(id, deadline);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let attempt = self
