@@ -18,3 +18,6 @@ pub const MAX_STRING_BYTES: usize = 128 * 1024;
 
 /// Most processes the agent keeps at once (running or not yet deleted).
 pub const MAX_PROCESSES: usize = 1024;
+
+/// Most bytes of an `UpdateContainer` resources JSON.
+pub const MAX_RESOURCES_JSON: usize = 64 * 1024;

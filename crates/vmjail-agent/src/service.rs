@@ -11,8 +11,8 @@ use vmjail_agent_protocol::agent::{
     CreateProcessRequest, CreateProcessResponse, Empty, ExecProcessRequest, ExitStatus,
     GuestInfoRequest, GuestInfoResponse, ListProcessesResponse, ProcessInfo, ProcessRequest,
     ReadOutputRequest, ReadOutputResponse, ResizeTtyRequest, SignalContainerRequest,
-    SignalProcessRequest, VersionRequest, VersionResponse, WaitProcessRequest, WaitProcessResponse,
-    WriteStdinRequest, WriteStdinResponse,
+    SignalProcessRequest, UpdateContainerRequest, VersionRequest, VersionResponse,
+    WaitProcessRequest, WaitProcessResponse, WriteStdinRequest, WriteStdinResponse,
 };
 use vmjail_agent_protocol::agent_ttrpc::Agent;
 use vmjail_agent_protocol::ttrpc::error::get_rpc_status;
@@ -393,6 +393,16 @@ impl Agent for AgentService {
             )
         })?;
         self.containers.signal(&req.container_id, signal, req.all)?;
+        Ok(Empty::default())
+    }
+
+    fn update_container(
+        &self,
+        _: &TtrpcContext,
+        req: UpdateContainerRequest,
+    ) -> ttrpc::Result<Empty> {
+        self.containers
+            .update(&req.container_id, &req.resources_json)?;
         Ok(Empty::default())
     }
 

@@ -18,7 +18,10 @@
 //! QEMU's vsock these include each step of its jailed helper),
 //! `create-vmm-pid-recorded` (the first record naming the VMM's pid: the
 //! VMM runs, `create` has not finished), `create-vmm-created`,
-//! `start-locked`, `start-vmm-started`.
+//! `start-locked`, `start-vmm-started`; the runc CLI's `create --bundle`:
+//! `create-monitor-recorded` (its host process recorded, not spawned),
+//! `create-monitor-spawned` (spawned and its pid recorded, the pid file
+//! not yet written).
 
 /// The environment variable naming the step to crash at.
 pub const CRASH_ENV: &str = "VMJAIL_TEST_CRASH_AT";

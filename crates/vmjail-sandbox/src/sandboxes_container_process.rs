@@ -133,6 +133,28 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             .map_err(|source| agent_err(id, &record, "signalling it", source))
     }
 
+    /// Applies `resources_json` (`runc update --resources`: an OCI
+    /// LinuxResources) to the container's cgroup in the guest: its memory,
+    /// pids and cpu limits.
+    pub fn update_container(
+        &self,
+        id: &SandboxId,
+        client: &AgentClient,
+        container: &str,
+        resources_json: &str,
+    ) -> Result<(), SandboxError> {
+        let record = self.container_in(
+            id,
+            container,
+            IN_GUEST,
+            "update",
+            "a container created in the guest",
+        )?;
+        client
+            .update_container(&record.id, resources_json)
+            .map_err(|source| agent_err(id, &record, "changing its limits", source))
+    }
+
     /// Freezes every process of running container `container`.
     pub fn pause_container(
         &self,

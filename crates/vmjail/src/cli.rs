@@ -76,7 +76,8 @@ pub enum Command {
     Kill(KillArgs),
     /// List the guest pids of a container's processes.
     Ps(PsArgs),
-    /// Change a container's resource limits (not supported: see README).
+    /// Change a running container's memory, pids and cpu limits (in its
+    /// guest cgroup).
     Update(UpdateArgs),
     /// Print what this runtime supports, as runc's `features` JSON.
     Features,
@@ -200,9 +201,22 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
     pub id: String,
-    /// A LinuxResources JSON file, or - for stdin.
+    /// An OCI LinuxResources JSON file, or - for stdin (what Docker and
+    /// Podman pass): its memory.limit, pids.limit, cpu.quota/period apply.
     #[arg(short = 'r', long, value_name = "FILE")]
     pub resources: Option<String>,
+    /// Memory limit in bytes (-1: none).
+    #[arg(short = 'm', long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory: Option<i64>,
+    /// Maximum number of pids (-1: none).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// CPU quota per period, in microseconds (-1: none).
+    #[arg(long, value_name = "USEC", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU period in microseconds.
+    #[arg(long, value_name = "USEC")]
+    pub cpu_period: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

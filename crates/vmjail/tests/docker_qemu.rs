@@ -158,6 +158,12 @@ fn docker_detached_exec_logs_signals_pause_stop() {
         String::from_utf8_lossy(&out.stdout).replace('\r', ""),
         "tty\n"
     );
+    // update: the new memory limit is the guest cgroup's.
+    d.ok(&["update", "--memory", "96m", "--memory-swap", "96m", &id]);
+    assert_eq!(
+        d.ok(&["exec", &id, "cat", "/sys/fs/cgroup/memory.max"]),
+        "100663296\n"
+    );
     // A signal reaches the container's process.
     d.ok(&["kill", "-s", "USR1", &id]);
     logs_have("got-usr1");
@@ -246,4 +252,53 @@ fn docker_five_containers_in_parallel() {
     eprintln!("5 parallel docker runs: {:?}", started.elapsed());
     let ids = all_ids(&d);
     d.finish(&ids);
+}
+
+/// Median of `n` timed runs of `f`.
+fn median_of(n: usize, mut f: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[n / 2]
+}
+
+/// Benchmark (ignored by default; `--run-ignored only`): `docker run --rm
+/// IMAGE true` and a `docker exec` round trip, with vmjail and with runc
+/// in the same run.
+#[test]
+#[ignore]
+fn bench_docker_vmjail_vs_runc() {
+    if !require_root() {
+        return;
+    }
+    let d = Docker::start("dockbench");
+    let mut figures = Vec::new();
+    for runtime in ["runc", "vmjail"] {
+        let run = median_of(5, || {
+            d.ok(&["run", "--rm", "--runtime", runtime, IMAGE, "true"]);
+        });
+        let id = d
+            .ok(&["run", "-d", "--runtime", runtime, IMAGE, "sleep", "600"])
+            .trim()
+            .to_string();
+        let exec = median_of(10, || {
+            d.ok(&["exec", &id, "true"]);
+        });
+        d.ok(&["rm", "-f", &id]);
+        figures.push((runtime, run, exec));
+    }
+    let (_, runc_run, runc_exec) = figures[0];
+    let (_, vm_run, vm_exec) = figures[1];
+    eprintln!(
+        "docker run --rm true: runc {runc_run:?}, vmjail {vm_run:?} ({:.1}x); \
+         docker exec true: runc {runc_exec:?}, vmjail {vm_exec:?} ({:.1}x)",
+        vm_run.as_secs_f64() / runc_run.as_secs_f64(),
+        vm_exec.as_secs_f64() / runc_exec.as_secs_f64()
+    );
+    d.finish(&[]);
 }

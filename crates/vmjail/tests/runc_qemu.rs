@@ -40,7 +40,8 @@ fn bundle(dir: &Path, script: &str, terminal: bool) -> PathBuf {
         "annotations": {"org.example/key": "value"},
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"}
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}
         ],
         "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}]}
     });
@@ -231,6 +232,32 @@ fn running_containers_need_force_and_their_host_process_goes() {
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not stopped"));
     assert_eq!(oci_state(&w, &id)["status"], "running");
+    // update: flags and a LinuxResources JSON on stdin, seen in the guest
+    // cgroup; what does not map is refused when nothing else is there.
+    w.ok(&["update", "--memory", "67108864", &id]);
+    let mut child = w
+        .command(&["update", "--resources", "-", &id])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"pids":{"limit":33},"cpu":{"quota":20000,"period":100000}}"#)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let limits = w.ok(&[
+        "exec",
+        &id,
+        "cat",
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/pids.max",
+        "/sys/fs/cgroup/cpu.max",
+    ]);
+    assert_eq!(limits, "67108864\n33\n20000 100000\n");
+    let out = w.vmjail(&["update", "--resources", "/dev/null", &id]);
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
     w.ok(&["pause", &id]);
     assert_eq!(oci_state(&w, &id)["status"], "paused");
     w.ok(&["resume", &id]);
@@ -313,6 +340,57 @@ fn a_terminal_through_the_console_socket() {
     let recorded = w.stored(&id);
     w.ok(&["delete", "--force", &id]);
     w.assert_no_leaks(&id, recorded.as_ref());
+}
+
+#[test]
+fn a_create_killed_around_its_host_process_is_cleaned() {
+    if !require_root() {
+        return;
+    }
+    let w = world("runckill9");
+    let b = bundle(w.dir.path(), "sleep 600", false);
+    for (n, step) in ["create-monitor-recorded", "create-monitor-spawned"]
+        .iter()
+        .enumerate()
+    {
+        for how in ["delete", "gc"] {
+            let id = unique_id(&format!("rk{n}{how}"));
+            // Not piped: a host process left running would hold the pipes.
+            let status = w
+                .command(&["create", "--bundle", b.to_str().unwrap(), &id])
+                .env("VMJAIL_TEST_CRASH_AT", step)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(status.signal(), Some(9), "not killed at {step}");
+            let recorded = w.stored(&id).expect("recorded");
+            let monitor = &recorded["containers"][0]["monitors"][0];
+            assert_eq!(monitor["name"], "init", "{step}: {recorded}");
+            let pid = monitor["process"]["pid"].as_i64();
+            assert_eq!(pid.is_some(), *step == "create-monitor-spawned", "{step}");
+            match how {
+                // The VM still runs: gc leaves it (its creator finished
+                // the sandbox); delete --force takes it and the host process.
+                "gc" => {
+                    assert!(
+                        !w.ok(&["gc"]).contains(&id),
+                        "{step}: gc took a live sandbox"
+                    );
+                    w.ok(&["delete", "--force", &id]);
+                }
+                _ => {
+                    w.ok(&["delete", "--force", &id]);
+                }
+            }
+            if let Some(pid) = pid {
+                wait_gone(pid as i32);
+            }
+            w.assert_no_leaks(&id, Some(&recorded));
+        }
+    }
 }
 
 /// The descriptor sent over the first connection to `listener`.

@@ -28,9 +28,14 @@ pub struct Limits {
 
 impl Limits {
     pub fn from_spec(spec: &Spec) -> Result<Limits, String> {
-        let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) else {
-            return Ok(Limits::default());
-        };
+        match spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            Some(resources) => Limits::from_resources(resources),
+            None => Ok(Limits::default()),
+        }
+    }
+
+    /// The limits of a `linux.resources` (also `runc update`'s JSON).
+    pub fn from_resources(resources: &oci_spec::runtime::LinuxResources) -> Result<Limits, String> {
         let max_or = |n: i64, what: &str| -> Result<String, String> {
             match n {
                 -1 => Ok("max".into()),
@@ -132,6 +137,27 @@ pub fn enter(root: &Path, id: &str, limits: &Limits) -> Result<(), String> {
         }
     }
     write(&dir, "cgroup.procs", &std::process::id().to_string())
+}
+
+/// Writes the limits `limits` sets into container `id`'s cgroup.
+pub fn update(root: &Path, id: &str, limits: &Limits) -> Result<(), String> {
+    let dir = path(root, id);
+    if !dir.is_dir() {
+        return Err(format!(
+            "changing limits needs the container's cgroup {}",
+            dir.display()
+        ));
+    }
+    for (file, value) in [
+        ("memory.max", &limits.memory_max),
+        ("pids.max", &limits.pids_max),
+        ("cpu.max", &limits.cpu_max),
+    ] {
+        if let Some(value) = value {
+            write(&dir, file, value)?;
+        }
+    }
+    Ok(())
 }
 
 /// Most pids read from a cgroup.

@@ -270,6 +270,33 @@ impl Containers {
         })
     }
 
+    /// Applies `resources_json` (an OCI LinuxResources) to container
+    /// `id`'s cgroup: what maps onto memory.max, pids.max, cpu.max.
+    pub fn update(&self, id: &str, resources_json: &str) -> Result<(), ContainerError> {
+        created(&self.lock(), id)?;
+        let setup = |message: String| ContainerError::Setup {
+            id: id.into(),
+            message,
+        };
+        if resources_json.len() > vmjail_agent_protocol::MAX_RESOURCES_JSON {
+            return Err(setup(format!(
+                "resources: {} bytes, more than {}",
+                resources_json.len(),
+                vmjail_agent_protocol::MAX_RESOURCES_JSON
+            )));
+        }
+        let resources: oci_spec::runtime::LinuxResources =
+            serde_json::from_str(resources_json).map_err(|e| setup(format!("resources: {e}")))?;
+        let limits = cgroup::Limits::from_resources(&resources).map_err(setup)?;
+        if limits.is_empty() {
+            return Err(setup(
+                "resources: nothing vmjail applies (memory.limit, pids.limit, cpu.quota/period)"
+                    .into(),
+            ));
+        }
+        cgroup::update(Path::new(cgroup::ROOT), id, &limits).map_err(setup)
+    }
+
     /// Freezes (`true`) or thaws every process of container `id`.
     pub fn freeze(&self, id: &str, frozen: bool) -> Result<(), ContainerError> {
         let dir = self.cgroup_of(id)?;

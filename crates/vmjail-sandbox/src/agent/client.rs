@@ -428,6 +428,25 @@ impl AgentClient {
         Ok(())
     }
 
+    /// Applies `resources_json` (an OCI LinuxResources JSON, at most
+    /// [`vmjail_agent_protocol::MAX_RESOURCES_JSON`] bytes) to the
+    /// container's cgroup: memory, pids and cpu limits.
+    pub fn update_container(
+        &self,
+        container_id: &str,
+        resources_json: &str,
+    ) -> Result<(), AgentError> {
+        let req = vmjail_agent_protocol::agent::UpdateContainerRequest {
+            container_id: container_id.into(),
+            resources_json: resources_json.into(),
+            ..Default::default()
+        };
+        self.call("UpdateContainer", Duration::ZERO, |c, ctx| {
+            c.update_container(ctx, &req)
+        })?;
+        Ok(())
+    }
+
     /// Freezes every process of the container.
     pub fn pause_container(&self, container_id: &str) -> Result<(), AgentError> {
         let req = container_request(container_id);

@@ -203,13 +203,7 @@ fn manage(
         Command::Kill(args) => return runc::kill(sandboxes, &args),
         Command::Ps(args) => return runc::ps(sandboxes, &args),
         Command::Features => return runc::features(),
-        Command::Update(args) => {
-            SandboxId::parse(&args.id)?;
-            return Err(Failure::Other(
-                "update: not supported: a container's limits are set in the guest at create, from its spec"
-                    .into(),
-            ));
-        }
+        Command::Update(args) => return runc::update(sandboxes, &args),
         Command::ContainerMonitor(args) => {
             return Ok(runc::monitor::run(sandboxes, &args));
         }

@@ -17,6 +17,7 @@ pub mod monitor;
 pub mod pointer;
 mod signal;
 mod state;
+mod update;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -31,6 +32,7 @@ pub use create::create;
 pub use exec::exec;
 pub use features::features;
 pub use state::{oci_status, print_state, OciStatus};
+pub use update::update;
 
 /// How long the guest may take to boot and answer on its agent's port.
 pub const AGENT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -83,7 +85,10 @@ fn not_found(id: &SandboxId) -> Failure {
 }
 
 /// The container's status, `NotFound` when there is no such container.
-fn status_of(sandboxes: &Sandboxes<SelectFactory>, id: &SandboxId) -> Result<OciStatus, Failure> {
+pub(super) fn status_of(
+    sandboxes: &Sandboxes<SelectFactory>,
+    id: &SandboxId,
+) -> Result<OciStatus, Failure> {
     if !is_container(sandboxes, id) {
         return Err(not_found(id));
     }

@@ -52,6 +52,7 @@ pub fn spawn(
 ) -> Result<ProcessId, Failure> {
     let other = |what: &str, e: &dyn std::fmt::Display| Failure::Other(format!("{what}: {e}"));
     sandboxes.record_monitor(spawn.sandbox, spawn.container, spawn.name)?;
+    vmjail_sandbox::crash::point("create-monitor-recorded");
     let (ready_read, ready_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| other("creating a pipe", &e))?;
     // Inherited by the monitor only (nothing else is spawned meanwhile).
@@ -96,6 +97,7 @@ pub fn spawn(
         vmjail_sandbox::process::start_time(pid).map(|start_time| ProcessId { pid, start_time });
     if let Some(process) = process {
         sandboxes.set_monitor_process(spawn.sandbox, spawn.container, spawn.name, process)?;
+        vmjail_sandbox::crash::point("create-monitor-spawned");
     }
     let report = read_report(ready_read, AGENT_TIMEOUT + Duration::from_secs(5));
     match (report.as_deref(), process) {
