@@ -105,10 +105,11 @@ impl Containerd {
         let jail = d.join("jail");
         std::fs::create_dir_all(&jail).unwrap();
         let parent_cgroup = format!("vmjail-ctrd-{tag}-{}", std::process::id());
+        // 51000 + 899 * 16 + 15 < 65534: never nobody's uid (refused).
         let jail_uid = 51000
             + (tag.bytes().fold(std::process::id(), |h, b| {
                 h.wrapping_mul(31).wrapping_add(b.into())
-            }) % 1000)
+            }) % 900)
                 * ID_RANGE;
         let vmjail_config = d.join("vmjail.toml");
         std::fs::write(
