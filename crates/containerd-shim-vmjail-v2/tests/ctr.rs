@@ -196,7 +196,7 @@ fn ctr_task_exec_runs_a_process_in_the_container() {
 }
 
 #[test]
-fn ctr_run_t_gives_the_process_a_terminal_of_the_callers_size() {
+fn ctr_run_t_and_exec_t_give_the_process_a_terminal_of_the_callers_size() {
     if !require_root() {
         return;
     }
@@ -218,6 +218,39 @@ fn ctr_run_t_gives_the_process_a_terminal_of_the_callers_size() {
     // ctr resizes the task's pty to its terminal once it runs.
     assert!(stdout.contains("33 91"), "{stdout}");
     c.assert_clean("tty");
+
+    // An exec on a terminal of its own.
+    let id = "ttyexec";
+    c.ctr_ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        id,
+        "sleep",
+        "1000",
+    ]);
+    c.wait_task_status(id, Some("RUNNING"), Duration::from_secs(60));
+    let ctr = format!(
+        "stty rows 21 cols 77; ctr --address {} task exec -t --exec-id e1 {id} \
+         sh -c 'sleep 1; [ -t 0 ] && echo exec-on-a-tty; stty size'",
+        c.address.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &ctr, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("exec-on-a-tty"), "{stdout}");
+    assert!(stdout.contains("21 77"), "{stdout}");
+    c.ctr_ok(&["task", "kill", "-s", "SIGKILL", id]);
+    c.wait_task_status(id, Some("STOPPED"), Duration::from_secs(30));
+    c.ctr_ok(&["task", "rm", id]);
+    c.ctr_ok(&["containers", "rm", id]);
+    c.assert_clean(id);
 }
 
 /// The task's `cpu.usage_usec` from `ctr task metrics`.

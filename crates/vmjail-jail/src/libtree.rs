@@ -164,6 +164,23 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
+    fn stale_trees_go_but_not_one_a_live_process_is_building() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = format!("key.tmp.{}", std::process::id());
+        // No process has pid 4194305 (above the kernel's pid_max limit).
+        for name in ["key", "old-key", "key.tmp.4194305", live.as_str()] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        remove_stale_trees(dir.path(), "key");
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec!["key".to_string(), live]);
+    }
+
+    #[test]
     fn a_tree_of_copies_at_the_loaders_paths_made_once() {
         let tmp = tempfile::tempdir().unwrap();
         let base = tmp.path().join("base");

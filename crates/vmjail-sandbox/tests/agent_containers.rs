@@ -291,3 +291,75 @@ fn symlinks_in_the_rootfs_cannot_place_mounts_outside_it() {
     assert_eq!(std::fs::read_dir(&away).unwrap().count(), 0);
     client.delete_container("links").unwrap();
 }
+
+#[test]
+fn binds_come_only_from_the_bundles_binds_dir() {
+    if !root_or_skip("binds_come_only_from_the_bundles_binds_dir") {
+        return;
+    }
+    let agent = Agent::start();
+    let client = Arc::new(agent.client());
+    let dir = tempfile::tempdir().unwrap();
+    let script = "cat /etc/hosts /data/in; echo w > /data/out && echo data=rw; \
+                  if touch /ro/x 2>/dev/null; then echo ro=rw; else echo ro=ro; fi";
+    bundle_with(dir.path(), script, |config| {
+        config["process"]["user"] = serde_json::json!({"uid": 0, "gid": 0});
+        let mounts = config["mounts"].as_array_mut().unwrap();
+        for (dest, source, options) in [
+            (
+                "/etc/hosts",
+                "binds/0",
+                serde_json::json!(["rbind", "rprivate"]),
+            ),
+            ("/data", "binds/1", serde_json::json!(["rbind", "rw"])),
+            ("/ro", "binds/2", serde_json::json!(["bind", "ro"])),
+        ] {
+            mounts.push(serde_json::json!(
+                {"destination": dest, "type": "bind", "source": source, "options": options}
+            ));
+        }
+    });
+    let binds = dir.path().join("binds");
+    std::fs::create_dir_all(binds.join("1")).unwrap();
+    std::fs::create_dir_all(binds.join("2")).unwrap();
+    std::fs::write(binds.join("0"), "10.0.0.9 bound\n").unwrap();
+    std::fs::write(binds.join("1/in"), "in\n").unwrap();
+    let bundle_path = dir.path().to_string_lossy().into_owned();
+    let process =
+        ProcessHandle::create_container(client.clone(), "binds", &bundle_path, None, false)
+            .unwrap();
+    client.start_container("binds").unwrap();
+    let text = output_of(&process);
+    assert_eq!(process.wait().unwrap(), ExitStatus::Exited(0), "{text}");
+    assert_eq!(text, "10.0.0.9 bound\nin\ndata=rw\nro=ro\n");
+    assert_eq!(std::fs::read_to_string(binds.join("1/out")).unwrap(), "w\n");
+    client.delete_container("binds").unwrap();
+
+    // Any other source (a guest path, a path out of binds/) is refused,
+    // and so is a binds/<n> that is a symlink (it could name anything).
+    let outside = tempfile::tempdir().unwrap();
+    for (n, source) in ["/etc", "rootfs/bin", "binds/0/../../rootfs", "binds/3"]
+        .into_iter()
+        .enumerate()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        bundle_with(dir.path(), "true", |config| {
+            config["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!(
+                    {"destination": "/x", "type": "bind", "source": source}
+                ));
+        });
+        std::fs::create_dir(dir.path().join("binds")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("binds/3")).unwrap();
+        let id = format!("bad{n}");
+        let err = client
+            .create_container(&id, &dir.path().to_string_lossy(), None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mount /x"), "{source}: {err}");
+    }
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    assert_eq!(client.list_processes().unwrap(), vec![]);
+}

@@ -2,8 +2,10 @@
 //! vsock helper, guest booted, agent reached, container set up from its
 //! disk) to the container's first output, against the same kernel and
 //! initramfs booted by a bare QEMU (no jail, no vmjail) to the guest's
-//! marker, and `vmjail run` (no bundle) to the marker; medians of
-//! alternating rounds, ratios in the same run.
+//! marker, and `vmjail run` (no bundle) to the marker; and `run --bundle`
+//! with QEMU's `shared_fs = "virtio-fs"` (no image: virtiofsd serves the
+//! bundle) against the image path. Medians of alternating rounds, ratios
+//! in the same run.
 //!
 //! `cargo build --workspace --bins && cargo bench -p vmjail --bench bundle`
 //! (root; the guest from `scripts/build-guest.sh build/guest`).
@@ -30,7 +32,11 @@ fn vmjail_bin() -> PathBuf {
     bin
 }
 
-fn config_text(dir: &Path, use_vsock: bool) -> String {
+fn config_text(dir: &Path, use_vsock: bool, virtio_fs: bool) -> String {
+    let shared = match virtio_fs {
+        true => "shared_fs = \"virtio-fs\"\nvirtio_fs_daemon = \"/usr/local/bin/virtiofsd\"\n",
+        false => "",
+    };
     let guest = repo()
         .join("build/guest")
         .canonicalize()
@@ -44,7 +50,7 @@ machine_type = "microvm"
 default_vcpus = 1
 default_memory = 256
 use_vsock = {use_vsock}
-
+{shared}
 [agent.kata]
 
 [jail]
@@ -114,9 +120,11 @@ fn main() {
         .unwrap();
     std::fs::create_dir(dir.path().join("jail")).unwrap();
     let with_agent = dir.path().join("agent.toml");
-    std::fs::write(&with_agent, config_text(dir.path(), true)).unwrap();
+    std::fs::write(&with_agent, config_text(dir.path(), true, false)).unwrap();
+    let shared = dir.path().join("shared.toml");
+    std::fs::write(&shared, config_text(dir.path(), true, true)).unwrap();
     let plain = dir.path().join("plain.toml");
-    std::fs::write(&plain, config_text(dir.path(), false)).unwrap();
+    std::fs::write(&plain, config_text(dir.path(), false, false)).unwrap();
     let bundle = make_bundle(dir.path());
 
     let host = HostFacts {
@@ -124,7 +132,7 @@ fn main() {
         has_vhost_vsock: false,
     };
     let config = vmjail_config::load_str(
-        &config_text(dir.path(), false),
+        &config_text(dir.path(), false, false),
         ConfigSource::Embedded,
         &host,
     )
@@ -148,7 +156,8 @@ fn main() {
     };
     let bare_args = cmdline::build(hv, &paths, &options).expect("command line");
 
-    let (mut bare, mut run, mut bundled) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut bare, mut run, mut bundled, mut virtio_fs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let _ = std::fs::remove_file(dir.path().join("qmp.sock"));
         let mut qemu = Command::new(&hv.path);
@@ -171,8 +180,19 @@ fn main() {
             &format!("bbb{round}"),
         ]);
         bundled.push(to_line(bundle_run, "first"));
+
+        let mut shared_run = Command::new(vmjail_bin());
+        shared_run.arg("--config").arg(&shared).args([
+            "run",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--id",
+            &format!("bbs{round}"),
+        ]);
+        virtio_fs.push(to_line(shared_run, "first"));
     }
     let (bare, run, bundled) = (median(bare), median(run), median(bundled));
+    let virtio_fs = median(virtio_fs);
     println!("bare QEMU to the guest marker:            {bare:?} (median of {ROUNDS})");
     println!("vmjail run to the guest marker:           {run:?}");
     println!("vmjail run --bundle to the first output:  {bundled:?}");
@@ -180,5 +200,11 @@ fn main() {
         "ratio run --bundle / bare QEMU: {:.2}x; / vmjail run: {:.2}x",
         bundled.as_secs_f64() / bare.as_secs_f64(),
         bundled.as_secs_f64() / run.as_secs_f64()
+    );
+    println!("vmjail run --bundle, virtio-fs:           {virtio_fs:?}");
+    println!(
+        "ratio virtio-fs / image path: {:.2}x; / bare QEMU: {:.2}x",
+        virtio_fs.as_secs_f64() / bundled.as_secs_f64(),
+        virtio_fs.as_secs_f64() / bare.as_secs_f64()
     );
 }
