@@ -83,7 +83,8 @@ pub enum Command {
     Features,
     /// Stop a sandbox's VM (graceful, then forced).
     Stop(StopArgs),
-    /// Delete a stopped sandbox and everything it created.
+    /// Delete a stopped sandbox (or container) and everything it created;
+    /// --force also a running one.
     Delete(DeleteArgs),
     /// Print a sandbox's guest console log (kept until delete).
     Logs(LogsArgs),

@@ -84,6 +84,11 @@ fn podman_runs_containers_in_vms() {
     let out = p.podman(&["exec", &id, "sh", "-c", "echo in-exec; exit 4"]);
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     assert_eq!(out.stdout, b"in-exec\n");
+    p.ok(&["update", "--memory", "96m", &id]);
+    assert_eq!(
+        p.ok(&["exec", &id, "cat", "/sys/fs/cgroup/memory.max"]),
+        "100663296\n"
+    );
     p.ok(&["kill", "-s", "USR1", &id]);
     logs_have("got-usr1");
     p.ok(&["pause", &id]);
