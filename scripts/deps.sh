@@ -6,8 +6,15 @@
 # the QEMU packages come from the same backports suite instead.
 set -euo pipefail
 
+# docker.io, containerd, runc, podman, conmon, containernetworking-plugins
+# and tar: the Docker/Podman tests (crates/vmjail/tests/docker_qemu.rs,
+# podman_qemu.rs) run vmjail as those engines' OCI runtime; containerd (its
+# ctr) and bsdutils (script: a terminal for `ctr run -t`) the containerd
+# shim's tests. libseccomp-dev, libcap-ng-dev, pkg-config: building
+# virtiofsd (below).
 packages=(qemu-system-x86 busybox-static cpio gzip xz-utils zstd iproute2 kmod e2fsprogs
-  libseccomp-dev libcap-ng-dev pkg-config)
+          docker.io containerd runc podman conmon containernetworking-plugins tar bsdutils
+          libseccomp-dev libcap-ng-dev pkg-config)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -3,13 +3,15 @@
 //! and the size and time limits both sides enforce.
 
 pub mod bundle_layout;
+mod ids;
 mod limits;
 
+pub use ids::*;
 pub use limits::*;
 
 /// Bumped on every incompatible change of `protos/agent.proto`; the host
 /// refuses an agent that answers `Version` with another number.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The vsock port the agent listens on by default.
 pub const DEFAULT_VSOCK_PORT: u32 = 1024;

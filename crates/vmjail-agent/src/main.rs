@@ -29,10 +29,18 @@ struct Cli {
 
 fn main() -> ExitCode {
     // The agent re-executes itself as a container's init (see
-    // container/init.rs); that mode has no flags and no logging set-up.
+    // container/init.rs) and to exec in a container (container/exec.rs);
+    // those modes have no flags and no logging set-up.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.len() == 4 && args[1] == "container-init" {
         return container::init::main(std::path::Path::new(&args[2]), &args[3].to_string_lossy());
+    }
+    if args.len() > 2 && args[1] == "container-exec" {
+        let words: Vec<String> = args[2..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return container::exec::main(&words);
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -7,11 +7,12 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use vmjail_agent_protocol::agent::{
-    ContainerRequest, CreateContainerRequest, CreateProcessRequest, CreateProcessResponse, Empty,
-    ExitStatus, GuestInfoRequest, GuestInfoResponse, ListProcessesResponse, ProcessInfo,
-    ProcessRequest, ReadOutputRequest, ReadOutputResponse, ResizeTtyRequest, SignalProcessRequest,
-    VersionRequest, VersionResponse, WaitProcessRequest, WaitProcessResponse, WriteStdinRequest,
-    WriteStdinResponse,
+    ContainerPidsResponse, ContainerRequest, ContainerStatsResponse, CreateContainerRequest,
+    CreateProcessRequest, CreateProcessResponse, Empty, ExecProcessRequest, ExitStatus,
+    GuestInfoRequest, GuestInfoResponse, ListProcessesResponse, ProcessInfo, ProcessRequest,
+    ReadOutputRequest, ReadOutputResponse, ResizeTtyRequest, SignalContainerRequest,
+    SignalProcessRequest, VersionRequest, VersionResponse, WaitProcessRequest, WaitProcessResponse,
+    WriteStdinRequest, WriteStdinResponse,
 };
 use vmjail_agent_protocol::agent_ttrpc::Agent;
 use vmjail_agent_protocol::ttrpc::error::get_rpc_status;
@@ -46,7 +47,10 @@ impl From<ContainerError> for ttrpc::Error {
             ContainerError::BadId(_) | ContainerError::BadBundle(_) => Code::INVALID_ARGUMENT,
             ContainerError::Exists(_) => Code::ALREADY_EXISTS,
             ContainerError::NotFound(_) => Code::NOT_FOUND,
-            ContainerError::Started(_) | ContainerError::Setup { .. } => Code::FAILED_PRECONDITION,
+            ContainerError::Creating(_)
+            | ContainerError::Started(_)
+            | ContainerError::NotRunning(_)
+            | ContainerError::Setup { .. } => Code::FAILED_PRECONDITION,
             ContainerError::Process(e) => return status(Code::FAILED_PRECONDITION, e),
         };
         status(code, e)
@@ -352,6 +356,83 @@ impl Agent for AgentService {
     fn delete_container(&self, _: &TtrpcContext, req: ContainerRequest) -> ttrpc::Result<Empty> {
         self.containers.delete(&req.container_id)?;
         Ok(Empty::default())
+    }
+
+    fn exec_process(
+        &self,
+        _: &TtrpcContext,
+        req: ExecProcessRequest,
+    ) -> ttrpc::Result<CreateProcessResponse> {
+        let process = req
+            .process
+            .as_ref()
+            .ok_or_else(|| status(Code::INVALID_ARGUMENT, "ExecProcess without a process"))?;
+        let process_id = self.containers.exec(&req.container_id, process)?;
+        let pid = self.processes.get(process_id)?.pid;
+        tracing::debug!(
+            "process {process_id} (pid {pid}) in container {:?}: {:?}",
+            req.container_id,
+            process.argv
+        );
+        Ok(CreateProcessResponse {
+            process_id,
+            pid: pid.as_raw().unsigned_abs(),
+            ..Default::default()
+        })
+    }
+
+    fn signal_container(
+        &self,
+        _: &TtrpcContext,
+        req: SignalContainerRequest,
+    ) -> ttrpc::Result<Empty> {
+        let signal = Signal::try_from(req.signal).map_err(|_| {
+            status(
+                Code::INVALID_ARGUMENT,
+                format!("{} is not a signal", req.signal),
+            )
+        })?;
+        self.containers.signal(&req.container_id, signal, req.all)?;
+        Ok(Empty::default())
+    }
+
+    fn container_stats(
+        &self,
+        _: &TtrpcContext,
+        req: ContainerRequest,
+    ) -> ttrpc::Result<ContainerStatsResponse> {
+        let s = self.containers.stats(&req.container_id)?;
+        Ok(ContainerStatsResponse {
+            cpu_usage_usec: s.cpu_usage_usec,
+            cpu_user_usec: s.cpu_user_usec,
+            cpu_system_usec: s.cpu_system_usec,
+            memory_usage_bytes: s.memory_usage_bytes,
+            memory_limit_bytes: s.memory_limit_bytes,
+            pids_current: s.pids_current,
+            pids_limit: s.pids_limit,
+            ..Default::default()
+        })
+    }
+
+    fn pause_container(&self, _: &TtrpcContext, req: ContainerRequest) -> ttrpc::Result<Empty> {
+        self.containers.freeze(&req.container_id, true)?;
+        Ok(Empty::default())
+    }
+
+    fn resume_container(&self, _: &TtrpcContext, req: ContainerRequest) -> ttrpc::Result<Empty> {
+        self.containers.freeze(&req.container_id, false)?;
+        Ok(Empty::default())
+    }
+
+    fn container_pids(
+        &self,
+        _: &TtrpcContext,
+        req: ContainerRequest,
+    ) -> ttrpc::Result<ContainerPidsResponse> {
+        Ok(ContainerPidsResponse {
+            pids: self.containers.pids(&req.container_id)?,
+            ..Default::default()
+        })
     }
 
     fn shutdown(&self, _: &TtrpcContext, _: Empty) -> ttrpc::Result<Empty> {

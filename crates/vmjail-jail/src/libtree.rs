@@ -77,10 +77,32 @@ pub fn library_tree(
             return Ok(None);
         }
         build(&root, &libraries)?;
-        crate::rmtree::remove_all_but(&name_path, OsStr::new(&key));
+        remove_stale_trees(&name_path, &key);
     }
     let dirs = directories_of(&root)?;
     Ok((!dirs.is_empty()).then_some(LibraryTree { root, dirs }))
+}
+
+/// Removes the trees under `dir` other than `key`'s (made for an older
+/// QEMU or loader cache), except the ones another live process is still
+/// building (`<key>.tmp.<pid>`): sandboxes are created in parallel (one
+/// containerd shim each), and removing a builder's half-made tree under it
+/// failed its create.
+fn remove_stale_trees(dir: &Path, key: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let building = name
+            .rsplit_once(".tmp.")
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if name != key && !building {
+            let _ = crate::rmtree::remove_tree(&entry.path());
+        }
+    }
 }
 
 /// Copy every library to `<root>/<path in jail>`, then rename into place.
@@ -102,10 +124,12 @@ fn build(root: &Path, libraries: &crate::libs::LibraryMap) -> Result<(), JailErr
     });
     let made = made.and_then(|()| match std::fs::rename(&tmp, root) {
         Ok(()) => Ok(()),
-        // Another create built the same tree first: use that one.
-        Err(_) if root.is_dir() => Ok(()),
         Err(e) => Err(io_error("renaming library tree to", root, e)),
     });
+    // Another create built the same tree first: use that one. (Its clean
+    // up of the binary's other trees may even have removed this one's
+    // half-made copy under it: creates in parallel on a fresh chroot base.)
+    let made = made.or_else(|e| if root.is_dir() { Ok(()) } else { Err(e) });
     let _ = crate::rmtree::remove_tree(&tmp);
     made
 }
@@ -138,6 +162,23 @@ fn directories_of(root: &Path) -> Result<Vec<PathBuf>, JailError> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn stale_trees_go_but_not_one_a_live_process_is_building() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = format!("key.tmp.{}", std::process::id());
+        // No process has pid 4194305 (above the kernel's pid_max limit).
+        for name in ["key", "old-key", "key.tmp.4194305", live.as_str()] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        remove_stale_trees(dir.path(), "key");
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec!["key".to_string(), live]);
+    }
 
     #[test]
     fn a_tree_of_copies_at_the_loaders_paths_made_once() {

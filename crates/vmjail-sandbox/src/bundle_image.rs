@@ -97,9 +97,12 @@ pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
     let rootfs = rootfs
         .canonicalize()
         .map_err(|e| config_err(format!("root.path {}: {e}", root.path().display())))?;
-    // Whatever the path says (absolute, `..`, a symlink), only the bundle's
-    // own tree goes into the guest.
-    if !rootfs.starts_with(&dir) || rootfs == dir {
+    // A relative path (with `..` or through a symlink) must not leave the
+    // bundle. An absolute one is taken as runc takes it: Docker and Podman
+    // give their overlay mount there, and whoever may run vmjail chooses
+    // the bundle anyway; never the host's whole root.
+    let absolute = root.path().is_absolute();
+    if rootfs == Path::new("/") || (!absolute && (!rootfs.starts_with(&dir) || rootfs == dir)) {
         return Err(config_err(format!(
             "root.path {} leaves the bundle",
             root.path().display()
@@ -373,6 +376,22 @@ mod tests {
         .unwrap();
         let err = load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("leaves the bundle"), "{err}");
+        // An absolute root.path (Docker's and Podman's overlay mount) is
+        // the caller's to give, as with runc.
+        let elsewhere = bundle_with(CONFIG);
+        let dir = bundle_with(&CONFIG.replace(
+            "\"rootfs\"",
+            &format!(
+                "{:?}",
+                elsewhere.path().join("rootfs").display().to_string()
+            ),
+        ));
+        let bundle = load(dir.path()).unwrap();
+        assert_eq!(
+            bundle.rootfs,
+            elsewhere.path().join("rootfs").canonicalize().unwrap()
+        );
+        assert_eq!(bundle.config["root"]["path"], "rootfs");
         let bind = CONFIG.replace(
             "\"x-extra\":1",
             r#""mounts":[{"destination":"/data","type":"bind","source":"/dev/null","options":["rbind"]}]"#,

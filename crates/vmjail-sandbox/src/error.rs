@@ -24,7 +24,8 @@ pub enum ErrorKind {
 pub enum SandboxError {
     #[error("invalid sandbox id \"{id}\": {reason}; a valid id matches [A-Za-z0-9][A-Za-z0-9-]{{0,63}} (a letter or digit first)")]
     InvalidId { id: String, reason: &'static str },
-    #[error("no sandbox \"{id}\" in {}", state_dir.display())]
+    // "does not exist": what containerd looks for in a runtime's error.
+    #[error("no sandbox \"{id}\" in {}: it does not exist", state_dir.display())]
     NotFound { id: String, state_dir: PathBuf },
     #[error("sandbox \"{id}\" already exists ({}); pick another id, or remove it with `vmjail delete --force {id}`", path.display())]
     AlreadyExists { id: String, path: PathBuf },

@@ -501,6 +501,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
     /// Undo everything `state` records: the VMM and its jail (through the
     /// backend's idempotent stop), taps in a foreign netns, our pin.
     fn teardown(&self, state: &mut SandboxState, timeout: Duration) -> Result<(), SandboxError> {
+        self.kill_monitors(state)?;
         self.stop_vmm(state, timeout)?;
         self.finish_console(state)?;
         self.live.borrow_mut().remove(&state.id);
@@ -620,6 +621,17 @@ mod network;
 #[path = "sandboxes_containers.rs"]
 mod containers;
 pub use containers::{valid_container_id, ContainerError, ContainerSpec, MAX_CONTAINERS};
+
+#[path = "sandboxes_container_process.rs"]
+mod container_process;
+
+#[path = "sandboxes_monitors.rs"]
+mod monitors;
+pub use monitors::MAX_MONITORS;
+
+#[path = "sandboxes_guest_ready.rs"]
+mod guest_ready;
+pub use guest_ready::GUEST_READY;
 
 #[path = "sandboxes_vsock.rs"]
 mod vsock_stream;

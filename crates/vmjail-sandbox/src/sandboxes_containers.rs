@@ -65,6 +65,8 @@ pub enum ContainerError {
     },
     #[error("the guest agent: {source}")]
     Connect { source: AgentError },
+    #[error("at most {} host processes per container", super::MAX_MONITORS)]
+    TooManyMonitors,
 }
 
 impl ContainerError {
@@ -75,6 +77,7 @@ impl ContainerError {
             | ContainerError::NoAgent
             | ContainerError::TooMany
             | ContainerError::Bundle { .. } => ErrorKind::InvalidInput,
+            ContainerError::TooManyMonitors => ErrorKind::Failed,
             ContainerError::NotFound { .. } => ErrorKind::NotFound,
             ContainerError::WrongStatus { .. } => ErrorKind::WrongState,
             ContainerError::Agent { .. } | ContainerError::Connect { .. } => ErrorKind::Failed,
@@ -103,23 +106,14 @@ fn agent_not_up_yet(error: &SandboxError) -> bool {
     }
 }
 
-fn container_err(id: &SandboxId, source: ContainerError) -> SandboxError {
+pub(super) fn container_err(id: &SandboxId, source: ContainerError) -> SandboxError {
     SandboxError::Container {
         id: id.to_string(),
         source: Box::new(source),
     }
 }
 
-/// A container id the agent accepts (it names a mount point there).
-pub fn valid_container_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id != "."
-        && id != ".."
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-}
+pub use vmjail_agent_protocol::valid_container_id;
 
 /// Checks `specs` before anything is claimed or made: ids, count, the
 /// agent, and each bundle (its config.json read and checked).
@@ -189,6 +183,8 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                     staging: dir.join(format!("container-{index}.staging")),
                     disk_serial: disk_serial(index),
                     status: ContainerStatus::Ready,
+                    process_id: None,
+                    monitors: Vec::new(),
                     share: Some(bundle_share::name(index)),
                 });
             }
@@ -207,6 +203,8 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 staging: dir.join(format!("container-{index}.staging")),
                 disk_serial: disk_serial(index),
                 status: ContainerStatus::Imaging,
+                process_id: None,
+                monitors: Vec::new(),
                 share: None,
             };
             state.containers.push(record.clone());
@@ -272,14 +270,16 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         Ok(())
     }
 
-    /// A client of running sandbox `id`'s agent, retrying the connection
-    /// until `timeout` (the guest may still be booting).
+    /// A client of running sandbox `id`'s agent, first dialled once the
+    /// guest says it is up (see [`super::GUEST_READY`]), retrying the
+    /// connection until `timeout`.
     pub fn agent_client(
         &self,
         id: &SandboxId,
         timeout: Duration,
     ) -> Result<Arc<AgentClient>, SandboxError> {
         let deadline = Instant::now() + timeout;
+        self.wait_guest_ready(id, deadline);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let attempt = self
@@ -315,10 +315,10 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             id,
             container,
             "create",
-            (ContainerStatus::Ready, "a container whose disk is ready"),
+            (&[ContainerStatus::Ready], "a container whose disk is ready"),
             ContainerStatus::Created,
             |record| {
-                match &record.share {
+                let process = match &record.share {
                     Some(share) => ProcessHandle::create_container_from_share(
                         client.clone(),
                         &record.id,
@@ -334,7 +334,9 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                         stdin,
                     ),
                 }
-                .map_err(|source| (source, "setting it up in the guest"))
+                .map_err(|source| (source, "setting it up in the guest"))?;
+                record.process_id = Some(process.id());
+                Ok(process)
             },
         )
     }
@@ -350,7 +352,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             id,
             container,
             "start",
-            (ContainerStatus::Created, "a created container"),
+            (&[ContainerStatus::Created], "a created container"),
             ContainerStatus::Running,
             |record| {
                 client
@@ -372,7 +374,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         let record = find(id, &state, container)?;
         if matches!(
             record.status,
-            ContainerStatus::Created | ContainerStatus::Running
+            ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused
         ) {
             client.delete_container(&record.id).map_err(|source| {
                 container_err(
@@ -412,15 +414,16 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         Ok(status)
     }
 
-    /// One recorded transition of a container, under the sandbox's lock.
-    fn container_step<T>(
+    /// One recorded transition of a container, under the sandbox's lock:
+    /// `act` may also fill in the record; it is saved with status `to`.
+    pub(super) fn container_step<T>(
         &self,
         id: &SandboxId,
         container: &str,
         operation: &'static str,
-        (from, needs): (ContainerStatus, &'static str),
+        (from, needs): (&[ContainerStatus], &'static str),
         to: ContainerStatus,
-        act: impl FnOnce(&ContainerRecord) -> Result<T, (AgentError, &'static str)>,
+        act: impl FnOnce(&mut ContainerRecord) -> Result<T, (AgentError, &'static str)>,
     ) -> Result<T, SandboxError> {
         let (_lock, mut state) = self.lock_state(id, "manage a container of")?;
         if state.status() != Status::Running {
@@ -431,8 +434,8 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 needs: "a running sandbox",
             });
         }
-        let record = find(id, &state, container)?;
-        if record.status != from {
+        let mut record = find(id, &state, container)?;
+        if !from.contains(&record.status) {
             return Err(container_err(
                 id,
                 ContainerError::WrongStatus {
@@ -443,7 +446,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 },
             ));
         }
-        let done = act(&record).map_err(|(source, step)| {
+        let done = act(&mut record).map_err(|(source, step)| {
             container_err(
                 id,
                 ContainerError::Agent {
@@ -453,13 +456,16 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 },
             )
         })?;
-        set_status(&mut state, container, to);
+        record.status = to;
+        if let Some(c) = state.containers.iter_mut().find(|c| c.id == container) {
+            *c = record;
+        }
         self.store.save(&state)?;
         Ok(done)
     }
 }
 
-fn find(
+pub(super) fn find(
     id: &SandboxId,
     state: &SandboxState,
     container: &str,

@@ -9,6 +9,7 @@ use vmjail_vmm::{BootNetwork, GuestNic};
 
 use super::Sandboxes;
 use crate::state::{SandboxState, Status};
+use crate::store::Store;
 use crate::{crash, HypervisorFactory, SandboxError, SandboxId};
 
 /// The alias every link a sandbox makes carries.
@@ -78,9 +79,9 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         let netns = state.netns.path.clone();
         let store = &self.store;
         let mut saves = 0u32;
+        let mut save = save_network(store, state);
         let mut recorder = |r: &NetworkRecord| -> std::io::Result<()> {
-            state.network = Some(r.clone());
-            store.save(state).map_err(std::io::Error::other)?;
+            save(r)?;
             saves += 1;
             crash::point(&format!("create-net-record-{saves}"));
             Ok(())
@@ -104,13 +105,10 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         let _step = tracing::debug_span!("disconnect_network").entered();
         let netns = state.netns.path.clone();
         let store = &self.store;
-        let mut recorder = |r: &NetworkRecord| -> std::io::Result<()> {
-            state.network = Some(r.clone());
-            store.save(state).map_err(std::io::Error::other)
-        };
-        net::disconnect(&netns, &mut record, &mut recorder).map_err(|source| {
+        let id = state.id.clone();
+        net::disconnect(&netns, &mut record, &mut save_network(store, state)).map_err(|source| {
             SandboxError::Network {
-                id: state.id.clone(),
+                id,
                 step: "disconnecting the netns from the VM",
                 source: Box::new(source),
             }
@@ -137,17 +135,13 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         let store = &self.store;
         let added = {
             let state = &mut state;
-            let mut recorder = |r: &NetworkRecord| -> std::io::Result<()> {
-                state.network = Some(r.clone());
-                store.save(state).map_err(std::io::Error::other)
-            };
-            net::connect(&netns, &mut record, &mut recorder).map_err(|source| {
-                SandboxError::Network {
+            net::connect(&netns, &mut record, &mut save_network(store, state)).map_err(
+                |source| SandboxError::Network {
                     id: id.to_string(),
                     step: "connecting new interfaces",
                     source: Box::new(source),
-                }
-            })?
+                },
+            )?
         };
         let mut names = Vec::new();
         for (n, &index) in added.iter().enumerate() {
@@ -196,5 +190,17 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             step: "undoing a NIC the VM could not take",
             source: Box::new(source),
         })
+    }
+}
+
+/// Records each change of the network objects in the sandbox's state
+/// (saved before the next object is made).
+fn save_network<'a>(
+    store: &'a Store,
+    state: &'a mut SandboxState,
+) -> impl FnMut(&NetworkRecord) -> std::io::Result<()> + 'a {
+    |r: &NetworkRecord| {
+        state.network = Some(r.clone());
+        store.save(state).map_err(std::io::Error::other)
     }
 }

@@ -203,6 +203,8 @@ pub enum ContainerStatus {
     /// Set up in the guest, its process waiting to start.
     Created,
     Running,
+    /// Its processes frozen (the guest cgroup's freezer).
+    Paused,
     /// Its process ended or it was deleted in the guest.
     Stopped,
 }
@@ -222,8 +224,31 @@ pub struct ContainerRecord {
     pub staging: PathBuf,
     pub disk_serial: String,
     pub status: ContainerStatus,
+    /// The agent's process id of the container's process, from its create
+    /// in the guest on (for signal and wait by container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_id: Option<u64>,
+    /// Host processes that stand for processes of the container (the runc
+    /// CLI's monitors), each recorded before it is spawned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub monitors: Vec<MonitorRecord>,
+    /// The container's directory in the sandbox's virtio-fs share, when
+    /// its bundle is shared that way rather than given as a disk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share: Option<String>,
+}
+
+/// A host process standing for one process of a container in the guest:
+/// it holds the caller's stdio, pumps it and exits with the process's
+/// status. Recorded (`process: None`) before it is spawned; one killed
+/// between spawn and the pid's record ends by itself once the VM is gone
+/// (its agent connection fails).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorRecord {
+    /// `init` for the container's own process, else the agent's process id
+    /// of an exec.
+    pub name: String,
+    pub process: Option<crate::process::ProcessId>,
 }
 
 /// One interface of the sandbox netns given to the VM, as `state` shows

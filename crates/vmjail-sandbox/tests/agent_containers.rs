@@ -10,56 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_support::{root_or_skip, Agent, SharedBuf};
+use agent_support::{bundle, bundle_with, root_or_skip, Agent, SharedBuf};
 use vmjail_sandbox::agent::{AgentError, ExitStatus, Output, ProcessHandle, Stream};
-
-fn bundle(dir: &Path, script: &str) {
-    bundle_with(dir, script, |_| {});
-}
-
-/// A bundle whose config.json `adjust` may change first.
-fn bundle_with(dir: &Path, script: &str, adjust: impl FnOnce(&mut serde_json::Value)) {
-    let bin = dir.join("rootfs/bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-    // Links relative to bin/, so they resolve inside the container too.
-    let applets = std::process::Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .unwrap();
-    let list = String::from_utf8(applets.stdout).unwrap();
-    for applet in list.lines().filter(|a| *a != "busybox") {
-        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-    }
-    let mut config = serde_json::json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": { "uid": 1000, "gid": 1000, "additionalGids": [1001] },
-            "args": ["/bin/sh", "-c", script],
-            "env": ["PATH=/bin", "FOO=bar"],
-            "cwd": "/tmp",
-            "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 123, "soft": 123 }],
-            "noNewPrivileges": true
-        },
-        "root": { "path": "rootfs", "readonly": true },
-        "hostname": "box",
-        "mounts": [
-            { "destination": "/proc", "type": "proc", "source": "proc" },
-            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
-            { "destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
-              "options": ["nosuid", "nodev", "mode=1777"] }
-        ],
-        "linux": {
-            "namespaces": [{ "type": "pid" }, { "type": "mount" }, { "type": "uts" }, { "type": "ipc" }],
-            "maskedPaths": ["/proc/kcore"],
-            "readonlyPaths": ["/proc/sys"]
-        }
-    });
-    adjust(&mut config);
-    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-}
 
 fn output_of(process: &ProcessHandle) -> String {
     let mut out = SharedBuf::default();
@@ -170,6 +122,44 @@ fn deleted_before_start_and_killed_while_running() {
         std::thread::sleep(Duration::from_millis(10));
     }
     client.delete_container("c3").unwrap();
+    assert_eq!(client.list_processes().unwrap(), vec![]);
+}
+
+#[test]
+fn concurrent_creates_of_one_id_make_one_container() {
+    if !root_or_skip("concurrent_creates_of_one_id_make_one_container") {
+        return;
+    }
+    let agent = Agent::start();
+    let dir = tempfile::tempdir().unwrap();
+    bundle(dir.path(), "exit 0");
+    let bundle_path = dir.path().to_string_lossy().into_owned();
+    let barrier = std::sync::Barrier::new(4);
+    let outcomes: Vec<Result<u64, String>> = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..4)
+            .map(|_| {
+                let client = agent.client();
+                let (barrier, bundle_path) = (&barrier, &bundle_path);
+                s.spawn(move || {
+                    barrier.wait();
+                    client
+                        .create_container("same", bundle_path, None, false)
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    for refused in outcomes.iter().filter_map(|o| o.as_ref().err()) {
+        assert!(refused.contains("exists already"), "{refused}");
+    }
+    let client = agent.client();
+    client.delete_container("same").unwrap();
     assert_eq!(client.list_processes().unwrap(), vec![]);
 }
 

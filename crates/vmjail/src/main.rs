@@ -3,6 +3,7 @@
 
 mod cli;
 mod cmd;
+mod log;
 mod out;
 mod probe;
 
@@ -18,30 +19,23 @@ fn main() -> ExitCode {
         return cmd::jailer::exit_code(argv.collect());
     }
     let cli = cli::Cli::parse();
-    init_logging(cli.debug);
+    if cli.version {
+        // runc's shape: `docker info` and Podman read the first line.
+        crate::out::outln!(
+            "vmjail version {}\nspec: 1.0.2\nruntime: microVM per container (runc-compatible CLI)",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
+    log::init(cli.debug, cli.log.as_deref(), cli.log_format);
     match cmd::dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
             crate::out::errln!("vmjail: error: {err:#}");
+            if log::to_file() {
+                tracing::error!("{err:#}");
+            }
             ExitCode::FAILURE
         }
     }
-}
-
-/// Logs go to stderr: warnings by default, everything from vmjail's crates
-/// and the VMM's own log (target `firecracker`) with `--debug`;
-/// `VMJAIL_LOG` takes a full `tracing` filter and wins over both. Each
-/// lifecycle step is a span: its closing line carries `time.busy`, how
-/// long the step took.
-fn init_logging(debug: bool) {
-    use std::io::IsTerminal;
-    let default = if debug { "debug" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VMJAIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
 }

@@ -156,3 +156,35 @@ fn warnings_come_before_the_error_they_may_explain() {
         assert!(stderr[error..].contains("absent.img"), "{stderr}");
     }
 }
+
+#[test]
+fn vsock_daemon_is_shown_for_qemu_with_vsock_only() {
+    let dir = assets();
+    let file = dir.path().join("c.toml");
+    let daemon = |use_vsock: bool| {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let text = text.replace("\nuse_vsock = true", "");
+        let text = if use_vsock {
+            text.replace("initrd.img\"\n", "initrd.img\"\nuse_vsock = true\n")
+        } else {
+            text
+        };
+        std::fs::write(&file, text).unwrap();
+        let out = vmjail(&["env", "--json"], &[("VMJAIL_CONFIG", &file)]);
+        assert!(out.status.success(), "{out:?}");
+        let env: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        env["Hypervisor"]["VsockDaemon"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(daemon(false), "");
+    // scripts/deps.sh installs it where vmjail looks first.
+    let installed = Path::new("/usr/local/bin/vhost-device-vsock");
+    let expected = if installed.is_file() {
+        installed.to_str().unwrap()
+    } else {
+        "<missing>"
+    };
+    assert_eq!(daemon(true), expected);
+}

@@ -134,6 +134,20 @@ pub fn enter(root: &Path, id: &str, limits: &Limits) -> Result<(), String> {
     write(&dir, "cgroup.procs", &std::process::id().to_string())
 }
 
+/// Most pids read from a cgroup.
+const MAX_PIDS: usize = vmjail_agent_protocol::MAX_PROCESSES;
+
+/// The pids in container `id`'s cgroup (at most [`MAX_PIDS`]).
+pub fn pids(root: &Path, id: &str) -> Result<Vec<u32>, String> {
+    let file = path(root, id).join("cgroup.procs");
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(text
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .take(MAX_PIDS)
+        .collect())
+}
+
 /// Kills whatever is left in container `id`'s cgroup (a container without
 /// a pid namespace leaves its init's children when the init is killed) and
 /// removes the cgroup once they are gone (they take a moment to leave it).

@@ -116,14 +116,20 @@ fn run(plan: &Plan, mut ready: File, mut start: File) -> ExitCode {
         return ExitCode::FAILURE;
     }
     drop(start);
-    let args = c_strings(&plan.args);
-    let env = c_strings(&plan.env);
-    let err = match (args, env) {
-        (Ok(args), Ok(env)) => execvpe(&args[0], &args, &env).unwrap_err().to_string(),
-        _ => "a NUL byte in args or env".into(),
-    };
+    let err = exec(plan);
     eprintln!("vmjail-agent: exec {:?}: {err}", plan.args[0]);
     ExitCode::from(127)
+}
+
+/// Execs the plan's command (found on its env's PATH); returns only on
+/// failure, with the reason.
+pub(super) fn exec(plan: &Plan) -> String {
+    let args = c_strings(&plan.args);
+    let env = c_strings(&plan.env);
+    match (args, env) {
+        (Ok(args), Ok(env)) => execvpe(&args[0], &args, &env).unwrap_err().to_string(),
+        _ => "a NUL byte in args or env".into(),
+    }
 }
 
 fn setup(plan: &Plan) -> Result<(), String> {
@@ -131,6 +137,13 @@ fn setup(plan: &Plan) -> Result<(), String> {
         sethostname(name).map_err(|e| format!("sethostname {name:?}: {e}"))?;
     }
     super::rootfs::enter(plan)?;
+    become_process(plan)
+}
+
+/// What every process of the container goes through once inside its
+/// filesystem: the spec's rlimits, the bounding set, the user, the
+/// capability sets, the cwd and no_new_privs.
+pub(super) fn become_process(plan: &Plan) -> Result<(), String> {
     for &(resource, soft, hard) in &plan.rlimits {
         setrlimit(resource, soft, hard).map_err(|e| format!("setrlimit {resource:?}: {e}"))?;
     }
@@ -172,21 +185,19 @@ extern "C" fn pass_on(signal: nix::libc::c_int) {
 }
 
 /// Passes signals on to the container's pid 1 and ends as it ended.
-fn relay(child: Pid) -> ExitCode {
+pub(super) fn relay(child: Pid) -> ExitCode {
     CHILD.store(child.as_raw(), std::sync::atomic::Ordering::Relaxed);
     let action = SigAction::new(
         SigHandler::Handler(pass_on),
         SaFlags::SA_RESTART,
         SigSet::empty(),
     );
-    for signal in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-    ] {
+    // Every signal that can be caught, so a signal for the container's
+    // process (docker kill -s …) reaches it instead of ending this one.
+    for signal in Signal::iterator() {
+        if matches!(signal, Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGCHLD) {
+            continue;
+        }
         // SAFETY: the handler only calls kill(2).
         let _ = unsafe { sigaction(signal, &action) };
     }

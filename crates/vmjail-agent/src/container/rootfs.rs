@@ -135,6 +135,10 @@ pub(super) fn parse_options(options: &[String]) -> (MsFlags, Vec<String>) {
             "strictatime" => flags |= MsFlags::MS_STRICTATIME,
             "noatime" => flags |= MsFlags::MS_NOATIME,
             "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" => {}
+            // runc's and crun's extension (Podman's --read-only /run, /tmp):
+            // copy the directory's content into the new tmpfs. Not done: the
+            // tmpfs starts empty (what the image has there is hidden).
+            "tmpcopyup" => {}
             other => data.push(other.to_string()),
         }
     }

@@ -96,6 +96,11 @@ fn plan(spec: &Spec, bundle: &Path) -> Result<Plan, String> {
             other => return Err(format!("a {other} namespace is not supported")),
         };
     }
+    // The guest has cgroup v2 only: every container gets a cgroup
+    // namespace rooted at its own cgroup (as Docker and Podman ask for on
+    // a cgroup v2 host), so a cgroup mount shows its own limits even when
+    // a spec written for a cgroup v1 host does not ask for one.
+    namespaces |= CloneFlags::CLONE_NEWCGROUP;
     if !namespaces.contains(CloneFlags::CLONE_NEWNS) {
         return Err("linux.namespaces needs a mount namespace".into());
     }

@@ -7,7 +7,7 @@ mod stream;
 mod table;
 mod tty;
 
-pub use request::{launch, Launch};
+pub use request::{launch, launch_through, Launch};
 pub use stream::{read_chunk, write_some, Read};
 pub use table::{Ended, Process, ProcessTable, TableError};
 pub use tty::resize;

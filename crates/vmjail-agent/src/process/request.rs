@@ -34,6 +34,35 @@ pub struct Launch {
 }
 
 pub fn launch(req: &CreateProcessRequest) -> Result<Launch, String> {
+    let mut launch = checked(req)?;
+    let path_var = req
+        .env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    launch.program = c_string("argv[0]", &resolve(&req.argv[0], path_var)?)?;
+    Ok(launch)
+}
+
+/// `req` run through the agent's own binary as `vmjail-agent <helper>…
+/// -- <argv>…` (see container/exec.rs): as root in "/", the helper taking
+/// the user, cwd and argv[0]'s lookup into the container; the env is the
+/// request's.
+pub fn launch_through(req: &CreateProcessRequest, helper: &[String]) -> Result<Launch, String> {
+    let mut launch = checked(req)?;
+    let mut argv: Vec<String> = vec!["vmjail-agent".into()];
+    argv.extend(helper.iter().cloned());
+    argv.push("--".into());
+    argv.extend(req.argv.iter().cloned());
+    launch.program = c_string("program", "/proc/self/exe")?;
+    launch.argv = c_strings("argv", &argv)?;
+    launch.cwd = c_string("cwd", "/")?;
+    (launch.uid, launch.gid, launch.groups) = (0, 0, Vec::new());
+    Ok(launch)
+}
+
+/// The request checked and converted; `program` left to the caller.
+fn checked(req: &CreateProcessRequest) -> Result<Launch, String> {
     if req.argv.is_empty() {
         return Err("argv is empty".into());
     }
@@ -63,14 +92,8 @@ pub fn launch(req: &CreateProcessRequest) -> Result<Launch, String> {
         None => None,
         Some(size) => Some((dimension("rows", size.rows)?, dimension("cols", size.cols)?)),
     };
-    let path_var = req
-        .env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(DEFAULT_PATH);
-    let program = resolve(&req.argv[0], path_var)?;
     Ok(Launch {
-        program: c_string("argv[0]", &program)?,
+        program: CString::default(),
         argv,
         env,
         cwd: c_string("cwd", cwd)?,

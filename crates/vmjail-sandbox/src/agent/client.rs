@@ -6,16 +6,16 @@ use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use vmjail_agent_protocol::agent::{
-    ContainerRequest, CreateContainerRequest, CreateProcessRequest, Empty, GuestInfoRequest,
-    ProcessRequest, ReadOutputRequest, ResizeTtyRequest, SignalProcessRequest, VersionRequest,
-    WaitProcessRequest, WindowSize, WriteStdinRequest,
+    ContainerRequest, CreateContainerRequest, CreateProcessRequest, Empty, ExecProcessRequest,
+    GuestInfoRequest, ProcessRequest, ReadOutputRequest, ResizeTtyRequest, SignalContainerRequest,
+    SignalProcessRequest, VersionRequest, WaitProcessRequest, WindowSize, WriteStdinRequest,
 };
 use vmjail_agent_protocol::agent_ttrpc;
 use vmjail_agent_protocol::ttrpc::{self, context};
 use vmjail_agent_protocol::{MAX_IO_CHUNK, MAX_WAIT_MS, PROTOCOL_VERSION};
 
 use super::error::AgentError;
-use super::types::{ExitStatus, GuestInfo, Output, ProcessInfo, ProcessSpec};
+use super::types::{ContainerStats, ExitStatus, GuestInfo, Output, ProcessInfo, ProcessSpec};
 
 /// How long one call may take unless the caller says otherwise.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -106,17 +106,7 @@ impl AgentClient {
 
     /// Starts a process in the guest; returns the agent's id for it.
     pub fn create_process(&self, spec: &ProcessSpec) -> Result<u64, AgentError> {
-        let req = CreateProcessRequest {
-            argv: spec.argv.clone(),
-            env: spec.env.clone(),
-            cwd: spec.cwd.clone().unwrap_or_default(),
-            uid: spec.uid,
-            gid: spec.gid,
-            additional_gids: spec.additional_gids.clone(),
-            tty: spec.tty.map(|(rows, cols)| window_size(rows, cols)).into(),
-            stdin: spec.stdin,
-            ..Default::default()
-        };
+        let req = process_create_request(spec);
         let a = self.call("CreateProcess", Duration::ZERO, |c, ctx| {
             c.create_process(ctx, &req)
         })?;
@@ -401,6 +391,93 @@ impl AgentClient {
         Ok(())
     }
 
+    /// Starts `spec` inside started container `container_id` (`runc
+    /// exec`: its namespaces, cgroup, root, capabilities; argv[0] looked
+    /// up in the container); returns the agent's process id for it. Fails
+    /// when the command cannot be run there.
+    pub fn exec_process(&self, container_id: &str, spec: &ProcessSpec) -> Result<u64, AgentError> {
+        let req = ExecProcessRequest {
+            container_id: container_id.into(),
+            process: Some(process_create_request(spec)).into(),
+            ..Default::default()
+        };
+        // The agent waits up to 10 s for the helper's report.
+        let a = self.call("ExecProcess", Duration::from_secs(10), |c, ctx| {
+            c.exec_process(ctx, &req)
+        })?;
+        Ok(a.process_id)
+    }
+
+    /// Sends `signal` to the container's process, or with `all` to every
+    /// process in the container's cgroup.
+    pub fn signal_container(
+        &self,
+        container_id: &str,
+        signal: i32,
+        all: bool,
+    ) -> Result<(), AgentError> {
+        let req = SignalContainerRequest {
+            container_id: container_id.into(),
+            signal,
+            all,
+            ..Default::default()
+        };
+        self.call("SignalContainer", Duration::ZERO, |c, ctx| {
+            c.signal_container(ctx, &req)
+        })?;
+        Ok(())
+    }
+
+    /// Freezes every process of the container.
+    pub fn pause_container(&self, container_id: &str) -> Result<(), AgentError> {
+        let req = container_request(container_id);
+        self.call("PauseContainer", Duration::ZERO, |c, ctx| {
+            c.pause_container(ctx, &req)
+        })?;
+        Ok(())
+    }
+
+    /// Thaws the processes of a paused container.
+    pub fn resume_container(&self, container_id: &str) -> Result<(), AgentError> {
+        let req = container_request(container_id);
+        self.call("ResumeContainer", Duration::ZERO, |c, ctx| {
+            c.resume_container(ctx, &req)
+        })?;
+        Ok(())
+    }
+
+    /// The guest pids of the container's processes.
+    pub fn container_pids(&self, container_id: &str) -> Result<Vec<u32>, AgentError> {
+        let req = container_request(container_id);
+        let a = self.call("ContainerPids", Duration::ZERO, |c, ctx| {
+            c.container_pids(ctx, &req)
+        })?;
+        if a.pids.len() > MAX_LISTED {
+            return Err(AgentError::BadAnswer {
+                call: "ContainerPids",
+                reason: format!("{} pids, more than {MAX_LISTED}", a.pids.len()),
+            });
+        }
+        Ok(a.pids)
+    }
+
+    /// The container's cgroup figures (CPU, memory, pids) in the guest.
+    pub fn container_stats(&self, container_id: &str) -> Result<ContainerStats, AgentError> {
+        let req = container_request(container_id);
+        let a = self.call("ContainerStats", Duration::ZERO, |c, ctx| {
+            c.container_stats(ctx, &req)
+        })?;
+        Ok(ContainerStats {
+            cpu_usage_usec: a.cpu_usage_usec,
+            cpu_user_usec: a.cpu_user_usec,
+            cpu_system_usec: a.cpu_system_usec,
+            memory_usage_bytes: a.memory_usage_bytes,
+            memory_limit_bytes: a.memory_limit_bytes,
+            pids_current: a.pids_current,
+            pids_limit: a.pids_limit,
+        })
+    }
+
     /// Asks the guest to sync its filesystems and power off.
     pub fn shutdown(&self) -> Result<(), AgentError> {
         let req = Empty::default();
@@ -421,6 +498,20 @@ impl Drop for AgentClient {
 fn container_request(container_id: &str) -> ContainerRequest {
     ContainerRequest {
         container_id: container_id.into(),
+        ..Default::default()
+    }
+}
+
+fn process_create_request(spec: &ProcessSpec) -> CreateProcessRequest {
+    CreateProcessRequest {
+        argv: spec.argv.clone(),
+        env: spec.env.clone(),
+        cwd: spec.cwd.clone().unwrap_or_default(),
+        uid: spec.uid,
+        gid: spec.gid,
+        additional_gids: spec.additional_gids.clone(),
+        tty: spec.tty.map(|(rows, cols)| window_size(rows, cols)).into(),
+        stdin: spec.stdin,
         ..Default::default()
     }
 }

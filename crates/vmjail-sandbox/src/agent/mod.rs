@@ -17,4 +17,4 @@ pub use error::AgentError;
 pub use exec::{ExecArgError, DEFAULT_TTY_SIZE};
 pub use process::{ProcessHandle, Stream};
 pub use session::{run_process_session, run_session, SessionIo, SessionOptions, SIGNAL_GRACE};
-pub use types::{ExitStatus, GuestInfo, Output, ProcessInfo, ProcessSpec};
+pub use types::{ContainerStats, ExitStatus, GuestInfo, Output, ProcessInfo, ProcessSpec};

@@ -61,6 +61,23 @@ impl ProcessHandle {
         Ok(ProcessHandle { client, id })
     }
 
+    /// `spec` started inside started container `container_id` (see
+    /// [`AgentClient::exec_process`]).
+    pub fn exec_in_container(
+        client: Arc<AgentClient>,
+        container_id: &str,
+        spec: &ProcessSpec,
+    ) -> Result<Self, AgentError> {
+        let id = client.exec_process(container_id, spec)?;
+        Ok(ProcessHandle { client, id })
+    }
+
+    /// The process the agent knows by `id` (e.g. a container's, as
+    /// recorded at its create).
+    pub fn from_id(client: Arc<AgentClient>, id: u64) -> Self {
+        ProcessHandle { client, id }
+    }
+
     /// As [`ProcessHandle::create_container`], from directory `share` of
     /// the sandbox's virtio-fs share (see
     /// [`AgentClient::create_container_from_share`]).

@@ -69,6 +69,18 @@ pub struct GuestInfo {
     pub cpus: u32,
 }
 
+/// A container's cgroup figures in the guest; a limit of 0 is none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerStats {
+    pub cpu_usage_usec: u64,
+    pub cpu_user_usec: u64,
+    pub cpu_system_usec: u64,
+    pub memory_usage_bytes: u64,
+    pub memory_limit_bytes: u64,
+    pub pids_current: u64,
+    pub pids_limit: u64,
+}
+
 /// A process the agent keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessInfo {

@@ -172,3 +172,58 @@ impl std::io::Write for SharedBuf {
         Ok(())
     }
 }
+
+/// A bundle in `dir`: a busybox-static rootfs (read-only) and a config.json
+/// whose process runs `script` as uid 1000 in new pid/mount/uts/ipc
+/// namespaces.
+pub fn bundle(dir: &std::path::Path, script: &str) {
+    bundle_with(dir, script, |_| {});
+}
+
+/// A bundle whose config.json `adjust` may change first.
+pub fn bundle_with(
+    dir: &std::path::Path,
+    script: &str,
+    adjust: impl FnOnce(&mut serde_json::Value),
+) {
+    let bin = dir.join("rootfs/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    // Links relative to bin/, so they resolve inside the container too.
+    let applets = std::process::Command::new("/bin/busybox")
+        .arg("--list")
+        .output()
+        .unwrap();
+    let list = String::from_utf8(applets.stdout).unwrap();
+    for applet in list.lines().filter(|a| *a != "busybox") {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    let mut config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": { "uid": 1000, "gid": 1000, "additionalGids": [1001] },
+            "args": ["/bin/sh", "-c", script],
+            "env": ["PATH=/bin", "FOO=bar"],
+            "cwd": "/tmp",
+            "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 123, "soft": 123 }],
+            "noNewPrivileges": true
+        },
+        "root": { "path": "rootfs", "readonly": true },
+        "hostname": "box",
+        "mounts": [
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+            { "destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+              "options": ["nosuid", "nodev", "mode=1777"] }
+        ],
+        "linux": {
+            "namespaces": [{ "type": "pid" }, { "type": "mount" }, { "type": "uts" }, { "type": "ipc" }],
+            "maskedPaths": ["/proc/kcore"],
+            "readonlyPaths": ["/proc/sys"]
+        }
+    });
+    adjust(&mut config);
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+}

@@ -109,8 +109,16 @@ impl Rtnl {
         Ok(messages.into_iter().map(link_of).collect())
     }
 
+    /// Link `name`, asked of the kernel by name (not a dump of every link).
     pub fn link(&self, name: &str) -> Result<Option<Link>, Error> {
-        Ok(self.links()?.into_iter().find(|l| l.name == name))
+        let stream = self.handle.link().get().match_name(name).execute();
+        match self.runtime.block_on(stream.try_collect::<Vec<_>>()) {
+            Ok(messages) => Ok(messages.into_iter().map(link_of).find(|l| l.name == name)),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -nix::libc::ENODEV => {
+                Ok(None)
+            }
+            Err(e) => Err(nl("looking up a link", name)(e)),
+        }
     }
 
     pub fn addresses(&self, index: u32) -> Result<Vec<IpNet>, Error> {
@@ -585,4 +593,27 @@ fn redirect_of(actions: &[TcAction]) -> Option<u32> {
             _ => None,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_is_looked_up_by_name_and_a_missing_one_is_none() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root for a network namespace");
+            return;
+        }
+        // A thread of its own in a fresh netns: only `lo` is there.
+        std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let rtnl = Rtnl::open().unwrap();
+            let lo = rtnl.link("lo").unwrap().expect("lo");
+            assert_eq!(lo.name, "lo");
+            assert_eq!(rtnl.link("vmjail-none").unwrap(), None);
+        })
+        .join()
+        .unwrap();
+    }
 }

@@ -99,6 +99,13 @@ fn opt_path(p: &Option<PathBuf>) -> String {
     p.as_deref().map(path).unwrap_or_default()
 }
 
+fn vsock_daemon(cfg: &RuntimeConfig) -> String {
+    if cfg.hypervisor_kind != HypervisorKind::Qemu || !cfg.hypervisor.use_vsock {
+        return String::new();
+    }
+    vmjail_vmm::qemu::vhost_vsock::find().map_or_else(|_| "<missing>".to_string(), |p| path(&p))
+}
+
 fn kind_name(kind: HypervisorKind) -> &'static str {
     match kind {
         HypervisorKind::Firecracker => "firecracker",
@@ -198,6 +205,10 @@ struct Hypervisor {
     enable_swap: bool,
     enable_iothreads: bool,
     use_vsock: bool,
+    /// The helper serving QEMU's vsock when `use_vsock` is on (vmjail
+    /// finds it itself, see `vhost_vsock::HELPER_SEARCH`): its path, or
+    /// `<missing>`; empty when not used (Firecracker serves its own).
+    vsock_daemon: String,
     hotplug_vfio_on_root_bus: bool,
     disable_vhost_net: bool,
     disable_nesting_checks: bool,
@@ -355,6 +366,7 @@ impl EnvReport {
                 enable_swap: h.enable_swap,
                 enable_iothreads: h.enable_iothreads,
                 use_vsock: h.use_vsock,
+                vsock_daemon: vsock_daemon(cfg),
                 hotplug_vfio_on_root_bus: h.hotplug_vfio_on_root_bus,
                 disable_vhost_net: h.disable_vhost_net,
                 disable_nesting_checks: h.disable_nesting_checks,

@@ -31,6 +31,7 @@ use vmjail_sandbox::{ErrorKind, SandboxError, SandboxId, Sandboxes, SelectFactor
 
 use crate::cli::Command;
 use crate::cmd::env::print_warnings;
+use crate::cmd::runc::{self, Globals};
 
 /// Exit codes a script can rely on.
 pub mod exit {
@@ -44,15 +45,25 @@ pub mod exit {
 }
 
 /// How long `start` waits for the VMM to confirm the guest runs.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long each shutdown step of `delete --force` and `gc` may take.
-const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub fn run(config: Option<&Path>, command: Command) -> anyhow::Result<ExitCode> {
-    match execute(config, command) {
+pub use output::print_json;
+
+pub fn run(globals: &Globals, command: Command) -> anyhow::Result<ExitCode> {
+    // A container's host process has the container's stderr: its errors
+    // go to the log only.
+    let quiet = matches!(command, Command::ContainerMonitor(_));
+    match execute(globals, command) {
         Ok(code) => Ok(ExitCode::from(code)),
         Err(err) => {
-            crate::out::errln!("vmjail: error: {err}");
+            if !quiet {
+                crate::out::errln!("vmjail: error: {err}");
+            }
+            if crate::log::to_file() {
+                tracing::error!("{err}");
+            }
             Ok(ExitCode::from(err.code()))
         }
     }
@@ -64,6 +75,10 @@ pub enum Failure {
     Config(vmjail_config::ConfigError),
     /// Bad arguments (exit 2).
     Usage(String),
+    /// No such container (exit 3).
+    NotFound(String),
+    /// Wrong state for the command (exit 4).
+    WrongState(String),
     Other(String),
 }
 
@@ -78,6 +93,8 @@ impl Failure {
                 ErrorKind::Failed => exit::FAILURE,
             },
             Failure::Usage(_) => exit::USAGE,
+            Failure::NotFound(_) => exit::NOT_FOUND,
+            Failure::WrongState(_) => exit::WRONG_STATE,
             Failure::Config(_) | Failure::Other(_) => exit::FAILURE,
         }
     }
@@ -88,7 +105,10 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Sandbox(err) => write!(f, "{err}"),
             Failure::Config(err) => write!(f, "configuration: {err}"),
-            Failure::Usage(msg) | Failure::Other(msg) => f.write_str(msg),
+            Failure::Usage(msg)
+            | Failure::NotFound(msg)
+            | Failure::WrongState(msg)
+            | Failure::Other(msg) => f.write_str(msg),
         }
     }
 }
@@ -99,63 +119,111 @@ impl From<SandboxError> for Failure {
     }
 }
 
-fn execute(config_path: Option<&Path>, command: Command) -> Result<u8, Failure> {
+fn execute(globals: &Globals, command: Command) -> Result<u8, Failure> {
+    let config_path = globals.config.as_deref();
+    let root = globals.root.as_deref();
     // Only create and run launch anything: they need the whole, validated
     // configuration. Every other command manages sandboxes that exist and
     // needs just `[jail]` (each sandbox's own configuration is in its state).
     match command {
         Command::Create(args) => {
             let config = load_config(config_path)?;
-            let id = SandboxId::parse(&args.id)?;
-            sandboxes(&config.jail)?.create(&id, &config, args.netns.as_deref())?;
+            let sandboxes = sandboxes(&config.jail, root)?;
+            if let Some(bundle) = &args.bundle {
+                return runc::create(&sandboxes, &config, &args, bundle, globals);
+            }
+            let id = SandboxId::parse(args.id())?;
+            sandboxes.create(&id, &config, args.netns.as_deref())?;
             Ok(exit::OK)
         }
         Command::Run(args) => {
             let config = load_config(config_path)?;
-            run::run(&sandboxes(&config.jail)?, &config, &args)
+            run::run(&sandboxes(&config.jail, root)?, &config, &args)
         }
         command => {
             let jail = vmjail_config::load_jail(config_path).map_err(Failure::Config)?;
-            manage(&sandboxes(&jail)?, command)
+            manage(&sandboxes(&jail, root)?, command, globals)
         }
     }
 }
 
 /// The commands that act on existing sandboxes.
-fn manage(sandboxes: &Sandboxes<SelectFactory>, command: Command) -> Result<u8, Failure> {
+fn manage(
+    sandboxes: &Sandboxes<SelectFactory>,
+    command: Command,
+    globals: &Globals,
+) -> Result<u8, Failure> {
+    // Commands on a container (a sandbox holding one of its own id) go to
+    // the runc side; on any other sandbox they act on its VM.
+    let container = |id: &str| -> Result<Option<SandboxId>, Failure> {
+        let id = SandboxId::parse(id)?;
+        Ok(runc::is_container(sandboxes, &id).then_some(id))
+    };
     match command {
-        Command::Start(args) => {
-            sandboxes.start(&SandboxId::parse(&args.id)?, START_TIMEOUT)?;
-        }
-        Command::State(args) => {
-            let view = sandboxes.state(&SandboxId::parse(&args.id)?)?;
-            output::print_json(&view)?;
-        }
+        Command::Start(args) => match container(&args.id)? {
+            Some(id) => return runc::start(sandboxes, &id),
+            None => {
+                sandboxes.start(&SandboxId::parse(&args.id)?, START_TIMEOUT)?;
+            }
+        },
+        Command::State(args) => match container(&args.id)? {
+            Some(id) => runc::print_state(sandboxes, &id)?,
+            None => {
+                let view = sandboxes.state(&SandboxId::parse(&args.id)?)?;
+                output::print_json(&view)?;
+            }
+        },
         Command::List(args) => {
             let listing = sandboxes.list()?;
             for problem in &listing.problems {
                 crate::out::errln!("vmjail: warning: {problem}");
             }
-            if args.json {
+            if args.quiet {
+                for view in &listing.sandboxes {
+                    crate::out::outln!("{}", view.id);
+                }
+            } else if args.json || args.format == crate::cli::ListFormat::Json {
                 output::print_json(&listing.sandboxes)?;
             } else {
                 output::print_table(&listing.sandboxes)?;
             }
         }
-        Command::Pause(args) => {
-            sandboxes.pause(&SandboxId::parse(&args.id)?)?;
+        Command::Pause(args) => match container(&args.id)? {
+            Some(id) => return runc::pause(sandboxes, &id, true),
+            None => {
+                sandboxes.pause(&SandboxId::parse(&args.id)?)?;
+            }
+        },
+        Command::Resume(args) => match container(&args.id)? {
+            Some(id) => return runc::pause(sandboxes, &id, false),
+            None => {
+                sandboxes.resume(&SandboxId::parse(&args.id)?)?;
+            }
+        },
+        Command::Kill(args) => return runc::kill(sandboxes, &args),
+        Command::Ps(args) => return runc::ps(sandboxes, &args),
+        Command::Features => return runc::features(),
+        Command::Update(args) => {
+            SandboxId::parse(&args.id)?;
+            return Err(Failure::Other(
+                "update: not supported: a container's limits are set in the guest at create, from its spec"
+                    .into(),
+            ));
         }
-        Command::Resume(args) => {
-            sandboxes.resume(&SandboxId::parse(&args.id)?)?;
+        Command::ContainerMonitor(args) => {
+            return Ok(runc::monitor::run(sandboxes, &args));
         }
         Command::Stop(args) => {
             let id = SandboxId::parse(&args.id)?;
             sandboxes.stop(&id, Duration::from_secs(args.timeout))?;
         }
-        Command::Delete(args) => {
-            let id = SandboxId::parse(&args.id)?;
-            sandboxes.delete(&id, args.force, CLEANUP_TIMEOUT)?;
-        }
+        Command::Delete(args) => match container(&args.id)? {
+            Some(id) => return runc::delete(sandboxes, &id, args.force, CLEANUP_TIMEOUT),
+            None => {
+                let id = SandboxId::parse(&args.id)?;
+                sandboxes.delete(&id, args.force, CLEANUP_TIMEOUT)?;
+            }
+        },
         Command::Logs(args) => {
             let id = SandboxId::parse(&args.id)?;
             let mut stdout = std::io::stdout().lock();
@@ -184,7 +252,12 @@ fn manage(sandboxes: &Sandboxes<SelectFactory>, command: Command) -> Result<u8, 
                 return Ok(exit::FAILURE);
             }
         }
-        Command::Exec(args) => return exec::exec(sandboxes, &args),
+        Command::Exec(args) => {
+            return match args.vm {
+                false if container(&args.id)?.is_some() => runc::exec(sandboxes, &args, globals),
+                _ => exec::exec(sandboxes, &args),
+            }
+        }
         Command::NetSync(args) => {
             let connected = sandboxes.sync_network(&SandboxId::parse(&args.id)?)?;
             output::print_json(&connected)?;
@@ -218,10 +291,17 @@ fn load_config(path: Option<&Path>) -> Result<RuntimeConfig, Failure> {
     }
 }
 
-fn sandboxes(jail: &vmjail_config::JailConfig) -> Result<Sandboxes<SelectFactory>, Failure> {
+fn sandboxes(
+    jail: &vmjail_config::JailConfig,
+    root: Option<&Path>,
+) -> Result<Sandboxes<SelectFactory>, Failure> {
+    let mut jail = jail.clone();
+    if let Some(root) = root {
+        jail.state_dir = root.to_path_buf();
+    }
     // The built-in jailer (`vmjail-jailer`) and the console pump (this
     // binary's hidden `console-pump`) are found from this binary.
     let vmjail_exe: PathBuf = std::env::current_exe()
         .map_err(|e| Failure::Other(format!("locating the vmjail binary (/proc/self/exe): {e}")))?;
-    Ok(Sandboxes::new(jail, SelectFactory { vmjail_exe }))
+    Ok(Sandboxes::new(&jail, SelectFactory { vmjail_exe }))
 }

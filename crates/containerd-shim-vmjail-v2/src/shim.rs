@@ -1,0 +1,112 @@
+//! The shim's three lives (see main.rs): `start` forks the serving shim,
+//! one per task (containerd's grouping is the task id); the serving shim
+//! runs [`Service`] until containerd shuts it down; `delete` tears down
+//! what a dead shim's task left, from the bundle's record.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use containerd_shim::publisher::RemotePublisher;
+use containerd_shim::util::write_address;
+use containerd_shim::{spawn, Config, DeleteResponse, Error, ExitSignal, Flags, StartOpts};
+use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim_protos::protobuf::MessageField;
+use vmjail_sandbox::{reaper, ErrorKind, SandboxId, Sandboxes, SelectFactory};
+
+use crate::events::Events;
+use crate::service::Service;
+use crate::task::CLEANUP_TIMEOUT;
+use crate::{config, record, rootfs};
+
+pub struct VmjailShim {
+    namespace: String,
+    bundle: String,
+    exit: Arc<ExitSignal>,
+}
+
+impl containerd_shim::Shim for VmjailShim {
+    type T = Service;
+
+    fn new(_runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
+        VmjailShim {
+            namespace: args.namespace.clone(),
+            bundle: args.bundle.clone(),
+            exit: Arc::new(ExitSignal::default()),
+        }
+    }
+
+    fn start_shim(&mut self, opts: StartOpts) -> Result<String, Error> {
+        let grouping = opts.id.clone();
+        let (_pid, address) = spawn(opts, &grouping, Vec::new())?;
+        // Read back by the serving shim to remove its socket at the end.
+        write_address(&address)?;
+        Ok(address)
+    }
+
+    fn delete_shim(&mut self) -> Result<DeleteResponse, Error> {
+        let bundle = match self.bundle.is_empty() {
+            true => std::env::current_dir().map_err(|e| Error::Other(e.to_string()))?,
+            false => PathBuf::from(&self.bundle),
+        };
+        cleanup(&bundle).map_err(Error::Other)?;
+        Ok(DeleteResponse {
+            // As runc's shim: the task's process was killed.
+            exit_status: 128 + nix::libc::SIGKILL as u32,
+            exited_at: MessageField::some(Timestamp::from(SystemTime::now())),
+            ..Default::default()
+        })
+    }
+
+    fn wait(&mut self) {
+        self.exit.wait();
+    }
+
+    fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
+        let events = Events::start(publisher, self.namespace.clone());
+        Service::new(self.namespace.clone(), events, self.exit.clone())
+    }
+}
+
+/// Force-deletes the sandbox the bundle's record names (gone already is
+/// fine) and unmounts the bundle's rootfs.
+fn cleanup(bundle: &std::path::Path) -> Result<(), String> {
+    if let Some(rec) = record::read(bundle)? {
+        let id = SandboxId::parse(&rec.sandbox).map_err(|e| e.to_string())?;
+        let jail = vmjail_config::load_jail(rec.config.as_deref())
+            .map_err(|e| format!("vmjail configuration: {e}"))?;
+        let sandboxes = Sandboxes::new(
+            &jail,
+            SelectFactory {
+                vmjail_exe: config::vmjail_exe()?,
+            },
+        );
+        match sandboxes.delete(&id, true, CLEANUP_TIMEOUT) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("deleting sandbox {id}: {e}")),
+        }
+        reaper::reap_exited();
+    }
+    remove_socket(bundle);
+    rootfs::unmount(&bundle.join("rootfs"))
+}
+
+/// Removes the dead shim's socket, named in the bundle's `address` file
+/// (written by `start`); a shim that ends normally removes its own.
+fn remove_socket(bundle: &std::path::Path) {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(address) = std::fs::read_to_string(bundle.join("address")) else {
+        return;
+    };
+    let Some(path) = address.trim().strip_prefix("unix://") else {
+        return;
+    };
+    let path = std::path::Path::new(path);
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    if path.starts_with(containerd_shim::SOCKET_ROOT) && is_socket {
+        if let Err(e) = std::fs::remove_file(path) {
+            log::warn!("removing the dead shim's socket {}: {e}", path.display());
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! One task: a container in its own sandbox, from `Create` to `Delete`,
+//! and the processes run in it (`ctr task exec`). Every sandbox step goes
+//! through the task's [`Worker`] (the one `Sandboxes` object, as in
+//! `vmjail run --bundle`); processes are [`ProcessHandle`]s on the
+//! sandbox's agent.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use vmjail_config::RuntimeConfig;
+use vmjail_sandbox::agent::{AgentClient, ContainerStats, ProcessHandle, ProcessSpec};
+use vmjail_sandbox::{reaper, ContainerSpec, SandboxId};
+
+use crate::process::{Phase, Process};
+use crate::stdio::Paths;
+use crate::worker::Worker;
+
+/// How long the VMM has to confirm the guest runs.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the guest may take to boot and answer on its agent's port
+/// (TCG guests on a loaded host take long).
+const AGENT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long each shutdown step of the sandbox's delete may take.
+pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most processes run in one task at once (`ctr task exec`).
+const MAX_EXECS: usize = 64;
+
+/// What `Create` needs.
+pub struct TaskSpec {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub sandbox: SandboxId,
+    pub config: RuntimeConfig,
+    /// The network namespace the spec names (a CRI pod's), else a new one.
+    pub netns: Option<PathBuf>,
+    pub stdio: Paths,
+}
+
+pub struct Task {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub sandbox: SandboxId,
+    /// The VMM's host pid (containerd's "task pid"; the processes' own
+    /// pids live in the guest).
+    pub pid: u32,
+    /// The container's own process.
+    pub init: Arc<Process>,
+    execs: Mutex<HashMap<String, Arc<Process>>>,
+    worker: Worker,
+    client: Arc<AgentClient>,
+}
+
+/// The sandbox thread ended (it panicked): nothing more can be done.
+const GONE: &str = "the sandbox thread is gone";
+
+impl Task {
+    /// Creates the sandbox with the bundle's container, boots it and sets
+    /// the container up, its process waiting for [`Task::start`]; its
+    /// stdio copies and waiter run from here on (`exited` is told the task
+    /// pid, the exit status and when). On failure nothing is left.
+    pub fn create(
+        worker: Worker,
+        spec: TaskSpec,
+        exited: impl FnOnce(u32, u32, SystemTime) + Send + 'static,
+    ) -> Result<Arc<Task>, String> {
+        let TaskSpec {
+            id,
+            bundle,
+            sandbox,
+            config,
+            netns,
+            stdio,
+        } = spec;
+        let made = {
+            let (id, bundle, sandbox) = (id.clone(), bundle.clone(), sandbox.clone());
+            let (tty, stdin) = (stdio.terminal, !stdio.stdin.is_empty());
+            worker.run(move |s| {
+                let container = ContainerSpec { id, bundle };
+                s.create_with_containers(
+                    &sandbox,
+                    &config,
+                    netns.as_deref(),
+                    std::slice::from_ref(&container),
+                )
+                .map_err(|e| e.to_string())?;
+                let ready = (|| {
+                    s.start(&sandbox, START_TIMEOUT)?;
+                    let client = s.agent_client(&sandbox, AGENT_TIMEOUT)?;
+                    let tty = tty.then_some(vmjail_sandbox::agent::DEFAULT_TTY_SIZE);
+                    let process =
+                        s.create_container(&sandbox, client.clone(), &container.id, tty, stdin)?;
+                    let pid = s.state(&sandbox)?.vmm_pid;
+                    Ok::<_, vmjail_sandbox::SandboxError>((client, process, pid))
+                })();
+                ready.map_err(|e| {
+                    if let Err(cleanup) = s.delete(&sandbox, true, CLEANUP_TIMEOUT) {
+                        log::error!("sandbox {sandbox}: deleting after a failed create: {cleanup}");
+                    }
+                    reaper::reap_exited();
+                    e.to_string()
+                })
+            })
+        };
+        let (client, handle, pid) = made.ok_or(GONE)??;
+        let pid = pid
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or_else(std::process::id);
+        let init = Process::new(stdio, None);
+        init.attach(handle, move |status, at| exited(pid, status, at));
+        Ok(Arc::new(Task {
+            id,
+            bundle,
+            sandbox,
+            pid,
+            init,
+            execs: Mutex::new(HashMap::new()),
+            worker,
+            client,
+        }))
+    }
+
+    fn execs(&self) -> MutexGuard<'_, HashMap<String, Arc<Process>>> {
+        self.execs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The process `exec_id` names: the init for "".
+    pub fn process(&self, exec_id: &str) -> Option<Arc<Process>> {
+        match exec_id {
+            "" => Some(self.init.clone()),
+            id => self.execs().get(id).cloned(),
+        }
+    }
+
+    /// Runs `f` on the sandbox thread with what container calls need.
+    fn on_sandbox<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(
+                &vmjail_sandbox::Sandboxes<vmjail_sandbox::SelectFactory>,
+                &SandboxId,
+                &Arc<AgentClient>,
+                &str,
+            ) -> Result<R, vmjail_sandbox::SandboxError>
+            + Send
+            + 'static,
+    ) -> Result<R, String> {
+        let (sandbox, id, client) = (self.sandbox.clone(), self.id.clone(), self.client.clone());
+        self.worker
+            .run(move |s| f(s, &sandbox, &client, &id))
+            .ok_or(GONE)?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Lets the container's process run.
+    pub fn start(&self) -> Result<(), String> {
+        self.init.transition(Phase::Created, Phase::Running, || {
+            self.on_sandbox(|s, sandbox, client, id| s.start_container(sandbox, client, id))
+        })
+    }
+
+    /// Sends `signal` to the container's process (with `all`, to every
+    /// process of the container) or to exec `exec_id`.
+    pub fn signal(&self, exec_id: &str, signal: u32, all: bool) -> Result<(), String> {
+        let process = self
+            .process(exec_id)
+            .ok_or_else(|| format!("no process {exec_id:?}"))?;
+        if matches!(process.phase(), Phase::Stopped { .. }) {
+            return Err("process already finished".into());
+        }
+        let signal = i32::try_from(signal).map_err(|_| format!("signal {signal}"))?;
+        if !exec_id.is_empty() {
+            return process.handle()?.signal(signal).map_err(|e| e.to_string());
+        }
+        self.on_sandbox(move |s, sandbox, client, id| {
+            s.signal_container(sandbox, client, id, signal, all)
+        })
+    }
+
+    /// Freezes (`true`) or thaws the container in the guest.
+    pub fn freeze(&self, frozen: bool) -> Result<(), String> {
+        let (from, to) = match frozen {
+            true => (Phase::Running, Phase::Paused),
+            false => (Phase::Paused, Phase::Running),
+        };
+        self.init.transition(from, to, || {
+            self.on_sandbox(move |s, sandbox, client, id| match frozen {
+                true => s.pause_container(sandbox, client, id),
+                false => s.resume_container(sandbox, client, id),
+            })
+        })
+    }
+
+    pub fn stats(&self) -> Result<ContainerStats, String> {
+        self.on_sandbox(|s, sandbox, client, id| s.container_stats(sandbox, client, id))
+    }
+
+    /// Records exec `exec_id` (its process starts with [`Task::start_exec`]).
+    pub fn add_exec(&self, exec_id: &str, stdio: Paths, spec: ProcessSpec) -> Result<(), String> {
+        let mut execs = self.execs();
+        if execs.contains_key(exec_id) {
+            return Err(format!("exec {exec_id:?} exists already"));
+        }
+        if execs.len() >= MAX_EXECS {
+            return Err(format!("at most {MAX_EXECS} execs per task"));
+        }
+        execs.insert(exec_id.to_owned(), Process::new(stdio, Some(spec)));
+        Ok(())
+    }
+
+    /// Runs exec `exec_id`'s process `spec` in the container.
+    pub fn start_exec(
+        &self,
+        exec_id: &str,
+        spec: ProcessSpec,
+        exited: impl FnOnce(u32, u32, SystemTime) + Send + 'static,
+    ) -> Result<(), String> {
+        let process = self
+            .process(exec_id)
+            .ok_or_else(|| format!("no exec {exec_id:?}"))?;
+        process.transition(Phase::Created, Phase::Running, || {
+            let handle: ProcessHandle = self.on_sandbox(move |s, sandbox, client, id| {
+                s.exec_in_container(sandbox, client.clone(), id, &spec)
+            })?;
+            let pid = self.pid;
+            process.attach(handle, move |status, at| exited(pid, status, at));
+            Ok(())
+        })
+    }
+
+    /// Forgets ended exec `exec_id` (the agent too); its exit.
+    pub fn delete_exec(&self, exec_id: &str) -> Result<(u32, SystemTime), String> {
+        let process = self
+            .process(exec_id)
+            .ok_or_else(|| format!("no exec {exec_id:?}"))?;
+        let ended = match process.phase() {
+            Phase::Stopped { status, at } => (status, at),
+            Phase::Created => (0, SystemTime::now()),
+            _ => return Err(format!("exec {exec_id:?} still runs: kill it first")),
+        };
+        if let Ok(handle) = process.handle() {
+            if let Err(e) = handle.delete() {
+                log::debug!("forgetting exec {exec_id} in the agent: {e}");
+            }
+        }
+        self.execs().remove(exec_id);
+        Ok(ended)
+    }
+
+    /// Removes the container and its sandbox with everything it made; a
+    /// process that never started is killed first. Returns the exit.
+    pub fn delete(&self) -> Result<(u32, SystemTime), String> {
+        match self.init.phase() {
+            Phase::Running | Phase::Paused => {
+                return Err(format!("task {} still runs: kill it first", self.id))
+            }
+            Phase::Created => {
+                // Its waiter reports the exit before the sandbox goes.
+                if let Ok(handle) = self.init.handle() {
+                    let _ = handle.signal(nix::libc::SIGKILL);
+                }
+                self.init.wait_timeout(CLEANUP_TIMEOUT);
+            }
+            Phase::Stopped { .. } => {}
+        }
+        self.on_sandbox(|s, sandbox, client, id| {
+            if let Err(e) = s.delete_container(sandbox, client, id) {
+                log::debug!("deleting container {id} in the guest: {e}");
+            }
+            let deleted = s.delete(sandbox, true, CLEANUP_TIMEOUT);
+            reaper::reap_exited();
+            deleted
+        })?;
+        Ok(match self.init.phase() {
+            Phase::Stopped { status, at } => (status, at),
+            _ => (128 + nix::libc::SIGKILL as u32, SystemTime::now()),
+        })
+    }
+}

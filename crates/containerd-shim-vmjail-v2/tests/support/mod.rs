@@ -1,0 +1,540 @@
+//! A real containerd for the shim's tests: Debian's `containerd`, started
+//! on private `--root/--state/--address` paths with the shim found on its
+//! PATH (as containerd looks for `containerd-shim-vmjail-v2`), a vmjail
+//! configuration booting the repository's guest (`build/guest`), and a
+//! busybox-static image imported with `ctr image import` from an archive
+//! built here. Leak checks for after each test.
+#![allow(dead_code)] // the tests and the bench use different parts
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The image every test runs.
+pub const IMAGE: &str = "vmjail.test/busybox:latest";
+pub const RUNTIME: &str = "io.containerd.vmjail.v2";
+/// Jail uids one containerd's sandboxes get (one each).
+const ID_RANGE: u32 = 16;
+
+/// True when the test may run; panics in CI (`CI` set) when not root.
+pub fn require_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let euid: u32 = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|u| u.parse().ok())
+        .unwrap();
+    if euid == 0 {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run the containerd tests as root"
+    );
+    eprintln!("skipped: the containerd tests need root");
+    false
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The directory holding the shim and `vmjail` (cargo's target dir).
+pub fn bin_dir() -> PathBuf {
+    let shim = PathBuf::from(env!("CARGO_BIN_EXE_containerd-shim-vmjail-v2"));
+    let dir = shim.parent().unwrap().to_owned();
+    for bin in ["vmjail", "vmjail-jailer"] {
+        assert!(
+            dir.join(bin).exists(),
+            "{} is missing: run `cargo build --workspace --bins` first",
+            dir.join(bin).display()
+        );
+    }
+    dir
+}
+
+/// Where the shim's own socket for a task is: the shim crate's
+/// `socket_address` (a sha256 of containerd's address, namespace, id).
+pub fn shim_socket(address: &Path, namespace: &str, id: &str) -> PathBuf {
+    use sha2::Digest;
+    let key = address.join(namespace).join(id);
+    let hash = sha2::Sha256::digest(key.to_string_lossy().as_bytes());
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    PathBuf::from(format!("/run/containerd/s/{hex}"))
+}
+
+pub struct Containerd {
+    pub dir: tempfile::TempDir,
+    pub address: PathBuf,
+    pub vmjail_config: PathBuf,
+    pub state_dir: PathBuf,
+    pub parent_cgroup: String,
+    pub jail_uid: u32,
+    daemon: Child,
+    /// Held for the test's whole life: see [`Containerd::start`].
+    _serial: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl Containerd {
+    /// `tag` is unique per test. With `config_env`, containerd (and so the
+    /// shim) has `VMJAIL_CONFIG` naming the test's configuration; without,
+    /// the test must pass `--runtime-config-path`.
+    pub fn start(tag: &str, config_env: bool) -> Containerd {
+        // One containerd test at a time (nextest runs each in its own
+        // process): five guests of one test under TCG are load enough on
+        // a shared machine; more made guests miss the agent's timeout.
+        let serial = std::fs::File::create("/tmp/vmjail-ctrd-tests.lock").unwrap();
+        let serial = nix::fcntl::Flock::lock(serial, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .unwrap();
+        let guest = repo_root().join("build/guest");
+        for asset in ["vmlinux", "initramfs.cpio.gz"] {
+            assert!(
+                guest.join(asset).exists(),
+                "guest asset {asset} is missing: run scripts/build-guest.sh build/guest first"
+            );
+        }
+        let bins = bin_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("vmjail-ctrd-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let d = dir.path();
+        let state_dir = d.join("state");
+        let jail = d.join("jail");
+        std::fs::create_dir_all(&jail).unwrap();
+        let parent_cgroup = format!("vmjail-ctrd-{tag}-{}", std::process::id());
+        let jail_uid = 51000
+            + (tag.bytes().fold(std::process::id(), |h, b| {
+                h.wrapping_mul(31).wrapping_add(b.into())
+            }) % 1000)
+                * ID_RANGE;
+        let vmjail_config = d.join("vmjail.toml");
+        std::fs::write(
+            &vmjail_config,
+            format!(
+                r#"[hypervisor.qemu]
+path = "/usr/bin/qemu-system-x86_64"
+kernel = "{kernel}"
+initrd = "{initrd}"
+machine_type = "microvm"
+default_vcpus = 1
+default_memory = 256
+block_device_driver = "virtio-mmio"
+use_vsock = true
+
+[agent.kata]
+
+[runtime]
+internetworking_model = "tcfilter"
+
+[jail]
+uid = {jail_uid}
+gid = {jail_uid}
+id_range_size = {ID_RANGE}
+chroot_base_dir = "{jail}"
+state_dir = "{state}"
+parent_cgroup = "{parent_cgroup}"
+"#,
+                kernel = guest.join("vmlinux").display(),
+                initrd = guest.join("initramfs.cpio.gz").display(),
+                jail = jail.display(),
+                state = state_dir.display(),
+            ),
+        )
+        .unwrap();
+        let address = d.join("containerd.sock");
+        let config = d.join("containerd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"version = 2
+root = "{root}"
+state = "{state}"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = "{address}"
+
+[ttrpc]
+  address = "{address}.ttrpc"
+
+# What a CRI setup names (CRI is off in these tests; `ctr --runtime`
+# names the runtime directly).
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.vmjail]
+  runtime_type = "{RUNTIME}"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.vmjail.options]
+  ConfigPath = "{vmjail_config}"
+"#,
+                root = d.join("root").display(),
+                state = d.join("cstate").display(),
+                address = address.display(),
+                vmjail_config = vmjail_config.display(),
+            ),
+        )
+        .unwrap();
+        let path = format!(
+            "{}:{}",
+            bins.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut cmd = Command::new("containerd");
+        cmd.arg("--config")
+            .arg(&config)
+            .env("PATH", path)
+            .env_remove("VMJAIL_CONFIG")
+            .env_remove("KATA_CONF_FILE")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("containerd.log")).unwrap());
+        if config_env {
+            cmd.env("VMJAIL_CONFIG", &vmjail_config);
+        }
+        let daemon = cmd.spawn().expect("starting containerd");
+        let ctrd = Containerd {
+            dir,
+            address,
+            vmjail_config,
+            state_dir,
+            parent_cgroup,
+            jail_uid,
+            daemon,
+            _serial: serial,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ctrd.ctr(&["version"]).status.success() {
+            assert!(Instant::now() < deadline, "containerd never answered");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ctrd.import_image();
+        ctrd
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    pub fn ctr_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ctr");
+        cmd.arg("--address").arg(&self.address).args(args);
+        cmd
+    }
+
+    pub fn ctr(&self, args: &[&str]) -> Output {
+        self.ctr_command(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// `ctr ARGS` must succeed; its stdout.
+    pub fn ctr_ok(&self, args: &[&str]) -> String {
+        let out = self.ctr(args);
+        assert!(
+            out.status.success(),
+            "ctr {args:?}: {}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `ctr run --rm --runtime io.containerd.vmjail.v2 IMAGE id ARGS…`.
+    pub fn run(&self, id: &str, args: &[&str]) -> Output {
+        let mut all = vec!["run", "--rm", "--runtime", RUNTIME, IMAGE, id];
+        all.extend_from_slice(args);
+        self.ctr(&all)
+    }
+
+    /// A busybox-static rootfs as a docker-archive image, imported.
+    fn import_image(&self) {
+        let d = self.dir.path().join("image");
+        let rootfs = d.join("rootfs");
+        std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        let out = Command::new("chroot")
+            .arg(&rootfs)
+            .args(["/bin/busybox", "--install", "-s", "/bin"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "busybox --install: {out:?}");
+        for sub in ["proc", "dev", "sys", "tmp", "etc", "run"] {
+            std::fs::create_dir_all(rootfs.join(sub)).unwrap();
+        }
+        let archive = d.join("archive");
+        std::fs::create_dir_all(&archive).unwrap();
+        tar(&rootfs, &archive.join("layer.tar"));
+        let layer = sha256_file(&archive.join("layer.tar"));
+        let config = serde_json::json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer}")]}
+        })
+        .to_string();
+        let config_name = format!("{}.json", sha256_bytes(config.as_bytes()));
+        std::fs::write(archive.join(&config_name), config).unwrap();
+        let manifest = serde_json::json!([{
+            "Config": config_name,
+            "RepoTags": [IMAGE],
+            "Layers": ["layer.tar"]
+        }]);
+        std::fs::write(archive.join("manifest.json"), manifest.to_string()).unwrap();
+        let image = d.join("image.tar");
+        tar(&archive, &image);
+        self.ctr_ok(&["image", "import", image.to_str().unwrap()]);
+    }
+
+    /// The task's status in `ctr task ls`, `None` when there is none.
+    pub fn task_status(&self, id: &str) -> Option<String> {
+        let out = self.ctr_ok(&["task", "ls"]);
+        out.lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.first() == Some(&id)).then(|| f.last().map(|s| s.to_string()))
+            })
+            .next()
+            .flatten()
+    }
+
+    pub fn wait_task_status(&self, id: &str, want: Option<&str>, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = self.task_status(id);
+            if now.as_deref() == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "task {id}: status {now:?}, never {want:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The serving shim of task `id` (in the default namespace).
+    pub fn shim_pid(&self, id: &str) -> Option<u32> {
+        let needle = format!(
+            "-namespace default -id {id} -address {}",
+            self.address.display()
+        );
+        processes_mentioning(&needle).first().map(|(pid, _)| *pid)
+    }
+
+    /// Waits until task `id`'s shim socket and every sandbox state are gone.
+    pub fn wait_cleanup(&self, id: &str, timeout: Duration) {
+        let socket = shim_socket(&self.address, "default", id);
+        let deadline = Instant::now() + timeout;
+        while socket.exists()
+            || std::fs::read_dir(&self.state_dir).is_ok_and(|mut d| d.next().is_some())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{id}: never cleaned up\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Nothing of task `id` is left: no container, shim, shim socket,
+    /// sandbox state, VMM or helper, mount, netns or cgroup.
+    pub fn assert_clean(&self, id: &str) {
+        let containers = self.ctr_ok(&["containers", "ls", "-q"]);
+        assert!(!containers.lines().any(|l| l == id), "{id}: container left");
+        assert_eq!(self.shim_pid(id), None, "{id}: shim still runs");
+        let socket = shim_socket(&self.address, "default", id);
+        assert!(
+            !socket.exists(),
+            "{id}: shim socket {} left\n{}",
+            socket.display(),
+            self.log()
+        );
+        let state: Vec<_> = std::fs::read_dir(&self.state_dir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(state.is_empty(), "{id}: sandbox state left: {state:?}");
+        let strays: Vec<_> = (self.jail_uid..self.jail_uid + ID_RANGE)
+            .flat_map(processes_of_uid)
+            .collect();
+        assert!(strays.is_empty(), "{id}: VMM or helper left: {strays:?}");
+        let mounts = mounts_under(self.dir.path());
+        assert!(mounts.is_empty(), "{id}: mounts left: {mounts:?}");
+        let prefix = format!("vmjail-{id}-");
+        let netns: Vec<_> = std::fs::read_dir("/run/netns")
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(&prefix))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(netns.is_empty(), "{id}: netns left: {netns:?}");
+        for root in cgroup_roots() {
+            let parent = root.join(&self.parent_cgroup);
+            let children: Vec<_> = std::fs::read_dir(&parent)
+                .map(|d| {
+                    d.flatten()
+                        .filter(|e| e.path().is_dir())
+                        .map(|e| e.path())
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert!(children.is_empty(), "{id}: cgroups left: {children:?}");
+        }
+    }
+}
+
+impl Drop for Containerd {
+    /// Removes whatever a failed test left (tasks, containers, sandboxes),
+    /// then stops containerd and removes the cgroup parents.
+    fn drop(&mut self) {
+        if let Ok(out) = self.ctr_command(&["containers", "ls", "-q"]).output() {
+            for id in String::from_utf8_lossy(&out.stdout).lines() {
+                let _ = self.ctr(&["task", "kill", "-a", "-s", "SIGKILL", id]);
+                let _ = self.ctr(&["task", "rm", "-f", id]);
+                let _ = self.ctr(&["containers", "rm", id]);
+            }
+        }
+        for entry in std::fs::read_dir(&self.state_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = Command::new(bin_dir().join("vmjail"))
+                    .arg("--config")
+                    .arg(&self.vmjail_config)
+                    .args(["delete", "--force"])
+                    .arg(entry.file_name())
+                    .output();
+            }
+        }
+        let _ = Command::new("kill")
+            .arg(self.daemon.id().to_string())
+            .status();
+        let _ = self.daemon.wait();
+        for m in mounts_under(self.dir.path()).iter().rev() {
+            let _ = Command::new("umount").arg("-l").arg(m).status();
+        }
+        for root in cgroup_roots() {
+            let _ = std::fs::remove_dir(root.join(&self.parent_cgroup));
+        }
+    }
+}
+
+fn tar(dir: &Path, out: &Path) {
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .arg("-cf")
+        .arg(out)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success(), "tar of {}", dir.display());
+}
+
+fn sha256_bytes(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn sha256_file(path: &Path) -> String {
+    sha256_bytes(&std::fs::read(path).unwrap())
+}
+
+/// Mount points at or under `dir`.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(dir))
+        .collect()
+}
+
+/// Live processes (other than us) whose command line contains `needle`.
+pub fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if pid != me && !stat.contains(") Z ") && cmdline.contains(needle) {
+            found.push((pid, cmdline));
+        }
+    }
+    found
+}
+
+/// Live processes whose real uid is `uid`.
+pub fn processes_of_uid(uid: u32) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .map(str::to_owned)
+        };
+        let zombie = field("State:").is_some_and(|s| s == "Z");
+        if !zombie && field("Uid:").and_then(|u| u.parse().ok()) == Some(uid) {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            found.push((pid, String::from_utf8_lossy(&cmdline).replace('\0', " ")));
+        }
+    }
+    found
+}
+
+/// Every cgroup hierarchy root (v1 controllers and v2).
+pub fn cgroup_roots() -> Vec<PathBuf> {
+    let mut roots = vec![PathBuf::from("/sys/fs/cgroup")];
+    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+        for e in entries.flatten() {
+            let is_link = e.file_type().map(|t| t.is_symlink()).unwrap_or(true);
+            if e.path().is_dir() && !is_link {
+                roots.push(e.path());
+            }
+        }
+    }
+    roots
+}
+
+/// Field `name` (e.g. `VmHWM`, `RssAnon`) of `/proc/<pid>/status`, in KiB.
+pub fn status_kib(pid: u32, name: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.split(':').next() == Some(name))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}

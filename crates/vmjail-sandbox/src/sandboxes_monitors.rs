@@ -1,0 +1,91 @@
+//! The host processes that stand for a container's processes (see
+//! [`MonitorRecord`]): recorded before they are spawned, their pids once
+//! they run, killed by the sandbox's teardown.
+
+use super::containers::{container_err, find};
+use super::Sandboxes;
+use crate::process::ProcessId;
+use crate::state::{MonitorRecord, SandboxState};
+use crate::{ContainerError, HypervisorFactory, SandboxError, SandboxId};
+
+/// Most monitors kept per container; ended ones are dropped first.
+pub const MAX_MONITORS: usize = 256;
+
+impl<F: HypervisorFactory> Sandboxes<F> {
+    /// Records monitor `name` of `container` as about to be spawned
+    /// (replacing one of that name), dropping monitors that have ended.
+    pub fn record_monitor(
+        &self,
+        id: &SandboxId,
+        container: &str,
+        name: &str,
+    ) -> Result<(), SandboxError> {
+        self.update_monitors(id, container, |monitors| {
+            monitors.retain(|m| m.name != name && m.process.map_or(true, |p| p.is_alive()));
+            if monitors.len() >= MAX_MONITORS {
+                return Err(ContainerError::TooManyMonitors);
+            }
+            monitors.push(MonitorRecord {
+                name: name.into(),
+                process: None,
+            });
+            Ok(())
+        })
+    }
+
+    /// Records the process of monitor `name`, spawned.
+    pub fn set_monitor_process(
+        &self,
+        id: &SandboxId,
+        container: &str,
+        name: &str,
+        process: ProcessId,
+    ) -> Result<(), SandboxError> {
+        self.update_monitors(id, container, |monitors| {
+            if let Some(m) = monitors.iter_mut().find(|m| m.name == name) {
+                m.process = Some(process);
+            }
+            Ok(())
+        })
+    }
+
+    fn update_monitors(
+        &self,
+        id: &SandboxId,
+        container: &str,
+        change: impl FnOnce(&mut Vec<MonitorRecord>) -> Result<(), ContainerError>,
+    ) -> Result<(), SandboxError> {
+        let (_lock, mut state) = self.lock_state(id, "record a process of")?;
+        find(id, &state, container)?;
+        if let Some(c) = state.containers.iter_mut().find(|c| c.id == container) {
+            change(&mut c.monitors).map_err(|e| container_err(id, e))?;
+        }
+        self.store.save(&state)
+    }
+
+    /// SIGKILLs every recorded monitor still alive (the very process, not a
+    /// recycled pid) and forgets them.
+    pub(super) fn kill_monitors(&self, state: &mut SandboxState) -> Result<(), SandboxError> {
+        let mut killed = false;
+        for container in &mut state.containers {
+            for monitor in container.monitors.drain(..) {
+                let Some(process) = monitor.process else {
+                    continue;
+                };
+                if let Err(e) = process.kill() {
+                    tracing::warn!(
+                        "sandbox {}: killing monitor {} (pid {}): {e}",
+                        state.id,
+                        monitor.name,
+                        process.pid
+                    );
+                }
+                killed = true;
+            }
+        }
+        if killed {
+            self.store.save(state)?;
+        }
+        Ok(())
+    }
+}

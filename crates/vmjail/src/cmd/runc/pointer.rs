@@ -1,0 +1,95 @@
+//! Where a container's state is, by its id alone: Podman 4.3 runs
+//! `delete --force ID` without its `--runtime-flag`s (so without
+//! `--config`), and its cleanup process runs every command without them.
+//! `create --bundle` therefore leaves `/run/vmjail-runc/<id>.json` naming
+//! the configuration and state dir it used; a command given neither
+//! `--config`, `--root` nor `$VMJAIL_CONFIG` reads it (and `delete`
+//! removes it). The directory is root's alone and checked to be so.
+
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::Globals;
+
+const DIR: &str = "/run/vmjail-runc";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Pointer {
+    config: Option<PathBuf>,
+    root: Option<PathBuf>,
+}
+
+fn path_of(id: &str) -> PathBuf {
+    Path::new(DIR).join(format!("{id}.json"))
+}
+
+/// Whether `path` is root's and nobody else may write it.
+fn trusted(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.uid() == 0 && m.mode() & 0o022 == 0)
+}
+
+/// Records where container `id`'s state is (best effort: a caller that
+/// passes its flags every time does not need it).
+pub fn write(id: &str, globals: &Globals) {
+    let pointer = Pointer {
+        config: globals
+            .config
+            .as_ref()
+            .map(|c| std::path::absolute(c).unwrap_or_else(|_| c.clone())),
+        root: globals
+            .root
+            .as_ref()
+            .map(|r| std::path::absolute(r).unwrap_or_else(|_| r.clone())),
+    };
+    let made = std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(DIR)
+        .or_else(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Ok(()),
+            _ => Err(e),
+        });
+    let written = made.and_then(|()| {
+        let text = serde_json::to_vec(&pointer).map_err(std::io::Error::other)?;
+        let tmp = Path::new(DIR).join(format!(".{id}.tmp"));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &text))?;
+        std::fs::rename(&tmp, path_of(id))
+    });
+    if let Err(e) = written {
+        tracing::warn!("container {id}: recording where its state is in {DIR}: {e}");
+    }
+}
+
+/// `globals` completed from container `id`'s record when it names no
+/// configuration or state dir of its own.
+pub fn fill_in(id: &str, globals: &mut Globals) {
+    if globals.config.is_some()
+        || globals.root.is_some()
+        || std::env::var_os("VMJAIL_CONFIG").is_some()
+    {
+        return;
+    }
+    let path = path_of(id);
+    if !trusted(Path::new(DIR)) || !trusted(&path) {
+        return;
+    }
+    let Ok(text) = std::fs::read(&path) else {
+        return;
+    };
+    if let Ok(pointer) = serde_json::from_slice::<Pointer>(&text) {
+        globals.config = pointer.config;
+        globals.root = pointer.root;
+    }
+}
+
+/// Forgets container `id`'s record.
+pub fn remove(id: &str) {
+    let _ = std::fs::remove_file(path_of(id));
+}

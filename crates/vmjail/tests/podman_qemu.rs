@@ -1,0 +1,97 @@
+//! Podman (Debian's 4.3, private --root/--runroot, conmon) with vmjail as
+//! its OCI runtime: each container in its own real QEMU guest; nothing of
+//! vmjail's left afterwards — also where Podman runs `delete --force`
+//! without the `--runtime-flag` that names vmjail's configuration.
+
+mod clients_support;
+mod lifecycle_support;
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use clients_support::{Podman, IMAGE};
+use lifecycle_support::require_root;
+
+/// Podman's default rlimits exceed this host's hard limits, which runc
+/// refuses; inside the VM the spec's rlimits apply to the guest (whose
+/// agent runs as root), so vmjail needs no --ulimit.
+fn run_args<'a>(flags: &[&'a str], cmd: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["run", "--rm", "--network", "none"];
+    args.extend(flags);
+    args.push(IMAGE);
+    args.extend(cmd);
+    args
+}
+
+#[test]
+fn podman_runs_containers_in_vms() {
+    if !require_root() {
+        return;
+    }
+    let p = Podman::start("podrun");
+    assert_eq!(p.ok(&run_args(&[], &["echo", "hi"])), "hi\n");
+    let out = p.podman(&run_args(&[], &["sh", "-c", "echo err >&2; exit 7"]));
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("err\n"),
+        "{out:?}"
+    );
+    let mut child = p
+        .command(&run_args(&["-i"], &["sh", "-c", "tr a-z A-Z"]))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"piped\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.stdout, b"PIPED\n", "{out:?}");
+    let out = p.ok(&run_args(
+        &["--read-only", "--memory", "128m"],
+        &[
+            "sh",
+            "-c",
+            "touch /x 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+        ],
+    ));
+    assert_eq!(out, "134217728\n");
+    let out = p.podman(&run_args(&["-t"], &["sh", "-c", "test -t 0 && echo tty"]));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).replace('\r', ""),
+        "tty\n",
+        "{out:?}"
+    );
+
+    // Detached: exec, logs, a signal, pause, stop.
+    let script = "echo started; trap 'echo got-usr1' USR1; trap 'exit 0' TERM; \
+                  while :; do sleep 0.1; done";
+    let id = p
+        .ok(&["run", "-d", "--network", "none", IMAGE, "sh", "-c", script])
+        .trim()
+        .to_string();
+    let logs_have = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let logs = p.ok(&["logs", &id]);
+            if logs.contains(needle) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no {needle:?} in {logs:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    logs_have("started");
+    let out = p.podman(&["exec", &id, "sh", "-c", "echo in-exec; exit 4"]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(out.stdout, b"in-exec\n");
+    p.ok(&["kill", "-s", "USR1", &id]);
+    logs_have("got-usr1");
+    p.ok(&["pause", &id]);
+    p.ok(&["unpause", &id]);
+    assert_eq!(p.ok(&["exec", &id, "echo", "thawed"]), "thawed\n");
+    let started = Instant::now();
+    p.ok(&["stop", "-t", "20", &id]);
+    assert!(started.elapsed() < Duration::from_secs(15));
+    p.ok(&["rm", &id]);
+    p.finish(&[id]);
+}
