@@ -8,6 +8,7 @@
 mod assets;
 mod backend;
 pub mod cmdline;
+mod helper_socket;
 pub mod layout;
 mod nics;
 mod output_tail;

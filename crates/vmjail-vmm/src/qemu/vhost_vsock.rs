@@ -11,17 +11,14 @@
 //! where QEMU reaches the vhost-user socket and the host the hybrid one.
 
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::fcntl::OFlag;
-use nix::sys::stat::SFlag;
 use vmjail_config::RuntimeConfig;
-use vmjail_jail::{Jail, JailRecord, Jailer, LaunchStdio, Placement, Recorder};
+use vmjail_jail::{Jail, JailRecord, Jailer, LaunchStdio, Recorder};
 
-use super::output_tail::output_tail;
+use super::helper_socket::HelperSocket;
 use super::{layout, Error};
 use crate::hypervisor::{HelperRecord, VmmRecord, VmmRecorder, VsockRecord};
 
@@ -42,6 +39,29 @@ const SOCKET_DIR: &str = "/vsock";
 const OUTPUT: &str = "/helper.out";
 /// How long the helper may take to open its vhost-user socket.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The helper's socket, as [`super::helper_socket`] waits for and binds it.
+const SOCKET: HelperSocket = HelperSocket {
+    helper: HELPER,
+    socket_dir: SOCKET_DIR,
+    output: OUTPUT,
+    ready_timeout: READY_TIMEOUT,
+};
+
+/// Binds the helper's socket directory read-only into QEMU's jail at
+/// [`layout::VSOCK_DIR`].
+pub(super) fn bind_into(
+    qemu_jail: &mut Jail,
+    helper: &JailRecord,
+    recorder: &mut dyn Recorder,
+) -> Result<(), Error> {
+    SOCKET.bind_into(
+        qemu_jail,
+        helper,
+        recorder,
+        layout::VSOCK_DIR,
+        "the vsock helper's socket directory",
+    )
+}
 
 /// The helper binary on this host.
 pub fn find() -> Result<PathBuf, Error> {
@@ -168,71 +188,8 @@ pub(super) fn launch(
         },
     )
     .map_err(helper_error("launching it"))?;
-    wait_ready(jail.record())?;
+    SOCKET.wait_ready(jail.record())?;
     Ok(jail)
-}
-
-/// Poll until the helper's vhost-user socket exists (without connecting:
-/// the helper serves one front-end, which must be QEMU), while it runs.
-fn wait_ready(helper: &JailRecord) -> Result<(), Error> {
-    let socket = Path::new(SOCKET_DIR).join("vhost.sock");
-    let started = Instant::now();
-    loop {
-        let found = vmjail_jail::open_in_jail(&helper.root(), &socket, OFlag::O_PATH)
-            .ok()
-            .and_then(|fd| nix::sys::stat::fstat(fd.as_raw_fd()).ok())
-            .is_some_and(|st| {
-                SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFSOCK
-            });
-        if found {
-            return Ok(());
-        }
-        let alive = crate::process::is_alive(helper);
-        if !alive || started.elapsed() >= READY_TIMEOUT {
-            return Err(Error::HelperNotReady {
-                helper: HELPER,
-                state: if alive { "still runs" } else { "exited" },
-                waited: started.elapsed(),
-                output: output_tail(&helper.root(), OUTPUT).unwrap_or_else(|| "(none)".into()),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Bind the helper's socket directory read-only into QEMU's jail at
-/// [`layout::VSOCK_DIR`]. The directory is opened from the helper's jail
-/// root without following a symlink (its uid owns that tree) and bound
-/// from that very handle.
-pub(super) fn bind_into(
-    qemu_jail: &mut Jail,
-    helper: &JailRecord,
-    recorder: &mut dyn Recorder,
-) -> Result<(), Error> {
-    let dir: OwnedFd = vmjail_jail::open_in_jail(
-        &helper.root(),
-        Path::new(SOCKET_DIR),
-        OFlag::O_PATH | OFlag::O_DIRECTORY,
-    )
-    .map_err(|e| Error::Helper {
-        helper: HELPER,
-        step: "opening its socket directory",
-        source: Box::new(e),
-    })?;
-    let source = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
-    qemu_jail
-        .place(
-            recorder,
-            &source,
-            Path::new(layout::VSOCK_DIR),
-            Placement::ReadOnlyBind,
-        )
-        .map_err(|e| Error::Place {
-            what: "the vsock helper's socket directory",
-            path: helper.root().join(SOCKET_DIR.trim_start_matches('/')),
-            source: Box::new(e),
-        })?;
-    Ok(())
 }
 
 /// Tear down every helper the record names (idempotent, from the record).

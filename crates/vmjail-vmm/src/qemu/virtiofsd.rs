@@ -30,15 +30,13 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::fcntl::OFlag;
-use nix::sys::stat::SFlag;
 use vmjail_config::RuntimeConfig;
 use vmjail_jail::cgroup::{CgroupMounts, CgroupPlan, Leaf};
 use vmjail_jail::{Jail, JailRecord, Jailer, Placement, Recorder};
 
-use super::output_tail::output_tail;
+use super::helper_socket::HelperSocket;
 use super::{layout, vhost_vsock::HelperChain, Error};
 use crate::hypervisor::{HelperRecord, ShareEntry, SharedDir, VmmRecord, VmmRecorder};
 
@@ -54,6 +52,13 @@ const SOCKET_DIR: &str = "/socket";
 const OUTPUT: &str = "/virtiofsd.out";
 /// How long the helper may take to open its socket.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The daemon's socket, as [`super::helper_socket`] waits for and binds it.
+const SOCKET: HelperSocket = HelperSocket {
+    helper: HELPER,
+    socket_dir: SOCKET_DIR,
+    output: OUTPUT,
+    ready_timeout: READY_TIMEOUT,
+};
 /// The file descriptors it may open (one per inode the guest holds).
 const NOFILE: u64 = 65_536;
 
@@ -228,7 +233,7 @@ pub(super) fn launch(
     helper.vmm_pid = Some(pid);
     helper.vmm_start_time = vmjail_jail::process::start_time(pid);
     save(&mut chain, &helper, "starting virtiofsd")?;
-    wait_ready(&helper)?;
+    SOCKET.wait_ready(&helper)?;
     // QEMU runs as the jail's user: the socket (root's) must be its.
     let socket = root
         .join(SOCKET_DIR.trim_start_matches('/'))
@@ -388,64 +393,20 @@ fn spawn_confined(mut command: Command, netns: &Path, plan: &CgroupPlan) -> Resu
     Ok(child.id() as i32)
 }
 
-/// Poll until the daemon's socket exists, while it runs.
-fn wait_ready(helper: &JailRecord) -> Result<(), Error> {
-    let socket = Path::new(SOCKET_DIR).join("vhost.sock");
-    let started = Instant::now();
-    loop {
-        let found = vmjail_jail::open_in_jail(&helper.root(), &socket, OFlag::O_PATH)
-            .ok()
-            .and_then(|fd| nix::sys::stat::fstat(fd.as_raw_fd()).ok())
-            .is_some_and(|st| {
-                SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFSOCK
-            });
-        if found {
-            return Ok(());
-        }
-        let alive = crate::process::is_alive(helper);
-        if !alive || started.elapsed() >= READY_TIMEOUT {
-            return Err(Error::HelperNotReady {
-                helper: HELPER,
-                state: if alive { "still runs" } else { "exited" },
-                waited: started.elapsed(),
-                output: output_tail(&helper.root(), OUTPUT).unwrap_or_else(|| "(none)".into()),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Bind the daemon's socket directory read-only into QEMU's jail at
-/// [`layout::VIRTIOFS_DIR`], opened without following a symlink.
+/// Binds the daemon's socket directory read-only into QEMU's jail at
+/// [`layout::VIRTIOFS_DIR`].
 pub(super) fn bind_into(
     qemu_jail: &mut Jail,
     helper: &JailRecord,
     recorder: &mut dyn Recorder,
 ) -> Result<(), Error> {
-    let dir: OwnedFd = vmjail_jail::open_in_jail(
-        &helper.root(),
-        Path::new(SOCKET_DIR),
-        OFlag::O_PATH | OFlag::O_DIRECTORY,
+    SOCKET.bind_into(
+        qemu_jail,
+        helper,
+        recorder,
+        layout::VIRTIOFS_DIR,
+        "virtiofsd's socket directory",
     )
-    .map_err(|e| Error::Helper {
-        helper: HELPER,
-        step: "opening its socket directory",
-        source: Box::new(e),
-    })?;
-    let source = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
-    qemu_jail
-        .place(
-            recorder,
-            &source,
-            Path::new(layout::VIRTIOFS_DIR),
-            Placement::ReadOnlyBind,
-        )
-        .map_err(|e| Error::Place {
-            what: "virtiofsd's socket directory",
-            path: helper.root().join(SOCKET_DIR.trim_start_matches('/')),
-            source: Box::new(e),
-        })?;
-    Ok(())
 }
 
 #[cfg(test)]
