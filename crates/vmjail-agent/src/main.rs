@@ -25,6 +25,11 @@ struct Cli {
     /// Where to serve: `vsock:PORT` (any CID) or `unix:PATH`.
     #[arg(long, default_value_t = ListenAddr::default())]
     listen: ListenAddr,
+    /// A file to create once the agent accepts connections (the guest's
+    /// init waits for it before announcing readiness, so the host's first
+    /// dial is answered).
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -60,7 +65,7 @@ fn main() -> ExitCode {
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         error!("becoming a child subreaper: {e}");
     }
-    match serve(&cli.listen) {
+    match serve(&cli.listen, cli.ready_file.as_deref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
@@ -69,7 +74,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(addr: &ListenAddr) -> Result<(), String> {
+fn serve(addr: &ListenAddr, ready_file: Option<&std::path::Path>) -> Result<(), String> {
     let service = service::AgentService::new().map_err(|e| format!("starting: {e}"))?;
     let mut server = listen::bind(addr)
         .map_err(|e| format!("listening on {addr}: {e}"))?
@@ -82,6 +87,10 @@ fn serve(addr: &ListenAddr) -> Result<(), String> {
         env!("CARGO_PKG_VERSION"),
         vmjail_agent_protocol::PROTOCOL_VERSION
     );
+    if let Some(path) = ready_file {
+        std::fs::write(path, b"")
+            .map_err(|e| format!("creating the ready file {}: {e}", path.display()))?;
+    }
     // The server runs on its own threads; this one only has to stay.
     loop {
         std::thread::park();

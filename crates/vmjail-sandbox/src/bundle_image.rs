@@ -1,9 +1,11 @@
 //! An OCI bundle made into an ext4 image for the guest: `config.json`
 //! (its `root.path` rewritten to `rootfs`, its bind sources to `binds/<n>`),
-//! `rootfs/` and a copy of each bind source under `binds/` (see
+//! `rootfs/` and each bind source under `binds/` (see
 //! [`crate::bundle_binds`]), built with e2fsprogs' `mke2fs -d` from a
-//! staging copy. Both live in the sandbox's
-//! state dir; the caller records their paths before they are made.
+//! staging tree the rootfs and bind sources are bound into for mke2fs
+//! alone (see [`crate::staged_binds`]): nothing is copied twice. Image
+//! and staging directory live in the sandbox's state dir; the caller
+//! records their paths before they are made.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 use vmjail_agent_protocol::bundle_layout::BINDS_DIR;
 
 use crate::bundle_binds::{self, BindSource};
+use crate::staged_binds;
 
 /// Most bytes of a `config.json` read.
 pub const MAX_CONFIG: u64 = 1 << 20;
@@ -24,7 +27,7 @@ pub const MAX_ENTRIES: u64 = 1_000_000;
 const MAX_DEPTH: usize = 256;
 /// Space beyond the tree: ext4's metadata and the container's writes.
 const MARGIN: u64 = 64 << 20;
-/// Longest `cp`/`mke2fs` may take.
+/// Longest `mke2fs` may take.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
@@ -207,17 +210,8 @@ pub fn make(bundle: &Bundle, staging: &Path, image: &Path) -> Result<(), BundleE
             .map_err(|e| image_err("writing config.json", e.to_string()))?;
         std::fs::write(staging.join("config.json"), config)
             .map_err(|e| image_err("writing config.json", e.to_string()))?;
-        // `cp -a`: symlinks copied as symlinks, never followed; hard links,
-        // owners, modes and times kept; reflinked where the fs can.
-        let mut cp = Command::new("cp");
-        cp.arg("-a")
-            .arg("--reflink=auto")
-            .arg("--")
-            .arg(&bundle.rootfs)
-            .arg(staging.join("rootfs"));
-        run(cp, "copying the rootfs").map_err(|r| image_err("copying the rootfs", r))?;
-        copy_binds(bundle, &staging.join(BINDS_DIR))
-            .map_err(|r| image_err("copying the bind sources", r))?;
+        let binds = stage_tree(bundle, staging)
+            .map_err(|r| image_err("staging the rootfs and bind sources", r))?;
         crate::crash::point("create-container-staged");
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -234,6 +228,7 @@ pub fn make(bundle: &Bundle, staging: &Path, image: &Path) -> Result<(), BundleE
             .arg("-d")
             .arg(staging)
             .arg(image);
+        staged_binds::bind_before_exec(&mut mke2fs, &binds);
         run(mke2fs, "mke2fs").map_err(|r| image_err("mke2fs -d", r))
     })();
     let _ = std::fs::remove_dir_all(staging);
@@ -260,23 +255,29 @@ fn binds_size(bundle: &Bundle) -> Result<u64, BundleError> {
     Ok(total)
 }
 
-/// Copies each bind source to `binds/<n>` (as `cp -a` does the rootfs;
-/// a directory's own symlinks are copied, never followed).
-fn copy_binds(bundle: &Bundle, binds: &Path) -> Result<(), String> {
+/// The staging tree's mount points: an empty `rootfs/` and, for each bind
+/// source, an empty `binds/<n>` (a directory or a file, as the source is),
+/// each paired with its source opened without following a last symlink.
+fn stage_tree(bundle: &Bundle, staging: &Path) -> Result<Vec<staged_binds::Bind>, String> {
+    let mut binds = Vec::with_capacity(bundle.binds.len() + 1);
+    binds.push(staged_binds::Bind::new(
+        &bundle.rootfs,
+        true,
+        &staging.join("rootfs"),
+    )?);
     if bundle.binds.is_empty() {
-        return Ok(());
+        return Ok(binds);
     }
-    std::fs::create_dir(binds).map_err(|e| format!("creating {}: {e}", binds.display()))?;
+    let dir = staging.join(BINDS_DIR);
+    std::fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     for (index, bind) in bundle.binds.iter().enumerate() {
-        let mut cp = Command::new("cp");
-        cp.arg("-a")
-            .arg("--reflink=auto")
-            .arg("--")
-            .arg(&bind.source)
-            .arg(binds.join(index.to_string()));
-        run(cp, "copying a bind source").map_err(|r| format!("mount {}: {r}", bind.destination))?;
+        let target = dir.join(index.to_string());
+        binds.push(
+            staged_binds::Bind::new(&bind.source, bind.is_dir, &target)
+                .map_err(|r| format!("mount {}: {r}", bind.destination))?,
+        );
     }
-    Ok(())
+    Ok(binds)
 }
 
 /// Runs a tool with no stdin, its stderr kept (at most 4 KiB shown),

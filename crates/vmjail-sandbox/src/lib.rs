@@ -24,6 +24,7 @@ pub mod process;
 pub mod reaper;
 mod record_check;
 mod sandboxes;
+mod staged_binds;
 pub mod state;
 mod store;
 mod time;

@@ -7,8 +7,9 @@
 //! bundle) against the image path. Medians of alternating rounds, ratios
 //! in the same run.
 //!
-//! `cargo build --workspace --bins && cargo bench -p vmjail --bench bundle`
-//! (root; the guest from `scripts/build-guest.sh build/guest`).
+//! `scripts/build-release.sh && cargo bench -p vmjail --bench bundle`
+//! (root; the guest from `scripts/build-guest.sh build/guest`): the
+//! release `vmjail`, as users run it.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -27,8 +28,8 @@ fn repo() -> PathBuf {
 }
 
 fn vmjail_bin() -> PathBuf {
-    let bin = repo().join("target/debug/vmjail");
-    assert!(bin.is_file(), "run `cargo build --workspace --bins` first");
+    let bin = repo().join("target/release/vmjail");
+    assert!(bin.is_file(), "run `scripts/build-release.sh` first");
     bin
 }
 
