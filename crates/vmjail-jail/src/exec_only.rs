@@ -64,13 +64,40 @@ pub fn exec_only_copy(
         return Ok((copy, copy_path));
     }
     make_copy(&dir, source, exec_name, &copy_path)?;
-    // An earlier binary of this name is done with: jails running it keep
-    // their bind mount of its inode.
-    crate::rmtree::remove_all_but(&name_path, OsStr::new(&key));
+    remove_stale_copies(&name_path, &key, exec_name);
     let copy = existing(&dir, exec_name, &copy_path, meta.size())?.ok_or_else(|| {
         JailError::fs("opening the exec-only copy", &copy_path, nix::Error::ENOENT)
     })?;
     Ok((copy, copy_path))
+}
+
+/// Removes the copies of earlier binaries of this name: jails running one
+/// keep their bind mount of its inode. A copy another live process is
+/// still making (`<name>.tmp.<pid>` in its key's directory: a jail started
+/// with the old binary while it was being replaced) is left to it.
+fn remove_stale_copies(name_path: &Path, key: &str, exec_name: &str) {
+    let Ok(entries) = std::fs::read_dir(name_path) else {
+        return;
+    };
+    let tmp_prefix = format!("{exec_name}.tmp.");
+    let being_made = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix(&tmp_prefix))
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+            })
+    };
+    for entry in entries.flatten() {
+        if entry.file_name() != OsStr::new(key) && !being_made(&entry.path()) {
+            let _ = crate::rmtree::remove_tree(&entry.path());
+        }
+    }
 }
 
 /// The copy, when it is a whole one: a regular file of root's, exec-only,
@@ -161,5 +188,27 @@ mod tests {
         let (_, upgraded) = exec_only_copy(&base, &exec, "vmm").unwrap();
         assert_ne!(first, upgraded);
         assert!(!first.exists(), "the old copy stays behind");
+    }
+
+    #[test]
+    fn a_copy_a_live_process_is_still_making_is_not_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = format!("vmm.tmp.{}", std::process::id());
+        for (key, file) in [
+            ("old", "vmm"),
+            ("making", live.as_str()),
+            ("dead", "vmm.tmp.4194305"),
+        ] {
+            std::fs::create_dir(tmp.path().join(key)).unwrap();
+            std::fs::write(tmp.path().join(key).join(file), b"").unwrap();
+        }
+        std::fs::create_dir(tmp.path().join("new")).unwrap();
+        remove_stale_copies(tmp.path(), "new", "vmm");
+        let mut left: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["making", "new"]);
     }
 }

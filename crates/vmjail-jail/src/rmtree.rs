@@ -91,19 +91,6 @@ pub fn remove_tree(path: &Path) -> Result<(), JailError> {
     }
 }
 
-/// Remove every entry of `dir` but `keep` (the older versions of a cache
-/// entry); best effort.
-pub fn remove_all_but(dir: &Path, keep: &OsStr) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.file_name() != keep {
-            let _ = remove_tree(&entry.path());
-        }
-    }
-}
-
 fn dir_flags() -> OFlag {
     OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
 }
