@@ -55,10 +55,13 @@ fn podman_runs_containers_in_vms() {
         ],
     ));
     assert_eq!(out, "134217728\n");
-    let out = p.podman(&run_args(&["-t"], &["sh", "-c", "test -t 0 && echo tty"]));
+    let out = p.podman(&run_args(
+        &["-t"],
+        &["sh", "-c", "tty; test -t 0 && echo tty"],
+    ));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).replace('\r', ""),
-        "tty\n",
+        "/dev/pts/0\ntty\n",
         "{out:?}"
     );
 

@@ -33,6 +33,20 @@ fn bundle(dir: &Path, script: &str, terminal: bool) -> PathBuf {
     for d in ["proc", "dev", "tmp"] {
         std::fs::create_dir_all(bundle.join("rootfs").join(d)).unwrap();
     }
+    let mut mounts = vec![
+        serde_json::json!({"destination": "/proc", "type": "proc", "source": "proc"}),
+        serde_json::json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs"}),
+        serde_json::json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}),
+    ];
+    if terminal {
+        // The container's own devpts (what Docker and Podman give): its
+        // terminal comes from there.
+        mounts.push(
+            serde_json::json!({"destination": "/dev/pts", "type": "devpts",
+            "source": "devpts",
+            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
+        );
+    }
     let config = serde_json::json!({
         "ociVersion": "1.0.2",
         "process": {"terminal": terminal, "user": {"uid": 0, "gid": 0},
@@ -40,11 +54,7 @@ fn bundle(dir: &Path, script: &str, terminal: bool) -> PathBuf {
         "root": {"path": "rootfs"},
         "hostname": "runcbox",
         "annotations": {"org.example/key": "value"},
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}
-        ],
+        "mounts": mounts,
         "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}]}
     });
     std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
@@ -292,7 +302,7 @@ fn a_terminal_through_the_console_socket() {
     let w = world("runctty");
     let b = bundle(
         w.dir.path(),
-        "stty size; test -t 0 && echo on-a-tty; read x; echo read $x",
+        "tty; stty size; test -t 0 && echo on-a-tty; read x; echo read $x",
         true,
     );
     let id = unique_id("runct");
@@ -337,7 +347,8 @@ fn a_terminal_through_the_console_socket() {
         }
     }
     let text = String::from_utf8_lossy(&seen).replace('\r', "");
-    assert!(text.contains("24 80\non-a-tty\n"), "{text}");
+    // The container's own /dev/pts/0 (its devpts), not a guest pty.
+    assert!(text.contains("/dev/pts/0\n24 80\non-a-tty\n"), "{text}");
     assert!(text.contains("read typed"), "{text}");
     let recorded = w.stored(&id);
     w.ok(&["delete", "--force", &id]);
