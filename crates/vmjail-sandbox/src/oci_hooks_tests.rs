@@ -145,6 +145,19 @@ fn output_is_bounded_and_never_blocks_the_hook() {
 }
 
 #[test]
+fn the_largest_timeout_is_no_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = one("exit 0", json!({"timeout": i64::MAX}));
+    run(
+        HookKind::Poststart,
+        h.list(HookKind::Poststart),
+        b"{}",
+        dir.path(),
+    )
+    .unwrap();
+}
+
+#[test]
 fn a_background_child_holding_the_pipes_does_not_hold_the_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let h = one("setsid sleep 3 & exit 0", json!({}));

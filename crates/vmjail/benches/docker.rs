@@ -4,7 +4,8 @@
 //! round trip (median of 10), each as a ratio to runc's; and the peak RSS
 //! of vmjail's per-container host process.
 //!
-//! `scripts/build-guest.sh build/guest && cargo bench -p vmjail --bench docker`
+//! `scripts/build-release.sh && scripts/build-guest.sh build/guest &&
+//! cargo bench -p vmjail --bench docker`
 //! (root; cargo builds the release `vmjail` it runs).
 
 #[path = "../tests/clients_support/mod.rs"]

@@ -437,6 +437,11 @@ fn hooks_run_on_the_host_with_the_state() {
         return;
     }
     let w = world("runchooks");
+    let features: serde_json::Value = serde_json::from_str(&w.ok(&["features"])).unwrap();
+    assert_eq!(
+        features["hooks"],
+        serde_json::json!(["prestart", "createRuntime", "poststart", "poststop"])
+    );
     let b = bundle(w.dir.path(), "sleep 600", false);
     let out = w.dir.path().join("hooks");
     std::fs::create_dir(&out).unwrap();
