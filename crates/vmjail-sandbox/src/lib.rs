@@ -20,6 +20,7 @@ pub mod ids;
 pub mod interrupt;
 mod lock;
 pub mod netns;
+pub mod oci_hooks;
 pub mod process;
 pub mod reaper;
 mod record_check;

@@ -250,6 +250,9 @@ pub struct MonitorArgs {
     /// Pump fd 0 to the process's stdin.
     #[arg(long)]
     pub stdin: bool,
+    /// The sandbox's network namespace, joined first.
+    #[arg(long, value_name = "PATH")]
+    pub netns: Option<PathBuf>,
     /// Write `ok` here once connected (or the error), then close it.
     #[arg(long)]
     pub ready_fd: i32,

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use clients_support::{Podman, IMAGE};
+use clients_support::{use_virtio_fs, volume_dir, Podman, IMAGE};
 use lifecycle_support::require_root;
 
 /// Podman's default rlimits exceed this host's hard limits, which runc
@@ -55,10 +55,13 @@ fn podman_runs_containers_in_vms() {
         ],
     ));
     assert_eq!(out, "134217728\n");
-    let out = p.podman(&run_args(&["-t"], &["sh", "-c", "test -t 0 && echo tty"]));
+    let out = p.podman(&run_args(
+        &["-t"],
+        &["sh", "-c", "tty; test -t 0 && echo tty"],
+    ));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).replace('\r', ""),
-        "tty\n",
+        "/dev/pts/0\ntty\n",
         "{out:?}"
     );
 
@@ -99,4 +102,31 @@ fn podman_runs_containers_in_vms() {
     assert!(started.elapsed() < Duration::from_secs(15));
     p.ok(&["rm", &id]);
     p.finish(&[id]);
+}
+
+#[test]
+fn podman_volumes_reach_the_host_with_virtio_fs() {
+    if !require_root() {
+        return;
+    }
+    let p = Podman::start("podvol");
+    let host = volume_dir(&p.w);
+    let volume = format!("{}:/data", host.display());
+    let script = "cat /data/in; echo from-container > /data/out";
+    // The default image path: a copy; the container's writes stay in the VM.
+    assert_eq!(
+        p.ok(&run_args(&["-v", &volume], &["sh", "-c", script])),
+        "from-host\n"
+    );
+    assert!(!host.join("out").exists(), "a write reached the host");
+    use_virtio_fs(&p.w);
+    assert_eq!(
+        p.ok(&run_args(&["-v", &volume], &["sh", "-c", script])),
+        "from-host\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.join("out")).unwrap(),
+        "from-container\n"
+    );
+    p.finish(&[]);
 }

@@ -4,7 +4,9 @@
 //! for `kill` of a stopped and `delete` of a running container, the host
 //! process behind `--pid-file` (its exit status is the container's, its
 //! stdio the caller's), `exec --detach` with its own host process, a pty
-//! through `--console-socket`, `--log-format json`; nothing left after.
+//! through `--console-socket`, `--log-format json`; the spec's OCI hooks
+//! (state on stdin, argv/env, order, a failing and a hung hook, the ones
+//! refused); nothing left after.
 
 mod lifecycle_support;
 
@@ -31,6 +33,20 @@ fn bundle(dir: &Path, script: &str, terminal: bool) -> PathBuf {
     for d in ["proc", "dev", "tmp"] {
         std::fs::create_dir_all(bundle.join("rootfs").join(d)).unwrap();
     }
+    let mut mounts = vec![
+        serde_json::json!({"destination": "/proc", "type": "proc", "source": "proc"}),
+        serde_json::json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs"}),
+        serde_json::json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}),
+    ];
+    if terminal {
+        // The container's own devpts (what Docker and Podman give): its
+        // terminal comes from there.
+        mounts.push(
+            serde_json::json!({"destination": "/dev/pts", "type": "devpts",
+            "source": "devpts",
+            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
+        );
+    }
     let config = serde_json::json!({
         "ociVersion": "1.0.2",
         "process": {"terminal": terminal, "user": {"uid": 0, "gid": 0},
@@ -38,11 +54,7 @@ fn bundle(dir: &Path, script: &str, terminal: bool) -> PathBuf {
         "root": {"path": "rootfs"},
         "hostname": "runcbox",
         "annotations": {"org.example/key": "value"},
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}
-        ],
+        "mounts": mounts,
         "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}]}
     });
     std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
@@ -290,7 +302,7 @@ fn a_terminal_through_the_console_socket() {
     let w = world("runctty");
     let b = bundle(
         w.dir.path(),
-        "stty size; test -t 0 && echo on-a-tty; read x; echo read $x",
+        "tty; stty size; test -t 0 && echo on-a-tty; read x; echo read $x",
         true,
     );
     let id = unique_id("runct");
@@ -335,7 +347,8 @@ fn a_terminal_through_the_console_socket() {
         }
     }
     let text = String::from_utf8_lossy(&seen).replace('\r', "");
-    assert!(text.contains("24 80\non-a-tty\n"), "{text}");
+    // The container's own /dev/pts/0 (its devpts), not a guest pty.
+    assert!(text.contains("/dev/pts/0\n24 80\non-a-tty\n"), "{text}");
     assert!(text.contains("read typed"), "{text}");
     let recorded = w.stored(&id);
     w.ok(&["delete", "--force", &id]);
@@ -390,6 +403,220 @@ fn a_create_killed_around_its_host_process_is_cleaned() {
             }
             w.assert_no_leaks(&id, Some(&recorded));
         }
+    }
+}
+
+/// Sets `config.json`'s `hooks` in `bundle`.
+fn set_hooks(bundle: &Path, hooks: serde_json::Value) {
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["hooks"] = hooks;
+    std::fs::write(&path, config.to_string()).unwrap();
+}
+
+/// A hook writing the state it got to `dir/<name>.json`, its `$HOOKV`
+/// to `dir/<name>.env` and its name to `dir/order`.
+fn recording_hook(dir: &Path, name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "path": "/bin/sh",
+        "args": ["sh", "-c", "cat > \"$1/$0.json\"; echo \"$HOOKV\" > \"$1/$0.env\"; echo $0 >> \"$1/order\"",
+                 name, dir.to_str().unwrap()],
+        "env": [format!("HOOKV=env-of-{name}")],
+    })
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text}", path.display()))
+}
+
+#[test]
+fn hooks_run_on_the_host_with_the_state() {
+    if !require_root() {
+        return;
+    }
+    let w = world("runchooks");
+    let features: serde_json::Value = serde_json::from_str(&w.ok(&["features"])).unwrap();
+    assert_eq!(
+        features["hooks"],
+        serde_json::json!(["prestart", "createRuntime", "poststart", "poststop"])
+    );
+    let b = bundle(w.dir.path(), "sleep 600", false);
+    let out = w.dir.path().join("hooks");
+    std::fs::create_dir(&out).unwrap();
+    set_hooks(
+        &b,
+        serde_json::json!({
+            "prestart": [recording_hook(&out, "prestart")],
+            "createRuntime": [recording_hook(&out, "createRuntime")],
+            "poststart": [recording_hook(&out, "poststart"),
+                          {"path": "/bin/false"},
+                          recording_hook(&out, "poststart2")],
+            "poststop": [recording_hook(&out, "poststop")],
+        }),
+    );
+    let id = unique_id("runch");
+    let pid_file = w.dir.path().join("pid");
+    let status = w
+        .command(&[
+            "create",
+            "--bundle",
+            b.to_str().unwrap(),
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            &id,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let pid: i64 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    // prestart, then createRuntime (runc's order), both seeing `creating`
+    // with the host process's pid, the bundle and the annotations.
+    assert_eq!(
+        std::fs::read_to_string(out.join("order")).unwrap(),
+        "prestart\ncreateRuntime\n"
+    );
+    for name in ["prestart", "createRuntime"] {
+        let state = read_json(&out.join(format!("{name}.json")));
+        assert_eq!(state["status"], "creating", "{name}: {state}");
+        assert_eq!(state["id"], id.as_str());
+        assert_eq!(state["pid"], pid, "{name}: {state}");
+        assert_eq!(state["bundle"], b.canonicalize().unwrap().to_str().unwrap());
+        assert_eq!(state["annotations"]["org.example/key"], "value");
+        assert_eq!(
+            std::fs::read_to_string(out.join(format!("{name}.env"))).unwrap(),
+            format!("env-of-{name}\n")
+        );
+    }
+    assert!(
+        !out.join("poststart.json").exists(),
+        "poststart before start"
+    );
+    // The host process lives in the sandbox's network namespace, so the
+    // state's pid leads a hook (Docker's libnetwork-setkey) there.
+    assert_eq!(
+        ns_inode(Path::new(&format!("/proc/{pid}/ns/net"))),
+        ns_inode(&Path::new("/run/netns").join(format!("vmjail-{id}")))
+    );
+    assert_ne!(
+        ns_inode(Path::new(&format!("/proc/{pid}/ns/net"))),
+        ns_inode(Path::new("/proc/self/ns/net"))
+    );
+    // start: poststart sees `running`; a failing one in the middle is only
+    // logged and the ones after it run.
+    w.ok(&["start", &id]);
+    let state = read_json(&out.join("poststart.json"));
+    assert_eq!(state["status"], "running", "{state}");
+    assert_eq!(state["pid"], pid);
+    assert!(out.join("poststart2.json").exists());
+    assert!(
+        !out.join("poststop.json").exists(),
+        "poststop before delete"
+    );
+    let recorded = w.stored(&id);
+    w.ok(&["delete", "--force", &id]);
+    let state = read_json(&out.join("poststop.json"));
+    assert_eq!(state["status"], "stopped", "{state}");
+    assert_eq!(state["id"], id.as_str());
+    assert_eq!(
+        std::fs::read_to_string(out.join("order")).unwrap(),
+        "prestart\ncreateRuntime\npoststart\npoststart2\npoststop\n"
+    );
+    w.assert_no_leaks(&id, recorded.as_ref());
+}
+
+#[test]
+fn a_failing_or_hung_hook_fails_the_create_and_cleans_up() {
+    if !require_root() {
+        return;
+    }
+    let w = world("runchookfail");
+    let out = w.dir.path().join("hooks");
+    std::fs::create_dir(&out).unwrap();
+    let marker = unique_id("hung-hook");
+    for (case, prestart, needle) in [
+        (
+            "fails",
+            serde_json::json!({"path": "/bin/sh",
+                               "args": ["sh", "-c", "echo hook-said-no >&2; exit 3"]}),
+            "prestart hook 0 (/bin/sh) failed: exit status 3; stderr: hook-said-no",
+        ),
+        (
+            "hangs",
+            serde_json::json!({"path": "/bin/sh",
+                               "args": ["sh", "-c", format!("sleep 300; : {marker}")],
+                               "timeout": 2}),
+            "prestart hook 0 (/bin/sh) timed out after 2s (killed)",
+        ),
+    ] {
+        let b = bundle(w.dir.path(), "echo never-started", false);
+        set_hooks(
+            &b,
+            serde_json::json!({
+                "prestart": [prestart],
+                "createRuntime": [recording_hook(&out, &format!("{case}-createRuntime"))],
+                "poststop": [recording_hook(&out, &format!("{case}-poststop"))],
+            }),
+        );
+        let id = unique_id(&format!("runchf{}", &case[..1]));
+        let out_file = w.dir.path().join(format!("{case}.out"));
+        let started = Instant::now();
+        let result = w
+            .command(&["create", "--bundle", b.to_str().unwrap(), &id])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out_file).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(result.status.code(), Some(1), "{case}: {result:?}");
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(stderr.contains(needle), "{case}: {stderr}");
+        assert!(started.elapsed() < Duration::from_secs(120));
+        // Nothing after the failing hook ran; the container is gone, then
+        // poststop ran; the container's process never started.
+        assert!(
+            !out.join(format!("{case}-createRuntime.json")).exists(),
+            "{case}"
+        );
+        let state = read_json(&out.join(format!("{case}-poststop.json")));
+        assert_eq!(state["status"], "stopped", "{case}: {state}");
+        assert_eq!(std::fs::read_to_string(&out_file).unwrap(), "", "{case}");
+        assert_eq!(w.vmjail(&["state", &id]).status.code(), Some(3), "{case}");
+        w.assert_no_leaks(&id, None);
+    }
+    assert!(
+        processes_mentioning(&[&marker]).is_empty(),
+        "the hung hook was left running"
+    );
+    // Hooks that would run in the container's namespaces (in the VM) and
+    // a relative path are refused before anything is made.
+    let b = bundle(w.dir.path(), "true", false);
+    for (hooks, needle) in [
+        (
+            serde_json::json!({"createContainer": [{"path": "/bin/true"}]}),
+            "hooks.createContainer: these hooks run in the container's namespaces",
+        ),
+        (
+            serde_json::json!({"startContainer": [{"path": "/bin/true"}]}),
+            "hooks.startContainer",
+        ),
+        (
+            serde_json::json!({"prestart": [{"path": "true"}]}),
+            "hooks.prestart[0]: path \"true\" is not absolute",
+        ),
+    ] {
+        set_hooks(&b, hooks);
+        let id = unique_id("runchr");
+        let result = w.vmjail(&["create", "--bundle", b.to_str().unwrap(), &id]);
+        assert_eq!(result.status.code(), Some(2), "{result:?}");
+        assert!(
+            String::from_utf8_lossy(&result.stderr).contains(needle),
+            "{result:?}"
+        );
+        assert!(w.stored(&id).is_none());
+        w.assert_no_leaks(&id, None);
     }
 }
 

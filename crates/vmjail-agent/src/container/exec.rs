@@ -128,7 +128,7 @@ pub fn main(words: &[String]) -> ExitCode {
             drop(report);
             // Held open until this process dies: see rearm_parent_death.
             std::mem::forget(alive_write);
-            relay(child)
+            relay(child, None)
         }
         Ok(ForkResult::Child) => {
             drop(alive_write);

@@ -12,7 +12,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::FromRawFd;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -30,8 +30,8 @@ use nix::unistd::{
     execvpe, fork, setgid, setgroups, sethostname, setuid, ForkResult, Gid, Pid, Uid,
 };
 
-use super::caps;
 use super::spec::{self, Plan};
+use super::{caps, console};
 
 /// Descriptor the init reports setup on.
 pub const READY_FD: i32 = 3;
@@ -47,17 +47,22 @@ pub fn main(bundle: &Path, id: &str) -> ExitCode {
             let _ = ready.write_all(format!("error: {e}").as_bytes());
             ExitCode::FAILURE
         }
-        Ok((plan, None)) => run(&plan, ready, start),
-        Ok((_, Some(child))) => {
+        Ok((mut plan, None)) => {
+            let console = plan.console.take();
+            run(&plan, console, ready, start)
+        }
+        Ok((_, Some((child, console)))) => {
             drop((ready, start));
-            relay(child)
+            relay(child, console)
         }
     }
 }
 
 /// Loads the spec and enters the namespaces; `Some(child)` in the process
-/// that stays outside a new PID namespace.
-fn prepare(bundle: &Path, id: &str) -> Result<(Plan, Option<Pid>), String> {
+/// that stays outside a new PID namespace (with its end of the console
+/// channel when on a terminal, see console.rs).
+#[allow(clippy::type_complexity)]
+fn prepare(bundle: &Path, id: &str) -> Result<(Plan, Option<(Pid, Option<OwnedFd>)>), String> {
     let mut plan = spec::load(bundle)?;
     // Before any namespace: a cgroup namespace's root is this cgroup.
     super::cgroup::enter(Path::new(super::cgroup::ROOT), id, &plan.limits)?;
@@ -70,15 +75,20 @@ fn prepare(bundle: &Path, id: &str) -> Result<(Plan, Option<Pid>), String> {
     // sets its parent-death signal again, that the parent is still there.
     let (alive_read, alive_write) =
         pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("creating a pipe: {e}"))?;
+    let console = match console::on_terminal() {
+        true => Some(console::channel()?),
+        false => None,
+    };
     // SAFETY: this process is single-threaded.
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Parent { child } => {
             std::mem::forget(alive_write);
-            Ok((plan, Some(child)))
+            Ok((plan, Some((child, console.map(|(ours, _)| ours)))))
         }
         ForkResult::Child => {
             drop(alive_write);
             plan.parent_alive = Some(alive_read);
+            plan.console = console.map(|(_, its)| its);
             // The container does not outlive its handle in the agent.
             prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| format!("pdeathsig: {e}"))?;
             Ok((plan, None))
@@ -101,8 +111,8 @@ fn rearm_parent_death(plan: &Plan) -> Result<(), String> {
 }
 
 /// Sets up the container and execs its command once started.
-fn run(plan: &Plan, mut ready: File, mut start: File) -> ExitCode {
-    if let Err(e) = setup(plan) {
+fn run(plan: &Plan, console: Option<OwnedFd>, mut ready: File, mut start: File) -> ExitCode {
+    if let Err(e) = setup(plan, console) {
         let _ = ready.write_all(format!("error: {e}").as_bytes());
         return ExitCode::FAILURE;
     }
@@ -132,11 +142,14 @@ pub(super) fn exec(plan: &Plan) -> String {
     }
 }
 
-fn setup(plan: &Plan) -> Result<(), String> {
+fn setup(plan: &Plan, console: Option<OwnedFd>) -> Result<(), String> {
     if let Some(name) = &plan.hostname {
         sethostname(name).map_err(|e| format!("sethostname {name:?}: {e}"))?;
     }
     super::rootfs::enter(plan)?;
+    if let Some(channel) = console {
+        console::take_own(channel, plan.uid)?;
+    }
     become_process(plan)
 }
 
@@ -177,6 +190,11 @@ fn c_strings(list: &[String]) -> Result<Vec<std::ffi::CString>, std::ffi::NulErr
 }
 
 static CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+static RESIZED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_resize(_: nix::libc::c_int) {
+    RESIZED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
 
 extern "C" fn pass_on(signal: nix::libc::c_int) {
     let child = CHILD.load(std::sync::atomic::Ordering::Relaxed);
@@ -184,8 +202,9 @@ extern "C" fn pass_on(signal: nix::libc::c_int) {
     unsafe { nix::libc::kill(child, signal) };
 }
 
-/// Passes signals on to the container's pid 1 and ends as it ended.
-pub(super) fn relay(child: Pid) -> ExitCode {
+/// Passes signals on to the container's pid 1 and ends as it ended; with
+/// a console channel, pumps the container's own terminal meanwhile.
+pub(super) fn relay(child: Pid, console: Option<OwnedFd>) -> ExitCode {
     CHILD.store(child.as_raw(), std::sync::atomic::Ordering::Relaxed);
     let action = SigAction::new(
         SigHandler::Handler(pass_on),
@@ -200,6 +219,21 @@ pub(super) fn relay(child: Pid) -> ExitCode {
         }
         // SAFETY: the handler only calls kill(2).
         let _ = unsafe { sigaction(signal, &action) };
+    }
+    if let Some(channel) = console {
+        // The container's pty gets the new size (and with it SIGWINCH).
+        let resize = SigAction::new(
+            SigHandler::Handler(note_resize),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        // SAFETY: the handler only stores to an atomic.
+        let _ = unsafe { sigaction(Signal::SIGWINCH, &resize) };
+        if let Some(master) = console::receive(channel) {
+            console::pump(master, || {
+                RESIZED.swap(false, std::sync::atomic::Ordering::Relaxed)
+            });
+        }
     }
     loop {
         match waitpid(child, None) {

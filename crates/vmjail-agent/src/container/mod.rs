@@ -9,6 +9,7 @@ mod binds;
 mod caps;
 mod cgroup;
 mod cgroup_stats;
+mod console;
 pub mod disk;
 pub mod exec;
 mod in_root;

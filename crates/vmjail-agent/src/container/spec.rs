@@ -48,6 +48,9 @@ pub struct Plan {
     pub limits: super::cgroup::Limits,
     /// In a container's pid 1: read end of a pipe its parent holds open.
     pub parent_alive: Option<std::os::fd::OwnedFd>,
+    /// In a container's pid 1 on a terminal: its end of the console
+    /// channel (see console.rs).
+    pub console: Option<std::os::fd::OwnedFd>,
 }
 
 pub fn load(bundle: &Path) -> Result<Plan, String> {
@@ -166,6 +169,7 @@ fn plan(spec: &Spec, bundle: &Path) -> Result<Plan, String> {
         capabilities: CapSets::from_spec(process.capabilities().as_ref())?,
         limits: super::cgroup::Limits::from_spec(spec)?,
         parent_alive: None,
+        console: None,
     })
 }
 

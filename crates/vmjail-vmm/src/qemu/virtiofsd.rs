@@ -106,11 +106,10 @@ fn cache_mode(cache: &str) -> &'static str {
 fn helper_args(root: &Path, cache: &str) -> Vec<OsString> {
     let mut shared = OsString::from("--shared-dir=");
     shared.push(root.join(SHARE_DIR.trim_start_matches('/')));
-    let mut socket = OsString::from("--socket-path=");
-    socket.push(
-        root.join(SOCKET_DIR.trim_start_matches('/'))
-            .join("vhost.sock"),
-    );
+    // Relative to its working directory, the socket directory: the
+    // absolute path under chroot_base_dir with a 64-character id (Docker's)
+    // is longer than a socket address may be (108 bytes).
+    let socket = OsString::from("--socket-path=vhost.sock");
     vec![
         shared,
         socket,
@@ -222,7 +221,7 @@ pub(super) fn launch(
     let mut command = Command::new(&exe);
     command
         .args(helper_args(&root, &config.hypervisor.virtio_fs_cache))
-        .current_dir("/")
+        .current_dir(root.join(SOCKET_DIR.trim_start_matches('/')))
         .env_clear()
         .stdin(Stdio::null())
         .stdout(output)
@@ -420,10 +419,7 @@ mod tests {
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         assert_eq!(args[0], "--shared-dir=/srv/j/virtiofsd/a/root/share");
-        assert_eq!(
-            args[1],
-            "--socket-path=/srv/j/virtiofsd/a/root/socket/vhost.sock"
-        );
+        assert_eq!(args[1], "--socket-path=vhost.sock");
         for needed in [
             "--sandbox=namespace",
             "--seccomp=kill",

@@ -32,6 +32,29 @@ pub fn world_with_root(tag: &str, root: impl FnOnce(&Path) -> PathBuf) -> World 
     w
 }
 
+/// Switches `w`'s configuration to QEMU's `shared_fs = "virtio-fs"`
+/// (each later vmjail call reads it): bundles and bind sources shared,
+/// not copied, so a volume's writes reach the host.
+pub fn use_virtio_fs(w: &World) {
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    let shared = text.replacen(
+        "machine_type = \"microvm\"\n",
+        "machine_type = \"microvm\"\nshared_fs = \"virtio-fs\"\n\
+         virtio_fs_daemon = \"/usr/local/bin/virtiofsd\"\n",
+        1,
+    );
+    assert_ne!(shared, text, "no machine_type line");
+    std::fs::write(&w.config, shared).unwrap();
+}
+
+/// A host directory under `w`'s dir for a volume, holding `in`.
+pub fn volume_dir(w: &World) -> PathBuf {
+    let host = w.dir.path().join("volume");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("in"), "from-host\n").unwrap();
+    host
+}
+
 /// A tarball of a busybox-static rootfs (`/bin/*` applets, empty
 /// `/proc /dev /sys /tmp /etc`) under `dir`.
 pub fn busybox_tarball(dir: &Path) -> PathBuf {

@@ -2,8 +2,10 @@
 //! create): a sandbox of its own for the bundle's container, its VM booted
 //! (in the spec's network namespace when it names one), the container set
 //! up in the guest and waiting for `start`, and the host process standing
-//! for its process spawned (its pid in `--pid-file`). A create that fails
-//! after the sandbox was made removes it again.
+//! for its process spawned (its pid in `--pid-file`), then the spec's
+//! prestart and createRuntime hooks run (see `hooks`). A create that
+//! fails after the sandbox was made removes it again (and then runs the
+//! poststop hooks, as the spec has it).
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,7 @@ use vmjail_sandbox::agent::DEFAULT_TTY_SIZE;
 use vmjail_sandbox::{ContainerSpec, SandboxId, Sandboxes, SelectFactory};
 
 use super::monitor::{self, Spawn};
-use super::{console, Globals, AGENT_TIMEOUT};
+use super::{console, hooks, Globals, AGENT_TIMEOUT};
 use crate::cli::CreateArgs;
 use crate::cmd::lifecycle::{exit, Failure, CLEANUP_TIMEOUT, START_TIMEOUT};
 
@@ -42,9 +44,7 @@ pub fn create(
         Some(path) => Some(path.clone()),
         None => spec_netns(&loaded.config),
     };
-    if has_hooks(&loaded.config) {
-        tracing::warn!("container {id}: the spec's hooks are not run (not supported yet)");
-    }
+    let hooks = hooks::from_spec(&loaded.config)?;
     let container = ContainerSpec {
         id: id.to_string(),
         bundle: bundle.to_path_buf(),
@@ -85,21 +85,33 @@ pub fn create(
                 stdio: slave,
             },
         )?;
+        // Where the state is, and the hooks for start and delete: without
+        // a record the poststart and poststop hooks would be lost.
+        let recorded = (!hooks.is_empty()).then(|| hooks.to_json());
+        match super::pointer::write(id.as_str(), globals, recorded) {
+            Err(e) if !hooks.is_empty() => return Err(Failure::Other(e)),
+            Err(e) => tracing::warn!("{e}"),
+            Ok(()) => {}
+        }
         if let Some(path) = &args.pid_file {
             write_pid_file(path, process.pid)?;
         }
         Ok::<_, Failure>(())
     })();
+    let made = made
+        .map_err(|e| with_console_tail(sandboxes, &id, e))
+        .and_then(|()| hooks::run_create(sandboxes, &id, &hooks));
     if let Err(e) = made {
-        let e = with_console_tail(sandboxes, &id, e);
+        let state = super::state::oci_state(sandboxes, &id).ok();
+        super::pointer::remove(id.as_str());
         if let Err(cleanup) = sandboxes.delete(&id, true, CLEANUP_TIMEOUT) {
             return Err(Failure::Other(format!(
                 "{e}; removing the sandbox again also failed: {cleanup}"
             )));
         }
+        hooks::run_poststop(&id, &hooks, state);
         return Err(e);
     }
-    super::pointer::write(id.as_str(), globals);
     Ok(exit::OK)
 }
 
@@ -155,16 +167,6 @@ fn spec_netns(config: &serde_json::Value) -> Option<PathBuf> {
         .as_str()
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
-}
-
-fn has_hooks(config: &serde_json::Value) -> bool {
-    config
-        .get("hooks")
-        .and_then(|h| h.as_object())
-        .is_some_and(|h| {
-            h.values()
-                .any(|v| v.as_array().is_some_and(|a| !a.is_empty()))
-        })
 }
 
 /// Whether this process's stdin is /dev/null (or closed): the container's

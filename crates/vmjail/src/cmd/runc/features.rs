@@ -7,7 +7,9 @@ pub fn features() -> Result<u8, Failure> {
     let features = serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.0.2",
-        "hooks": [],
+        // Run on the host; createContainer/startContainer are refused
+        // (they belong in the container's namespaces, inside the VM).
+        "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
         "mountOptions": [
             "defaults", "ro", "rw", "nosuid", "nodev", "noexec", "relatime",
             "strictatime", "noatime", "private", "rprivate", "slave", "rslave",

@@ -13,6 +13,7 @@ mod console;
 mod create;
 mod exec;
 mod features;
+mod hooks;
 pub mod monitor;
 pub mod pointer;
 mod signal;
@@ -98,6 +99,7 @@ pub(super) fn status_of(
 pub fn start(sandboxes: &Sandboxes<SelectFactory>, id: &SandboxId) -> Result<u8, Failure> {
     let client = sandboxes.agent_client(id, AGENT_TIMEOUT)?;
     sandboxes.start_container(id, &client, id.as_str())?;
+    hooks::run_poststart(sandboxes, id, &hooks::recorded(id));
     Ok(exit::OK)
 }
 
@@ -132,8 +134,13 @@ pub fn delete(
             "cannot delete container \"{id}\" that is not stopped: {status} (use --force)"
         )));
     }
+    let hooks = hooks::recorded(id);
+    let state = (!hooks.is_empty())
+        .then(|| state::oci_state(sandboxes, id).ok())
+        .flatten();
     sandboxes.delete(id, true, timeout)?;
     pointer::remove(id.as_str());
+    hooks::run_poststop(id, &hooks, state);
     Ok(exit::OK)
 }
 

@@ -7,6 +7,11 @@
 //! process, passes SIGINT/SIGTERM/SIGHUP on, and exits with the process's
 //! status (128+N for signal N) once it ends.
 //!
+//! It lives in the sandbox's network namespace (where the VMM runs), so
+//! `/proc/<its pid>/ns/net` is the container's network namespace as
+//! runc's container process's is: Docker's libnetwork-setkey prestart
+//! hook reads the pid from the state and configures that namespace.
+//!
 //! It is exec'd fresh (never a fork of the multi-threaded CLI), recorded
 //! in the sandbox's state before it is spawned (see
 //! `Sandboxes::record_monitor`) and killed by the sandbox's teardown.
@@ -75,6 +80,9 @@ pub fn spawn(
     }
     if spawn.stdin {
         command.arg("--stdin");
+    }
+    if let Some(netns) = sandboxes.state(spawn.sandbox)?.netns {
+        command.arg("--netns").arg(netns);
     }
     // Nothing of the caller's working directory is pinned.
     command.current_dir("/");
@@ -172,6 +180,9 @@ fn prepare(
     args: &MonitorArgs,
 ) -> Result<(ProcessHandle, SessionIo), String> {
     let id = SandboxId::parse(&args.sandbox).map_err(|e| e.to_string())?;
+    if let Some(netns) = &args.netns {
+        join_netns(netns)?;
+    }
     interrupt::catch_termination().map_err(|e| format!("installing signal handlers: {e}"))?;
     let stdin = std::io::stdin();
     if args.tty {
@@ -196,6 +207,19 @@ fn prepare(
             .transpose()?,
     };
     Ok((process, io))
+}
+
+/// Moves this (still single-threaded) process into the network namespace
+/// at `path`.
+fn join_netns(path: &std::path::Path) -> Result<(), String> {
+    let fail = |e: &dyn std::fmt::Display| {
+        format!(
+            "joining the sandbox's network namespace {}: {e}",
+            path.display()
+        )
+    };
+    let file = File::open(path).map_err(|e| fail(&e))?;
+    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| fail(&e))
 }
 
 /// Makes the pty slave on fd 0 this process's controlling terminal, so a

@@ -5,6 +5,10 @@
 //! the configuration and state dir it used; a command given neither
 //! `--config`, `--root` nor `$VMJAIL_CONFIG` reads it (and `delete`
 //! removes it). The directory is root's alone and checked to be so.
+//!
+//! The same record keeps the spec's hooks as `create` saw them (as runc
+//! keeps its config): `start` runs the poststart ones and `delete` the
+//! poststop ones from here, whatever became of the bundle since.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -19,6 +23,9 @@ const DIR: &str = "/run/vmjail-runc";
 struct Pointer {
     config: Option<PathBuf>,
     root: Option<PathBuf>,
+    /// The spec's `hooks` object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hooks: Option<serde_json::Value>,
 }
 
 fn path_of(id: &str) -> PathBuf {
@@ -30,10 +37,10 @@ fn trusted(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.uid() == 0 && m.mode() & 0o022 == 0)
 }
 
-/// Records where container `id`'s state is (best effort: a caller that
-/// passes its flags every time does not need it).
-pub fn write(id: &str, globals: &Globals) {
+/// Records where container `id`'s state is, and its spec's `hooks`.
+pub fn write(id: &str, globals: &Globals, hooks: Option<serde_json::Value>) -> Result<(), String> {
     let pointer = Pointer {
+        hooks,
         config: globals
             .config
             .as_ref()
@@ -62,9 +69,22 @@ pub fn write(id: &str, globals: &Globals) {
             .and_then(|mut f| std::io::Write::write_all(&mut f, &text))?;
         std::fs::rename(&tmp, path_of(id))
     });
-    if let Err(e) = written {
-        tracing::warn!("container {id}: recording where its state is in {DIR}: {e}");
+    written.map_err(|e| format!("container {id}: recording where its state is in {DIR}: {e}"))
+}
+
+/// Container `id`'s record, when there is a trusted one.
+fn read(id: &str) -> Option<Pointer> {
+    let path = path_of(id);
+    if !trusted(Path::new(DIR)) || !trusted(&path) {
+        return None;
     }
+    let text = std::fs::read(&path).ok()?;
+    serde_json::from_slice::<Pointer>(&text).ok()
+}
+
+/// The hooks `create` recorded for container `id` (none without a record).
+pub fn hooks(id: &str) -> Option<serde_json::Value> {
+    read(id)?.hooks
 }
 
 /// `globals` completed from container `id`'s record when it names no
@@ -76,14 +96,7 @@ pub fn fill_in(id: &str, globals: &mut Globals) {
     {
         return;
     }
-    let path = path_of(id);
-    if !trusted(Path::new(DIR)) || !trusted(&path) {
-        return;
-    }
-    let Ok(text) = std::fs::read(&path) else {
-        return;
-    };
-    if let Ok(pointer) = serde_json::from_slice::<Pointer>(&text) {
+    if let Some(pointer) = read(id) {
         globals.config = pointer.config;
         globals.root = pointer.root;
     }

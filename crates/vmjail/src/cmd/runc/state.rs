@@ -27,16 +27,18 @@ impl std::fmt::Display for OciStatus {
     }
 }
 
-/// runc's `state` output (go-runc's `State`).
+/// runc's `state` output (go-runc's `State`), also what hooks get on
+/// their stdin.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct OciState {
+pub struct OciState {
     oci_version: &'static str,
     id: String,
-    status: OciStatus,
+    pub status: OciStatus,
     /// The container's host process (0 once it has ended).
-    pid: i32,
-    bundle: String,
+    pub pid: i32,
+    /// The bundle directory (hooks run there).
+    pub bundle: String,
     rootfs: String,
     created: String,
     annotations: serde_json::Map<String, serde_json::Value>,
@@ -73,6 +75,14 @@ pub fn oci_status(
 }
 
 pub fn print_state(sandboxes: &Sandboxes<SelectFactory>, id: &SandboxId) -> Result<(), Failure> {
+    crate::cmd::lifecycle::print_json(&oci_state(sandboxes, id)?)
+}
+
+/// Container `id`'s OCI state.
+pub fn oci_state(
+    sandboxes: &Sandboxes<SelectFactory>,
+    id: &SandboxId,
+) -> Result<OciState, Failure> {
     let (status, pid) = oci_status(sandboxes, id)?;
     let view = sandboxes.state(id)?;
     let record = sandboxes.container_record(id, id.as_str())?;
@@ -87,7 +97,7 @@ pub fn print_state(sandboxes: &Sandboxes<SelectFactory>, id: &SandboxId) -> Resu
         .as_ref()
         .map(|b| b.rootfs.display().to_string())
         .unwrap_or_default();
-    crate::cmd::lifecycle::print_json(&OciState {
+    Ok(OciState {
         oci_version: "1.0.2",
         id: id.to_string(),
         status,
@@ -98,4 +108,11 @@ pub fn print_state(sandboxes: &Sandboxes<SelectFactory>, id: &SandboxId) -> Resu
         annotations,
         owner: "",
     })
+}
+
+impl OciState {
+    /// The JSON a hook reads on its stdin.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
 }
