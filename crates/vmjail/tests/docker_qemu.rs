@@ -171,10 +171,11 @@ fn docker_detached_exec_logs_signals_pause_stop() {
     ]);
     assert_eq!(out.status.code(), Some(5), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("from-exec "));
-    let out = d.docker(&["exec", "-t", &id, "sh", "-c", "test -t 1 && echo tty"]);
+    // exec -t: a pty of the container's devpts too.
+    let out = d.docker(&["exec", "-t", &id, "sh", "-c", "tty; test -t 1 && echo tty"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).replace('\r', ""),
-        "tty\n"
+        "/dev/pts/0\ntty\n"
     );
     // update: the new memory limit is the guest cgroup's.
     d.ok(&["update", "--memory", "96m", "--memory-swap", "96m", &id]);

@@ -130,3 +130,43 @@ fn podman_volumes_reach_the_host_with_virtio_fs() {
     );
     p.finish(&[]);
 }
+
+#[test]
+fn podman_hooks_from_a_hooks_dir_run_on_the_host() {
+    if !require_root() {
+        return;
+    }
+    let p = Podman::start("podhooks");
+    let hooks_dir = p.w.dir.path().join("hooks.d");
+    let out = p.w.dir.path().join("hook-out");
+    std::fs::create_dir_all(&hooks_dir).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    // Podman's hook configuration (oci-hooks(5)): it puts the hook in the
+    // spec it gives vmjail, which runs it on the host.
+    for stage in ["prestart", "createRuntime", "poststart"] {
+        let hook = serde_json::json!({
+            "version": "1.0.0",
+            "hook": {"path": "/bin/sh",
+                     "args": ["sh", "-c", "cat > \"$1/$0.json\"", stage, out.to_str().unwrap()]},
+            "when": {"always": true},
+            "stages": [stage],
+        });
+        std::fs::write(hooks_dir.join(format!("{stage}.json")), hook.to_string()).unwrap();
+    }
+    let mut args = vec!["--hooks-dir", hooks_dir.to_str().unwrap()];
+    args.extend(run_args(&[], &["echo", "hooked"]));
+    assert_eq!(p.ok(&args), "hooked\n");
+    for (stage, status) in [
+        ("prestart", "creating"),
+        ("createRuntime", "creating"),
+        ("poststart", "running"),
+    ] {
+        let path = out.join(format!("{stage}.json"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{stage}: {}: {e}", path.display()));
+        let state: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(state["status"], status, "{stage}: {state}");
+        assert_eq!(state["id"].as_str().unwrap().len(), 64, "{stage}: {state}");
+    }
+    p.finish(&[]);
+}

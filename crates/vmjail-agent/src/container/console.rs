@@ -11,7 +11,9 @@
 //! the line discipline), and that master, and passes window size changes
 //! on. Without a `/dev/ptmx` in the container (no devpts mount), or
 //! without a PID namespace (no process left outside to pump), the agent's
-//! pty stays the container's terminal.
+//! pty stays the container's terminal. An exec on a terminal goes the same
+//! way: its helper forks the process inside the container's namespaces,
+//! which takes a pty of the container's devpts, and pumps it.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};

@@ -22,6 +22,7 @@ use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sched::{setns, CloneFlags};
 use nix::unistd::{fork, pipe2, ForkResult};
 
+use super::console;
 use super::init::{become_process, exec, relay};
 use super::spec::{self, Plan};
 
@@ -121,6 +122,15 @@ pub fn main(words: &[String]) -> ExitCode {
         Ok(pipe) => pipe,
         Err(e) => return fail(report, format!("creating a pipe: {e}")),
     };
+    // On a terminal: the process's own from the container's devpts, as
+    // the container's pid 1 gets one (see console.rs).
+    let console = match console::on_terminal() {
+        true => match console::channel() {
+            Ok(pair) => Some(pair),
+            Err(e) => return fail(report, e),
+        },
+        false => None,
+    };
     // SAFETY: this process is single-threaded.
     match unsafe { fork() } {
         Err(e) => fail(report, format!("fork: {e}")),
@@ -128,14 +138,18 @@ pub fn main(words: &[String]) -> ExitCode {
             drop(report);
             // Held open until this process dies: see rearm_parent_death.
             std::mem::forget(alive_write);
-            relay(child, None)
+            relay(child, console.map(|(ours, _)| ours))
         }
         Ok(ForkResult::Child) => {
             drop(alive_write);
             // Set (again after the change of user) by become_process: the
             // process dies with this helper, the agent's handle on it.
             plan.parent_alive = Some(alive_read);
-            let error = match become_process(&plan) {
+            let taken = match console {
+                Some((_, its)) => console::take_own(its, plan.uid),
+                None => Ok(()),
+            };
+            let error = match taken.and_then(|()| become_process(&plan)) {
                 Ok(()) => exec(&plan),
                 Err(e) => e,
             };

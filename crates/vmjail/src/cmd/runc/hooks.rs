@@ -75,7 +75,9 @@ pub fn run_poststart(sandboxes: &Sandboxes<SelectFactory>, id: &SandboxId, hooks
         return;
     }
     match oci_state(sandboxes, id) {
-        Ok(state) => {
+        Ok(mut state) => {
+            // Its process was started (a short one may have ended since).
+            state.status = OciStatus::Running;
             run_logged(id, HookKind::Poststart, list, &state);
         }
         Err(e) => tracing::warn!("container {id}: poststart hooks not run: {e}"),
