@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vmjail_jail::{teardown, CgroupVersion, Jail, JailRecord, JailSpec, Jailer, LaunchStdio};
+use vmjail_jail::{
+    teardown, CgroupVersion, ChildIo, Jail, JailRecord, JailSpec, Jailer, LaunchStdio,
+};
 
 /// Rounds per case (`VMJAIL_BENCH_ROUNDS` overrides).
 fn rounds() -> usize {
@@ -127,9 +129,9 @@ fn jailed(setup: &Setup, id: &str) -> (Duration, Duration) {
     let (read, write) = pipe();
     let start = Instant::now();
     let stdio = LaunchStdio {
-        stdin: Stdio::null(),
-        stdout: Stdio::from(write),
-        stderr: Stdio::inherit(),
+        stdin: ChildIo::Null,
+        stdout: ChildIo::Fd(write),
+        stderr: ChildIo::Inherit,
     };
     jail.launch_with(&mut recorder, stdio).expect("launch");
     let exec_at = start.elapsed();
