@@ -121,7 +121,7 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
             cgroup::join_existing_v2_parent(&cgroup_mounts, parent, me)?;
         }
     }
-    plan.apply(me)?;
+    plan.apply_to_self()?;
     let wanted: Vec<PathBuf> = match &args.devices {
         Some(devices) => devices.clone(),
         None => DEFAULT_DEVICES.iter().map(PathBuf::from).collect(),
