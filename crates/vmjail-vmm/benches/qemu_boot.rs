@@ -20,6 +20,7 @@
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -179,12 +180,24 @@ fn bare(
     };
     let args = cmdline::build(hv, &paths, &options).expect("command line");
     let start = Instant::now();
-    let mut child = Command::new(&hv.path)
+    let mut command = Command::new(&hv.path);
+    command
         .args(&args)
         .stdin(Stdio::null())
-        .stdout(console_file)
-        .spawn()
-        .expect("spawn qemu");
+        .stdout(console_file);
+    // A session of its own, as the jailed QEMU has (the jailer's setsid):
+    // with the kernel's autogroups each session is scheduled as one group,
+    // so a bare QEMU left in the bench's session would share that
+    // session's CPU share with whatever else runs there (or have it all).
+    // SAFETY: setsid(2) is async-signal-safe and the only call made.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(drop)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = command.spawn().expect("spawn qemu");
     let marker = wait_marker(&console, start, child.id() as i32);
     let _ = child.kill();
     let _ = child.wait();
