@@ -57,8 +57,10 @@ impl From<ChildIo> for std::process::Stdio {
 
 /// Spawn `program` with `argv` (argv\[0\] first), an empty environment,
 /// `stdio` on fds 0–2 and `extra` on fd `extra_target`, an empty signal
-/// mask and SIGPIPE at its default. Every other descriptor of the caller is
-/// close-on-exec (std and nix open them so), so nothing else is inherited.
+/// mask and SIGPIPE at its default. Descriptors the caller holds without
+/// close-on-exec (std and nix open everything with it; a parent may have
+/// handed some down) are inherited as with `Command`: the built-in jailer
+/// closes all but stdio and its status fd first thing.
 pub fn spawn(
     program: &Path,
     argv: &[OsString],
