@@ -1,6 +1,12 @@
 //! Exec → probe-ready time: bare exec against the jails, as ratios, in one
 //! run; then 20 jails launched in parallel; then bind-mount vs copy of the
 //! exec file. A bench binary (`harness = false`): `cargo bench -p vmjail-jail`.
+//!
+//! Beside wall times, the CPU time each launch costs up to "ready": the
+//! launching thread's own (spawning, following the jailer) plus the launched
+//! process's (`/proc/<pid>/schedstat`: the jailer and the probe it became;
+//! with a new pid namespace the parent jailer's share is not counted). On a
+//! loaded machine wall times swing by milliseconds, CPU times far less.
 //! Needs root and release builds of `vmjail` and `vmjail-probe`
 //! (`scripts/build-release.sh`).
 
@@ -10,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vmjail_jail::{teardown, CgroupVersion, Jail, JailRecord, JailSpec, Jailer, LaunchStdio};
+use vmjail_jail::{
+    teardown, CgroupVersion, ChildIo, Jail, JailRecord, JailSpec, Jailer, LaunchStdio,
+};
 
 /// Rounds per case (`VMJAIL_BENCH_ROUNDS` overrides).
 fn rounds() -> usize {
@@ -54,7 +62,29 @@ fn wait_ready(read: std::fs::File) {
     assert_eq!(line, "ready\n", "probe did not get ready");
 }
 
-fn bare(probe: &Path) -> Duration {
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a valid timespec to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// CPU time process `pid` has used so far (its only thread's).
+fn process_cpu(pid: i32) -> Duration {
+    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split(' ').next()?.parse::<u64>().ok())
+        .map(Duration::from_nanos)
+        .unwrap_or_default()
+}
+
+/// (spawn → ready, CPU time spent on it).
+fn bare(probe: &Path) -> (Duration, Duration) {
+    let cpu = thread_cpu();
     let start = Instant::now();
     let mut child = Command::new(probe)
         .arg("--ready-stdout")
@@ -66,9 +96,10 @@ fn bare(probe: &Path) -> Duration {
         .read_line(&mut line)
         .unwrap();
     let took = start.elapsed();
+    let cpu = thread_cpu() - cpu + process_cpu(child.id() as i32);
     assert_eq!(line, "ready\n");
     child.wait().unwrap();
-    took
+    (took, cpu)
 }
 
 #[derive(Clone)]
@@ -111,8 +142,8 @@ fn spec(setup: &Setup, id: &str) -> JailSpec {
     }
 }
 
-/// (launch → ready, whole cycle prepare → teardown).
-fn jailed(setup: &Setup, id: &str) -> (Duration, Duration) {
+/// (launch → ready, whole cycle prepare → teardown, CPU time of the launch).
+fn jailed(setup: &Setup, id: &str) -> (Duration, Duration, Duration) {
     let cycle = Instant::now();
     let mut record = JailRecord::default();
     let mut recorder = |r: &JailRecord| {
@@ -125,15 +156,17 @@ fn jailed(setup: &Setup, id: &str) -> (Duration, Duration) {
     jail.place_shared_libraries(&mut recorder)
         .expect("libraries");
     let (read, write) = pipe();
+    let cpu = thread_cpu();
     let start = Instant::now();
     let stdio = LaunchStdio {
-        stdin: Stdio::null(),
-        stdout: Stdio::from(write),
-        stderr: Stdio::inherit(),
+        stdin: ChildIo::Null,
+        stdout: ChildIo::Fd(write),
+        stderr: ChildIo::Inherit,
     };
-    jail.launch_with(&mut recorder, stdio).expect("launch");
+    let pid = jail.launch_with(&mut recorder, stdio).expect("launch");
     let exec_at = start.elapsed();
     wait_ready(read);
+    let cpu = thread_cpu() - cpu + process_cpu(pid);
     if std::env::var_os("VMJAIL_BENCH_SPLIT").is_some() {
         eprintln!(
             "launch() returned (VMM exec'd) at {}, ready at {}",
@@ -143,7 +176,7 @@ fn jailed(setup: &Setup, id: &str) -> (Duration, Duration) {
     }
     let took = start.elapsed();
     teardown(jail.record(), Duration::from_secs(1)).expect("teardown");
-    (took, cycle.elapsed())
+    (took, cycle.elapsed(), cpu)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -260,36 +293,45 @@ fn main() {
     }
 
     // Rounds interleave the cases so that machine noise hits all alike.
-    let mut bare_times = Vec::new();
-    let mut times: Vec<(Vec<Duration>, Vec<Duration>)> =
-        vec![(Vec::new(), Vec::new()); cases.len()];
+    let (mut bare_times, mut bare_cpu) = (Vec::new(), Vec::new());
+    type Times = (Vec<Duration>, Vec<Duration>, Vec<Duration>);
+    let mut times: Vec<Times> = vec![(Vec::new(), Vec::new(), Vec::new()); cases.len()];
     for round in 0..rounds() {
-        bare_times.push(bare(&probe));
+        let (took, cpu) = bare(&probe);
+        bare_times.push(took);
+        bare_cpu.push(cpu);
         for (i, (_, setup)) in cases.iter().enumerate() {
-            let (launch, cycle) = jailed(setup, &format!("b{i}-{round}-{}", std::process::id()));
+            let (launch, cycle, cpu) =
+                jailed(setup, &format!("b{i}-{round}-{}", std::process::id()));
             times[i].0.push(launch);
             times[i].1.push(cycle);
+            times[i].2.push(cpu);
         }
     }
     let bare_min = min(&bare_times);
     let bare_median = median(bare_times);
-    println!("exec → probe ready over {} rounds: median (ratio to bare) | min (ratio to bare) | full cycle median = prepare + libraries + launch + teardown", rounds());
+    let bare_cpu = median(bare_cpu);
+    println!("exec → probe ready over {} rounds: median (ratio to bare) | min (ratio to bare) | CPU time median (more than bare) | full cycle median = prepare + libraries + launch + teardown", rounds());
     println!(
-        "  {:<36} {:>11}  1.00x | {:>11}  1.00x",
+        "  {:<36} {:>11}  1.00x | {:>11}  1.00x | CPU {:>9}",
         "bare exec",
         ms(bare_median),
-        ms(bare_min)
+        ms(bare_min),
+        ms(bare_cpu)
     );
-    for ((name, _), (launch, cycle)) in cases.iter().zip(times) {
+    for ((name, _), (launch, cycle, cpu)) in cases.iter().zip(times) {
         let fastest = min(&launch);
         let launch = median(launch);
+        let cpu = median(cpu);
         println!(
-            "  {:<36} {:>11}  {:.2}x | {:>11}  {:.2}x | full cycle {}",
+            "  {:<36} {:>11}  {:.2}x | {:>11}  {:.2}x | CPU {:>9} (+{}) | full cycle {}",
             name,
             ms(launch),
             launch.as_secs_f64() / bare_median.as_secs_f64(),
             ms(fastest),
             fastest.as_secs_f64() / bare_min.as_secs_f64(),
+            ms(cpu),
+            ms(cpu.saturating_sub(bare_cpu)),
             ms(median(cycle)),
         );
     }

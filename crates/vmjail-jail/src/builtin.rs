@@ -121,7 +121,7 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
             cgroup::join_existing_v2_parent(&cgroup_mounts, parent, me)?;
         }
     }
-    plan.apply(me)?;
+    plan.apply_to_self()?;
     let wanted: Vec<PathBuf> = match &args.devices {
         Some(devices) => devices.clone(),
         None => DEFAULT_DEVICES.iter().map(PathBuf::from).collect(),
@@ -156,12 +156,15 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
         }
     }
     let pid_file = PathBuf::from(format!("/{exec_name}.pid"));
+    let mut go = None;
     if args.new_pid_ns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)
             .map_err(|e| JailError::sys("unshare(CLONE_NEWPID)", e))?;
-        // The child waits for one byte on `go` before going on: if this
-        // parent fails or dies before handing the pid over, the child sees
-        // EOF and exits instead of running as an orphan nobody recorded.
+        // The child waits for one byte on `go` before it execs the VMM: if
+        // this parent fails or dies before handing the pid over, the child
+        // sees EOF and exits instead of running a VMM nobody recorded. Its
+        // own remaining steps (session, limits, privileges, seccomp) run
+        // meanwhile, beside the hand-over's round trip to the caller.
         let (go_read, go_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
             .map_err(|e| JailError::sys("creating the go pipe", e))?;
         // SAFETY: this process is single-threaded; the child continues with
@@ -187,7 +190,7 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
             }
             ForkResult::Child => {
                 drop(go_write);
-                wait_for_go(go_read)?;
+                go = Some(go_read);
             }
         }
     } else {
@@ -210,6 +213,9 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
         .map_err(|e| JailError::sys("joining a new session keyring", e))?;
     crate::seccomp::refuse_user_namespaces()?;
     reset_signals()?;
+    if let Some(go) = go {
+        wait_for_go(go)?;
+    }
     exec(&exec_name, &args.vmm_args, args.status_fd)
 }
 

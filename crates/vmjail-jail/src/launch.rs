@@ -2,11 +2,12 @@
 //! host pid — never the jailer's once it forks into a new pid namespace.
 
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use nix::unistd::Pid;
 
 use crate::args::JailerArgs;
 use crate::cgroup::{CgroupMounts, CgroupPlan};
@@ -14,6 +15,7 @@ use crate::error::JailError;
 use crate::firecracker_jailer;
 use crate::jail::Jail;
 use crate::process;
+use crate::spawn::{self, ChildIo};
 use crate::spec::{Jailer, Recorder};
 use crate::status::{JailerState, Status, StatusReader, LAUNCH_TIMEOUT};
 /// The fd number the built-in jailer's status pipe gets in the child.
@@ -22,17 +24,17 @@ const STATUS_FD: i32 = 3;
 /// Where the launched process's stdio goes (inherited by the VMM unless it
 /// daemonizes).
 pub struct LaunchStdio {
-    pub stdin: Stdio,
-    pub stdout: Stdio,
-    pub stderr: Stdio,
+    pub stdin: ChildIo,
+    pub stdout: ChildIo,
+    pub stderr: ChildIo,
 }
 
 impl Default for LaunchStdio {
     fn default() -> Self {
         LaunchStdio {
-            stdin: Stdio::null(),
-            stdout: Stdio::inherit(),
-            stderr: Stdio::inherit(),
+            stdin: ChildIo::Null,
+            stdout: ChildIo::Inherit,
+            stderr: ChildIo::Inherit,
         }
     }
 }
@@ -127,80 +129,87 @@ impl Jail {
             Jailer::BuiltIn { jailer_exe } => jailer_exe.clone(),
             Jailer::Firecracker { jailer_path } => jailer_path.clone(),
         };
-        let mut command = Command::new(&program);
-        command
-            .stdin(stdio.stdin)
-            .stdout(stdio.stdout)
-            .stderr(stdio.stderr);
-        let status_pipe = if self.builtin() {
-            args.status_fd = Some(STATUS_FD);
-            // A socket pair, not a pipe: the caller answers `recorded` to a
-            // `pid <n>` line (see status.rs).
-            let (read, write) = nix::sys::socket::socketpair(
-                nix::sys::socket::AddressFamily::Unix,
-                nix::sys::socket::SockType::Stream,
-                None,
-                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-            )
-            .map_err(|e| JailError::sys("creating the status socket", e))?;
-            let raw = write.as_raw_fd();
-            // SAFETY: fcntl and dup2 are async-signal-safe; they are the only
-            // calls made between fork and exec. Either way fd 3 ends up the
-            // pipe without close-on-exec (dup2 onto itself would be a no-op
-            // that leaves the flag set).
-            unsafe {
-                command.pre_exec(move || {
-                    let rc = if raw == STATUS_FD {
-                        libc::fcntl(raw, libc::F_SETFD, 0)
-                    } else {
-                        libc::dup2(raw, STATUS_FD)
-                    };
-                    if rc < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-            Some((read, write))
-        } else {
-            None
-        };
-        command.args(args.to_args(self.builtin()));
-        let mut child = command.spawn().map_err(|source| JailError::Spawn {
+        if !self.builtin() {
+            return self.launch_firecracker_jailer(recorder, stdio, &program, &args);
+        }
+        args.status_fd = Some(STATUS_FD);
+        // A socket pair, not a pipe: the caller answers `recorded` to a
+        // `pid <n>` line (see status.rs).
+        let (read, write) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| JailError::sys("creating the status socket", e))?;
+        let mut argv: Vec<OsString> = vec![program.clone().into()];
+        argv.extend(args.to_args(true));
+        let jailer = spawn::spawn(
+            &program,
+            &argv,
+            [stdio.stdin, stdio.stdout, stdio.stderr],
+            &write,
+            STATUS_FD,
+        )
+        .map_err(|source| JailError::Spawn {
             path: program.clone(),
             source,
         })?;
-        let jailer_pid = child.id() as i32;
+        drop(write);
+        let jailer_pid = jailer.as_raw();
         // Recorded at once (exec keeps pid and start time): whatever happens
         // next, teardown can kill this process — the VMM itself unless it
         // forks into a new pid namespace, whose pid replaces it once known.
+        let result = self
+            .record_vmm(recorder, jailer_pid)
+            .and_then(|()| self.follow_builtin(recorder, read, jailer));
+        if result.is_err() {
+            kill_and_reap_pid(jailer);
+            self.kill_forked_vmm(jailer_pid);
+        }
+        result
+    }
+
+    /// Firecracker's jailer, through `Command` (it takes no status socket).
+    fn launch_firecracker_jailer(
+        &mut self,
+        recorder: &mut dyn Recorder,
+        stdio: LaunchStdio,
+        program: &std::path::Path,
+        args: &JailerArgs,
+    ) -> Result<i32, JailError> {
+        let mut command = Command::new(program);
+        command
+            .stdin(Stdio::from(stdio.stdin))
+            .stdout(Stdio::from(stdio.stdout))
+            .stderr(Stdio::from(stdio.stderr))
+            .args(args.to_args(false));
+        let mut child = command.spawn().map_err(|source| JailError::Spawn {
+            path: program.to_path_buf(),
+            source,
+        })?;
+        let jailer_pid = child.id() as i32;
         if let Err(e) = self.record_vmm(recorder, jailer_pid) {
             kill_and_reap(&mut child);
             return Err(e);
         }
+        let result = firecracker_jailer::follow(self, recorder, &mut child, jailer_pid, program);
+        if result.is_err() {
+            kill_and_reap(&mut child);
+            self.kill_forked_vmm(jailer_pid);
+        }
+        result
+    }
 
-        let result = match status_pipe {
-            Some((read, write)) => {
-                drop(write);
-                self.follow_builtin(recorder, read, &mut child, jailer_pid)
-            }
-            None => firecracker_jailer::follow(self, recorder, &mut child, jailer_pid, &program),
-        };
-        match result {
-            Ok(pid) => Ok(pid),
-            Err(e) => {
-                kill_and_reap(&mut child);
-                // A VMM already forked into its pid namespace goes too.
-                if let (Some(pid), Some(start)) = (self.record.vmm_pid, self.record.vmm_start_time)
-                {
-                    if pid != jailer_pid && process::start_time(pid) == Some(start) {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                    }
-                }
-                Err(e)
+    /// After a failed launch: a VMM already forked into its pid namespace
+    /// goes too.
+    fn kill_forked_vmm(&self, jailer_pid: i32) {
+        if let (Some(pid), Some(start)) = (self.record.vmm_pid, self.record.vmm_start_time) {
+            if pid != jailer_pid && process::start_time(pid) == Some(start) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
         }
     }
@@ -223,9 +232,9 @@ impl Jail {
         &mut self,
         recorder: &mut dyn Recorder,
         read: OwnedFd,
-        child: &mut std::process::Child,
-        jailer_pid: i32,
+        jailer: Pid,
     ) -> Result<i32, JailError> {
+        let jailer_pid = jailer.as_raw();
         let mut reader = StatusReader::new(read);
         let mut status = Status::default();
         while let Some(line) = reader.next_line()? {
@@ -239,11 +248,7 @@ impl Jail {
         }
         let jailer = if self.spec.new_pid_ns {
             // The parent jailer exits once it has handed the pid over.
-            let exit = wait_with_timeout(child)?;
-            JailerState::Exited {
-                success: exit.success(),
-                description: exit.to_string(),
-            }
+            wait_pid_with_timeout(jailer)?
         } else {
             JailerState::Running
         };
@@ -251,6 +256,55 @@ impl Jail {
         status
             .outcome(self.spec.new_pid_ns, jailer_pid, &jailer)
             .map_err(|message| JailError::JailerFailed { message })
+    }
+}
+
+fn kill_and_reap_pid(pid: Pid) {
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(pid, None);
+}
+
+/// Reap the jailer `pid` once it exits (bounded): woken by its pidfd, not
+/// by polling, since the parent jailer exits right after handing the VMM's
+/// pid over and this wait is on the launch path.
+fn wait_pid_with_timeout(pid: Pid) -> Result<JailerState, JailError> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::wait::{waitpid, WaitStatus};
+    let failed = |what: String| JailError::JailerFailed {
+        message: format!("waiting for the jailer: {what}"),
+    };
+    let pidfd = crate::sys::pidfd_open(pid.as_raw()).map_err(|e| failed(e.to_string()))?;
+    let deadline = Instant::now() + LAUNCH_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let timeout =
+            PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
+        match poll(
+            &mut [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)],
+            timeout,
+        ) {
+            Ok(0) => {
+                return Err(JailError::JailerTimeout {
+                    seconds: LAUNCH_TIMEOUT.as_secs(),
+                })
+            }
+            Ok(_) => break,
+            Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(failed(e.to_string())),
+        }
+    }
+    let exited = |success: bool, description: String| JailerState::Exited {
+        success,
+        description,
+    };
+    match waitpid(pid, None) {
+        Ok(WaitStatus::Exited(_, code)) => Ok(exited(code == 0, format!("exit status: {code}"))),
+        Ok(WaitStatus::Signaled(_, signal, _)) => Ok(exited(
+            false,
+            format!("signal: {} ({signal})", signal as i32),
+        )),
+        Ok(other) => Err(failed(format!("{other:?}"))),
+        Err(e) => Err(failed(e.to_string())),
     }
 }
 

@@ -138,9 +138,9 @@ fn qemu_runs_jailed_with_its_shared_libraries() {
     jail.place_shared_libraries(&mut recorder).unwrap();
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
     let stdio = vmjail_jail::LaunchStdio {
-        stdin: std::process::Stdio::null(),
-        stdout: std::process::Stdio::from(write),
-        stderr: std::process::Stdio::inherit(),
+        stdin: vmjail_jail::ChildIo::Null,
+        stdout: vmjail_jail::ChildIo::Fd(write),
+        stderr: vmjail_jail::ChildIo::Inherit,
     };
     let launched = jail.launch_with(&mut recorder, stdio);
     let mut out = String::new();

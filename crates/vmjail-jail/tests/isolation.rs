@@ -58,7 +58,7 @@ fn a_terminal_never_reaches_the_vmm() {
     }
     for new_pid_ns in [false, true] {
         let pty = nix::pty::openpty(None, None).unwrap();
-        let tty = || std::process::Stdio::from(pty.slave.as_fd().try_clone_to_owned().unwrap());
+        let tty = || vmjail_jail::ChildIo::Fd(pty.slave.as_fd().try_clone_to_owned().unwrap());
         let stdio = LaunchStdio {
             stdin: tty(),
             stdout: tty(),

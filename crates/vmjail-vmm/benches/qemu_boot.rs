@@ -7,12 +7,20 @@
 //!   accelerator, seccomp, kernel parameters; host paths, no `-S`) run
 //!   directly, until the marker is in its console log.
 //!
-//! Prints medians, the jailed/bare ratio (target ≤ 1.05) and create → QMP
-//! ready. Needs root and the `vmjail` binary (release or debug) in the
-//! target dir. `VMJAIL_BENCH_ROUNDS` sets the rounds (default 5).
+//! Rounds alternate which goes first, so that a drift in host load does not
+//! favour one. Prints medians of wall time to the marker, the jailed/bare
+//! ratio (target ≤ 1.02), the median of the per-round differences, create →
+//! QMP ready, and QEMU's own CPU time to the marker (all its threads, from
+//! `schedstat`): on a shared machine the wall times vary by tens of
+//! percent, the CPU time far less, and it tells a slower guest apart from
+//! time spent around it. Needs root and the `vmjail-jailer` binary
+//! (release or debug) in the target dir. `VMJAIL_BENCH_ROUNDS` sets the
+//! rounds (default 5); `VMJAIL_BENCH_SPANS=1` prints the time of each
+//! `create`/`start` step (tracing spans) on stderr.
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -80,10 +88,30 @@ fn has_marker(path: &Path) -> bool {
     text.contains(MARKER)
 }
 
-fn wait_marker(path: &Path, start: Instant) -> Duration {
+/// CPU time of every thread of `pid` so far, and the time they waited
+/// runnable for a CPU (`/proc/<pid>/task/*/schedstat`).
+fn cpu_time(pid: i32) -> (Duration, Duration) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return (Duration::ZERO, Duration::ZERO);
+    };
+    let (mut ran, mut waited) = (0, 0);
+    for task in tasks.flatten() {
+        let Ok(line) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        let mut fields = line.split(' ').map(|f| f.parse::<u64>().unwrap_or(0));
+        ran += fields.next().unwrap_or(0);
+        waited += fields.next().unwrap_or(0);
+    }
+    (Duration::from_nanos(ran), Duration::from_nanos(waited))
+}
+
+/// Time to the marker, and QEMU's CPU time (ran, waited) at that moment.
+fn wait_marker(path: &Path, start: Instant, pid: i32) -> (Duration, (Duration, Duration)) {
     loop {
         if has_marker(path) {
-            return start.elapsed();
+            let took = start.elapsed();
+            return (took, cpu_time(pid));
         }
         assert!(
             start.elapsed() < TIMEOUT,
@@ -94,17 +122,23 @@ fn wait_marker(path: &Path, start: Instant) -> Duration {
     }
 }
 
-/// One jailed boot: (create → QMP ready, create → marker).
+/// One jailed boot: (create → QMP ready, create → marker, QEMU's CPU time).
 fn jailed(
     config: &RuntimeConfig,
     exe: &Path,
     dir: &Path,
     netns: &Path,
     round: usize,
-) -> (Duration, Duration) {
+) -> (Duration, Duration, (Duration, Duration)) {
     let mut qemu = Qemu::new(config, exe).expect("Qemu::new");
     let id = format!("bench-{}-{round}", std::process::id());
-    let mut sink = |_: &VmmRecord| Ok(());
+    let mut pid = 0;
+    let mut sink = |record: &VmmRecord| {
+        if let Some(p) = record.jail.vmm_pid {
+            pid = p;
+        }
+        Ok(())
+    };
     let log = dir.join(format!("console-{round}.log"));
     let console = std::fs::File::create(&log).expect("console log");
     let start = Instant::now();
@@ -112,14 +146,19 @@ fn jailed(
         .unwrap_or_else(|e| panic!("create: {e}"));
     let ready = start.elapsed();
     qemu.start(TIMEOUT).unwrap_or_else(|e| panic!("start: {e}"));
-    let marker = wait_marker(&log, start);
+    let (marker, cpu) = wait_marker(&log, start, pid);
     qemu.stop(Duration::from_secs(20))
         .unwrap_or_else(|e| panic!("stop: {e}"));
-    (ready, marker)
+    (ready, marker, cpu)
 }
 
-/// The same command line, bare.
-fn bare(config: &RuntimeConfig, dir: &Path, accel: Accel, seccomp: bool) -> Duration {
+/// The same command line, bare: (spawn → marker, QEMU's CPU time).
+fn bare(
+    config: &RuntimeConfig,
+    dir: &Path,
+    accel: Accel,
+    seccomp: bool,
+) -> (Duration, (Duration, Duration)) {
     let hv = &config.hypervisor;
     let console = dir.join("console.log");
     let console_file = std::fs::File::create(&console).expect("console log");
@@ -141,13 +180,25 @@ fn bare(config: &RuntimeConfig, dir: &Path, accel: Accel, seccomp: bool) -> Dura
     };
     let args = cmdline::build(hv, &paths, &options).expect("command line");
     let start = Instant::now();
-    let mut child = Command::new(&hv.path)
+    let mut command = Command::new(&hv.path);
+    command
         .args(&args)
         .stdin(Stdio::null())
-        .stdout(console_file)
-        .spawn()
-        .expect("spawn qemu");
-    let marker = wait_marker(&console, start);
+        .stdout(console_file);
+    // A session of its own, as the jailed QEMU has (the jailer's setsid):
+    // with the kernel's autogroups each session is scheduled as one group,
+    // so a bare QEMU left in the bench's session would share that
+    // session's CPU share with whatever else runs there (or have it all).
+    // SAFETY: setsid(2) is async-signal-safe and the only call made.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(drop)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = command.spawn().expect("spawn qemu");
+    let marker = wait_marker(&console, start, child.id() as i32);
     let _ = child.kill();
     let _ = child.wait();
     marker
@@ -167,6 +218,15 @@ fn main() {
         nix::unistd::geteuid().is_root(),
         "the QEMU benchmark needs root"
     );
+    if std::env::var_os("VMJAIL_BENCH_SPANS").is_some() {
+        // Each span's busy/idle time when it closes: where `create` and
+        // `start` spend theirs.
+        tracing_subscriber::fmt()
+            .with_env_filter("vmjail_vmm=debug,vmjail_jail=debug")
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rounds: usize = std::env::var("VMJAIL_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -196,21 +256,39 @@ fn main() {
     // One warm-up of each (page cache, probes).
     jailed(&config, &exe, scratch.path(), &netns, 0);
     bare(&config, scratch.path(), accel, found.seccomp);
-    let (mut ready, mut jailed_t, mut bare_t) = (Vec::new(), Vec::new(), Vec::new());
+    let mut ready = Vec::new();
+    let (mut jailed_t, mut bare_t, mut diff) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut jailed_cpu, mut bare_cpu) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let (r, j) = jailed(&config, &exe, scratch.path(), &netns, round);
-        let b = bare(&config, scratch.path(), accel, found.seccomp);
+        let jailed_run = || jailed(&config, &exe, scratch.path(), &netns, round);
+        let bare_run = || bare(&config, scratch.path(), accel, found.seccomp);
+        let ((r, j, jc), (b, bc)) = if round % 2 == 0 {
+            let b = bare_run();
+            (jailed_run(), b)
+        } else {
+            let j = jailed_run();
+            (j, bare_run())
+        };
         println!(
-            "  round {round}: jailed {:>7.3} s (QMP ready {:.3} s)   bare {:>7.3} s",
+            "  round {round}: jailed {:>7.3} s (QMP ready {:.3} s, QEMU CPU {:.3} s, runnable waiting {:.3} s)   bare {:>7.3} s (QEMU CPU {:.3} s, waiting {:.3} s)",
             j.as_secs_f64(),
             r.as_secs_f64(),
-            b.as_secs_f64()
+            jc.0.as_secs_f64(),
+            jc.1.as_secs_f64(),
+            b.as_secs_f64(),
+            bc.0.as_secs_f64(),
+            bc.1.as_secs_f64()
         );
         ready.push(r);
         jailed_t.push(j);
         bare_t.push(b);
+        diff.push(j.as_secs_f64() - b.as_secs_f64());
+        jailed_cpu.push(jc.0);
+        bare_cpu.push(bc.0);
     }
     let (j, b, r) = (median(jailed_t), median(bare_t), median(ready));
+    let (jc, bc) = (median(jailed_cpu), median(bare_cpu));
+    diff.sort_by(f64::total_cmp);
     println!(
         "qemu_boot/jailed_to_marker   median {:.3} s",
         j.as_secs_f64()
@@ -220,12 +298,19 @@ fn main() {
         b.as_secs_f64()
     );
     println!(
-        "qemu_boot/ratio jailed/bare  {:.3} (target <= 1.05)",
-        j.as_secs_f64() / b.as_secs_f64()
+        "qemu_boot/ratio jailed/bare  {:.3} (target <= 1.02); median of per-round differences {:+.3} s",
+        j.as_secs_f64() / b.as_secs_f64(),
+        diff[diff.len() / 2]
     );
     println!(
         "qemu_boot/create_to_qmp_ready median {:.3} s",
         r.as_secs_f64()
+    );
+    println!(
+        "qemu_boot/QEMU CPU to marker  jailed {:.3} s, bare {:.3} s ({:.3})",
+        jc.as_secs_f64(),
+        bc.as_secs_f64(),
+        jc.as_secs_f64() / bc.as_secs_f64()
     );
     let _ = Command::new("ip")
         .args(["netns", "del", &netns_name])

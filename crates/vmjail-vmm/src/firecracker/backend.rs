@@ -3,7 +3,6 @@
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use vmjail_config::{HypervisorConfig, HypervisorKind, JailConfig, RuntimeConfig};
@@ -442,7 +441,7 @@ impl Firecracker {
     fn console(console: OwnedFd) -> Result<LaunchStdio, Error> {
         let stderr = console.try_clone().map_err(Error::ConsoleDup)?;
         Ok(LaunchStdio {
-            stdin: Stdio::null(),
+            stdin: vmjail_jail::ChildIo::Null,
             stdout: console.into(),
             stderr: stderr.into(),
         })

@@ -369,7 +369,7 @@ impl Qemu {
         jail.launch_with(
             &mut chain,
             LaunchStdio {
-                stdin: std::process::Stdio::null(),
+                stdin: vmjail_jail::ChildIo::Null,
                 stdout: console.into(),
                 stderr: output.into(),
             },

@@ -182,7 +182,7 @@ pub(super) fn launch(
     jail.launch_with(
         &mut chain,
         LaunchStdio {
-            stdin: std::process::Stdio::null(),
+            stdin: vmjail_jail::ChildIo::Null,
             stdout: output.into(),
             stderr: stderr.into(),
         },
