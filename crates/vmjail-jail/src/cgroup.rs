@@ -255,18 +255,24 @@ impl CgroupPlan {
     /// to `cgroup.procs`.
     pub fn apply_to_self(&self) -> Result<(), JailError> {
         self.prepare()?;
-        let file = match self.version {
-            CgroupVersion::V1 => "tasks",
-            CgroupVersion::V2 => "cgroup.procs",
-        };
         for leaf in &self.leaves {
-            write(&leaf.path.join(file), "0", "attaching to")?;
+            write(&leaf.path.join(self.join_file()), "0", "attaching to")?;
         }
         Ok(())
     }
 
+    /// The file a single-threaded process writes `0` to to join a leaf
+    /// (see [`CgroupPlan::apply_to_self`] for why v1's is `tasks`).
+    pub fn join_file(&self) -> &'static str {
+        match self.version {
+            CgroupVersion::V1 => "tasks",
+            CgroupVersion::V2 => "cgroup.procs",
+        }
+    }
+
     /// Create the cgroups and write the settings, attaching nothing (a
-    /// process joins itself, writing `0` to each leaf's `cgroup.procs`).
+    /// process joins itself, writing `0` to each leaf's
+    /// [`CgroupPlan::join_file`]).
     pub fn prepare(&self) -> Result<(), JailError> {
         for leaf in &self.leaves {
             create_path(&leaf.hierarchy, &leaf.path)?;

@@ -352,7 +352,9 @@ fn spawn_confined(mut command: Command, netns: &Path, plan: &CgroupPlan) -> Resu
     })?;
     let mut procs = Vec::new();
     for leaf in &plan.leaves {
-        let path = leaf.path.join("cgroup.procs");
+        // The forked child is single-threaded: joining by `0` moves it
+        // whole (v1's `tasks` skips the thread-group lock's RCU wait).
+        let path = leaf.path.join(plan.join_file());
         let file = std::fs::OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_NOFOLLOW)
