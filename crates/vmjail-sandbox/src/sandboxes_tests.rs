@@ -949,6 +949,7 @@ fn containers_are_recorded_with_their_image_and_go_with_the_sandbox() {
     let spec = ContainerSpec {
         id: "web".into(),
         bundle: bundle.clone(),
+        pod: false,
     };
     let sandboxes = f.process();
     sandboxes
@@ -980,6 +981,7 @@ fn bad_container_specs_are_refused_before_anything_is_claimed() {
     let spec = |id: &str, bundle: &Path| ContainerSpec {
         id: id.into(),
         bundle: bundle.to_path_buf(),
+        pod: false,
     };
     // Without the agent's vsock.
     let err = f
