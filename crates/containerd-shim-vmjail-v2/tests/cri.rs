@@ -10,152 +10,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
-use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
-use k8s_cri::v1::{
-    ContainerConfig, ContainerMetadata, ContainerState, ContainerStatusRequest,
-    CreateContainerRequest, ExecSyncRequest, ExecSyncResponse, ImageSpec, LinuxPodSandboxConfig,
-    PodSandboxConfig, PodSandboxMetadata, RemovePodSandboxRequest, RunPodSandboxRequest,
-    StartContainerRequest, StopContainerRequest, StopPodSandboxRequest,
-};
+use k8s_cri::v1::{ContainerState, ContainerStatusRequest, StopContainerRequest};
+use support::cri_client::*;
 use support::*;
-use tonic::transport::{Channel, Endpoint, Uri};
-
-type Client = RuntimeServiceClient<Channel>;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// A CRI client on containerd's socket (the URI is a placeholder: every
-/// connection goes to the Unix socket).
-async fn connect(socket: &Path) -> Client {
-    let socket = socket.to_path_buf();
-    let channel = Endpoint::try_from("http://[::1]:50051")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(socket).await?;
-                Ok::<_, std::io::Error>(TokioIo::new(stream))
-            }
-        }))
-        .await
-        .unwrap();
-    RuntimeServiceClient::new(channel)
-}
-
-fn pod_config(logs: &Path) -> PodSandboxConfig {
-    PodSandboxConfig {
-        metadata: Some(PodSandboxMetadata {
-            name: "pod".into(),
-            uid: format!("vmjail-test-{}", std::process::id()),
-            namespace: "vmjail-test".into(),
-            attempt: 0,
-        }),
-        hostname: "vmjail-pod".into(),
-        log_directory: logs.to_string_lossy().into_owned(),
-        linux: Some(LinuxPodSandboxConfig::default()),
-        ..Default::default()
-    }
-}
-
-fn container_config(name: &str) -> ContainerConfig {
-    ContainerConfig {
-        metadata: Some(ContainerMetadata {
-            name: name.into(),
-            attempt: 0,
-        }),
-        image: Some(ImageSpec {
-            image: IMAGE.into(),
-            ..Default::default()
-        }),
-        command: vec!["/bin/sleep".into(), "3600".into()],
-        log_path: format!("{name}.log"),
-        ..Default::default()
-    }
-}
-
-async fn exec(client: &mut Client, id: &str, cmd: &[&str]) -> ExecSyncResponse {
-    client
-        .exec_sync(ExecSyncRequest {
-            container_id: id.into(),
-            cmd: cmd.iter().map(|s| s.to_string()).collect(),
-            timeout: 60,
-        })
-        .await
-        .unwrap_or_else(|e| panic!("ExecSync {cmd:?} in {id}: {e}"))
-        .into_inner()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// The kernel boot id a container sees.
-async fn boot_id(client: &mut Client, id: &str) -> String {
-    let out = exec(client, id, &["cat", "/proc/sys/kernel/random/boot_id"]).await;
-    assert_eq!(out.exit_code, 0, "{}", text(&out.stderr));
-    text(&out.stdout).trim().to_owned()
-}
-
-/// RunPodSandbox (handler `vmjail`), then two containers created and
-/// started in it; the pod's id and the containers'.
-async fn start_pod(c: &Containerd, client: &mut Client, logs: &Path) -> (String, Vec<String>) {
-    let config = pod_config(logs);
-    let pod = client
-        .run_pod_sandbox(RunPodSandboxRequest {
-            config: Some(config.clone()),
-            runtime_handler: CRI_HANDLER.into(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log()))
-        .into_inner()
-        .pod_sandbox_id;
-    let mut ids = Vec::new();
-    for name in ["one", "two"] {
-        let id = client
-            .create_container(CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(container_config(name)),
-                sandbox_config: Some(config.clone()),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("CreateContainer {name}: {e}\n{}", c.log()))
-            .into_inner()
-            .container_id;
-        client
-            .start_container(StartContainerRequest {
-                container_id: id.clone(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("StartContainer {name}: {e}\n{}", c.log()));
-        ids.push(id);
-    }
-    (pod, ids)
-}
-
-/// StopPodSandbox then RemovePodSandbox, as kubelet ends a pod.
-async fn remove_pod(c: &Containerd, client: &mut Client, pod: &str) {
-    client
-        .stop_pod_sandbox(StopPodSandboxRequest {
-            pod_sandbox_id: pod.into(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("StopPodSandbox: {e}\n{}", c.log()));
-    client
-        .remove_pod_sandbox(RemovePodSandboxRequest {
-            pod_sandbox_id: pod.into(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("RemovePodSandbox: {e}\n{}", c.log()));
-}
 
 /// The vmjail sandboxes (VMs) in the state dir.
 fn sandboxes(c: &Containerd) -> usize {
@@ -175,13 +35,11 @@ fn a_pods_two_containers_share_its_one_vm() {
         return;
     }
     let c = Containerd::start_cri("cri");
-    let logs = c.dir.path().join("pod-logs");
-    std::fs::create_dir_all(&logs).unwrap();
     let socket: PathBuf = c.address.clone();
     let rt = runtime();
     let pod = rt.block_on(async {
         let mut client = connect(&socket).await;
-        let (pod, ids) = start_pod(&c, &mut client, &logs).await;
+        let (pod, ids) = start_pod(&c, &mut client, "pod", CRI_HANDLER).await;
         // One VM (one vmjail sandbox) for the pod, one shim serving it.
         assert_eq!(sandboxes(&c), 1);
         assert!(c.shim_pid(&pod).is_some(), "no shim for the pod");
@@ -253,13 +111,11 @@ fn a_pods_shim_killed_is_cleaned_up() {
         return;
     }
     let c = Containerd::start_cri("crikill");
-    let logs = c.dir.path().join("pod-logs");
-    std::fs::create_dir_all(&logs).unwrap();
     let socket: PathBuf = c.address.clone();
     let rt = runtime();
     let pod = rt.block_on(async {
         let mut client = connect(&socket).await;
-        let (pod, _) = start_pod(&c, &mut client, &logs).await;
+        let (pod, _) = start_pod(&c, &mut client, "pod", CRI_HANDLER).await;
         let shim = c.shim_pid(&pod).expect("the pod's shim");
         let killed = std::process::Command::new("kill")
             .args(["-KILL", &shim.to_string()])

@@ -263,7 +263,7 @@ impl Hypervisor for TestDoubleHypervisor {
         _shared: &vmjail_vmm::SharedDir,
         _recorder: &mut dyn VmmRecorder,
     ) -> Result<(), VmmError> {
-        Ok(())
+        self.step("add_shared")
     }
 
     fn remove_shared(
@@ -271,7 +271,7 @@ impl Hypervisor for TestDoubleHypervisor {
         _dir: &Path,
         _recorder: &mut dyn VmmRecorder,
     ) -> Result<(), VmmError> {
-        Ok(())
+        self.step("remove_shared")
     }
 
     fn hot_plug_nic(&mut self, _nic: &GuestNic) -> Result<(), VmmError> {

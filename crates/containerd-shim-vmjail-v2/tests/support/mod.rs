@@ -6,6 +6,8 @@
 //! built here. Leak checks for after each test.
 #![allow(dead_code)] // the tests and the bench use different parts
 
+pub mod cri_client;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
