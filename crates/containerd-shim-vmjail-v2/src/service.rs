@@ -11,7 +11,7 @@ use containerd_shim::api::{self, Status};
 use containerd_shim::{ExitSignal, TtrpcContext, TtrpcResult};
 use containerd_shim_protos::api::ProcessInfo;
 use containerd_shim_protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskOOM, TaskPaused,
     TaskResumed, TaskStart,
 };
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
@@ -128,7 +128,19 @@ impl Service {
             stderr: req.stderr.clone(),
             terminal: req.terminal,
         };
-        let exited = self.exit_reporter(&req.id, "");
+        let exited = {
+            let report = self.exit_reporter(&req.id, "");
+            let (events, id) = (self.events.clone(), req.id.clone());
+            move |pid, status, at, oom_killed: bool| {
+                if oom_killed {
+                    events.send(TaskOOM {
+                        container_id: id,
+                        ..Default::default()
+                    });
+                }
+                report(pid, status, at)
+            }
+        };
         let target = bundle.join("rootfs");
         if let Role::PodMember { sandbox } = &role {
             let vm = self.pods().get(sandbox).cloned().ok_or_else(|| {

@@ -57,11 +57,12 @@ impl Task {
     /// Creates the sandbox with the bundle's container, boots it and sets
     /// the container up, its process waiting for [`Task::start`]; its
     /// stdio copies and waiter run from here on (`exited` is told the task
-    /// pid, the exit status and when). On failure nothing is left.
+    /// pid, the exit status, when, and whether the OOM killer took a
+    /// process of the container). On failure nothing is left.
     pub fn create(
         worker: Worker,
         spec: TaskSpec,
-        exited: impl FnOnce(u32, u32, SystemTime) + Send + 'static,
+        exited: impl FnOnce(u32, u32, SystemTime, bool) + Send + 'static,
     ) -> Result<Arc<Task>, String> {
         let TaskSpec {
             id,
@@ -119,7 +120,7 @@ impl Task {
         id: String,
         bundle: PathBuf,
         stdio: Paths,
-        exited: impl FnOnce(u32, u32, SystemTime) + Send + 'static,
+        exited: impl FnOnce(u32, u32, SystemTime, bool) + Send + 'static,
     ) -> Result<Arc<Task>, String> {
         let container = ContainerSpec {
             id: id.clone(),
@@ -149,11 +150,19 @@ impl Task {
         owns_vm: bool,
         stdio: Paths,
         handle: ProcessHandle,
-        exited: impl FnOnce(u32, u32, SystemTime) + Send + 'static,
+        exited: impl FnOnce(u32, u32, SystemTime, bool) + Send + 'static,
     ) -> Arc<Task> {
         let init = Process::new(stdio, None);
         let pid = vm.pid;
-        init.attach(handle, move |status, at| exited(pid, status, at));
+        let (in_vm, container) = (vm.clone(), id.clone());
+        init.attach(handle, move |status, at| {
+            // Read before the exit is reported: containerd's CRI keeps
+            // "OOMKilled" as the reason when TaskOOM comes first.
+            let oom_killed = in_vm
+                .run(move |s, sandbox, client| s.container_stats(sandbox, client, &container))
+                .is_ok_and(|stats| stats.oom_kills > 0);
+            exited(pid, status, at, oom_killed)
+        });
         Arc::new(Task {
             id,
             bundle,

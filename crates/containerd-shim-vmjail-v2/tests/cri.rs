@@ -2,7 +2,8 @@
 //! client on containerd's CRI socket (CRI v1 over gRPC) asks Debian's
 //! real containerd for a pod with runtime handler `vmjail`, two containers
 //! in it, a command run in one (its output and exit code), a container's
-//! status, then stops and removes everything. Both containers are in the
+//! status, a container over its memory limit reported OOMKilled (TaskOOM),
+//! then stops and removes everything. Both containers are in the
 //! pod's one VM (the same guest kernel boot id, not the host's), served by
 //! one shim; a stopped container's share is taken back while the pod runs
 //! on. A pod whose shim is SIGKILLed is cleaned by containerd's `delete`.
@@ -13,7 +14,10 @@ mod support;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use k8s_cri::v1::{ContainerState, ContainerStatusRequest, StopContainerRequest};
+use k8s_cri::v1::{
+    ContainerState, ContainerStatus, ContainerStatusRequest, CreateContainerRequest,
+    LinuxContainerConfig, LinuxContainerResources, StartContainerRequest, StopContainerRequest,
+};
 use support::cri_client::*;
 use support::*;
 
@@ -27,6 +31,59 @@ fn sandboxes(c: &Containerd) -> usize {
 /// Mounts in the jails: QEMU's, and virtiofsd's shared tree.
 fn jail_mounts(c: &Containerd) -> usize {
     mounts_under(&c.dir.path().join("jail")).len()
+}
+
+/// A container of `pod` limited to 16 MiB that holds 64 MB in its shell,
+/// started and waited for; its status once exited.
+async fn oom_killed_container(c: &Containerd, client: &mut Client, pod: &str) -> ContainerStatus {
+    let mut config = container_config("hog");
+    config.command = vec![
+        "sh".into(),
+        "-c".into(),
+        "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo ${#x}".into(),
+    ];
+    config.linux = Some(LinuxContainerConfig {
+        resources: Some(LinuxContainerResources {
+            memory_limit_in_bytes: 16 << 20,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let sandbox_config = pod_config("pod", &c.dir.path().join("pod-logs/pod"));
+    let id = client
+        .create_container(CreateContainerRequest {
+            pod_sandbox_id: pod.into(),
+            config: Some(config),
+            sandbox_config: Some(sandbox_config),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("CreateContainer hog: {e}\n{}", c.log()))
+        .into_inner()
+        .container_id;
+    client
+        .start_container(StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("StartContainer hog: {e}\n{}", c.log()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = client
+            .container_status(ContainerStatusRequest {
+                container_id: id.clone(),
+                verbose: false,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+            .unwrap();
+        if status.state == ContainerState::ContainerExited as i32 {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "hog still runs: {status:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[test]
@@ -76,6 +133,12 @@ fn a_pods_two_containers_share_its_one_vm() {
             .unwrap();
         assert_eq!(status.state, ContainerState::ContainerRunning as i32);
         assert_eq!(status.metadata.unwrap().name, "two");
+
+        // A third container over its memory limit: the OOM killer takes
+        // it in the guest, the shim says so (TaskOOM) and CRI reports it.
+        let hog = oom_killed_container(&c, &mut client, &pod).await;
+        assert_eq!(hog.reason, "OOMKilled", "{hog:?}");
+        assert_eq!(hog.exit_code, 137, "{hog:?}");
 
         // A stopped container's task is deleted: its share (rootfs and
         // binds in virtiofsd's tree) is taken back while the pod runs on.
