@@ -539,6 +539,9 @@ fn cri_config(d: &Path) -> String {
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   disable_apparmor = true
+  # Pods ask for oom_score_adj -998; lowering it needs CAP_SYS_RESOURCE,
+  # which hosts like the CI's lack (runc then fails): keep containerd's.
+  restrict_oom_score_adj = true
 # Naming any runtime replaces CRI's default map: runc, its default, too.
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
   runtime_type = "io.containerd.runc.v2"
