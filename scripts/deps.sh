@@ -11,10 +11,11 @@ set -euo pipefail
 # podman_qemu.rs) run vmjail as those engines' OCI runtime; containerd (its
 # ctr) and bsdutils (script: a terminal for `ctr run -t`) the containerd
 # shim's tests. libseccomp-dev, libcap-ng-dev, pkg-config: building
-# virtiofsd (below).
+# virtiofsd (below). protobuf-compiler: building the CRI test's client
+# (the k8s-cri crate generates its gRPC code with protoc).
 packages=(qemu-system-x86 busybox-static cpio gzip xz-utils zstd iproute2 kmod e2fsprogs
           docker.io containerd runc podman conmon containernetworking-plugins tar bsdutils
-          libseccomp-dev libcap-ng-dev pkg-config)
+          libseccomp-dev libcap-ng-dev pkg-config protobuf-compiler)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -6,6 +6,7 @@
 //! jailed microVM), driven through `vmjail-sandbox`'s API.
 
 mod config;
+mod cri;
 mod events;
 mod exec_spec;
 mod metrics;
@@ -16,6 +17,7 @@ mod service;
 mod shim;
 mod stdio;
 mod task;
+mod vm;
 mod worker;
 
 /// The runtime name containerd knows this shim by.

@@ -1,7 +1,9 @@
 //! A container's guest cgroup figures as containerd's cgroup v2 metrics
 //! (`io.containerd.cgroups.v2.Metrics`, what `ctr task metrics` prints).
 
-use containerd_shim_protos::cgroups_v2::metrics::{CPUStat, MemoryStat, Metrics, PidsStat};
+use containerd_shim_protos::cgroups_v2::metrics::{
+    CPUStat, MemoryEvents, MemoryStat, Metrics, PidsStat,
+};
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::{Message, MessageField};
 use vmjail_sandbox::agent::ContainerStats;
@@ -24,6 +26,10 @@ pub fn to_any(stats: &ContainerStats) -> Result<Any, String> {
         memory: MessageField::some(MemoryStat {
             usage: stats.memory_usage_bytes,
             usage_limit: unlimited_as_max(stats.memory_limit_bytes),
+            ..Default::default()
+        }),
+        memory_events: MessageField::some(MemoryEvents {
+            oom_kill: stats.oom_kills,
             ..Default::default()
         }),
         ..Default::default()

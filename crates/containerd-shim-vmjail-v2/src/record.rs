@@ -20,21 +20,27 @@ pub struct Record {
     pub config: Option<PathBuf>,
 }
 
+/// How much of the task id a sandbox id keeps: enough to tell whose it is
+/// (CRI's ids are 64 hex digits), short enough that the paths of the
+/// sandbox's Unix sockets (`<chroot base>/virtiofsd/<sandbox id>/root/
+/// socket/vhost.sock`) stay within the 107 bytes a socket path may have.
+const READABLE: usize = 20;
+
 /// The sandbox id of task `id` in containerd namespace `namespace`: the
-/// task id's letters, digits and dashes (at most 40) and a hash of both
-/// names, so two namespaces' tasks of one name never share a sandbox and
-/// `vmjail list` still says whose it is.
+/// task id's letters, digits and dashes (at most [`READABLE`]) and a hash
+/// of both names, so two namespaces' tasks of one name never share a
+/// sandbox and `vmjail list` still says whose it is.
 pub fn sandbox_id(namespace: &str, id: &str) -> Result<SandboxId, String> {
     let hash = Sha256::digest(format!("{namespace}/{id}").as_bytes());
     let readable: String = id
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .take(40)
+        .take(READABLE)
         .collect();
     let hex: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
     let text = format!("{}-{hex}", readable.trim_start_matches('-'));
     let text = text.trim_start_matches('-');
-    // Letters, digits and dashes, 12 to 53 bytes, starting with an
+    // Letters, digits and dashes, 12 to 33 bytes, starting with an
     // alphanumeric: a valid id.
     SandboxId::parse(text).map_err(|e| e.to_string())
 }

@@ -11,7 +11,7 @@ use containerd_shim::api::{self, Status};
 use containerd_shim::{ExitSignal, TtrpcContext, TtrpcResult};
 use containerd_shim_protos::api::ProcessInfo;
 use containerd_shim_protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskOOM, TaskPaused,
     TaskResumed, TaskStart,
 };
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
@@ -19,20 +19,21 @@ use containerd_shim_protos::protobuf::MessageField;
 use containerd_shim_protos::ttrpc::error::get_rpc_status;
 use containerd_shim_protos::ttrpc::{self, Code};
 
+use crate::cri::Role;
 use crate::events::Events;
 use crate::process::{Phase, Process};
 use crate::stdio::Paths;
 use crate::task::{Task, TaskSpec};
+use crate::vm::Vm;
 use crate::worker::Worker;
 use crate::{config, exec_spec, metrics, record, rootfs};
-
-/// The CRI annotation that says what a container is in its pod.
-const CRI_CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 
 pub struct Service {
     namespace: String,
     events: Arc<Events>,
     tasks: Mutex<HashMap<String, Arc<Task>>>,
+    /// The VMs of the CRI pods this shim serves, by sandbox container id.
+    pods: Mutex<HashMap<String, Arc<Vm>>>,
     exit: Arc<ExitSignal>,
 }
 
@@ -54,12 +55,17 @@ impl Service {
             namespace,
             events: Arc::new(events),
             tasks: Mutex::new(HashMap::new()),
+            pods: Mutex::new(HashMap::new()),
             exit,
         }
     }
 
     fn tasks(&self) -> MutexGuard<'_, HashMap<String, Arc<Task>>> {
         self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn pods(&self) -> MutexGuard<'_, HashMap<String, Arc<Vm>>> {
+        self.pods.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn task(&self, id: &str) -> TtrpcResult<Arc<Task>> {
@@ -107,25 +113,58 @@ impl Service {
     }
 
     /// `Create` up to a created task; the rootfs is mounted only around
-    /// the copy into the container's disk.
+    /// the step that takes it (the copy into the container's disk, or its
+    /// bind into the VM's share).
     fn create_task(&self, req: &api::CreateTaskRequest) -> Result<Arc<Task>, String> {
         if !req.checkpoint.is_empty() {
             return Err("restoring from a checkpoint is not supported by vmjail".into());
         }
         let bundle = PathBuf::from(&req.bundle);
         let spec = read_spec(&bundle)?;
-        if spec
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(CRI_CONTAINER_TYPE))
-            .is_some_and(|t| t == "container")
-        {
-            return Err(
-                "a CRI pod's containers sharing its VM need a container added to a \
-                        running sandbox, which vmjail cannot do yet (bundles become boot \
-                        disks); only single-container tasks are supported"
-                    .into(),
-            );
+        let role = Role::of(&spec)?;
+        let stdio = Paths {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
+        let exited = {
+            let report = self.exit_reporter(&req.id, "");
+            let (events, id) = (self.events.clone(), req.id.clone());
+            move |pid, status, at, oom_killed: bool| {
+                if oom_killed {
+                    events.send(TaskOOM {
+                        container_id: id,
+                        ..Default::default()
+                    });
+                }
+                report(pid, status, at)
+            }
+        };
+        let target = bundle.join("rootfs");
+        if let Role::PodMember { sandbox } = &role {
+            let vm = self.pods().get(sandbox).cloned().ok_or_else(|| {
+                format!(
+                    "pod sandbox {sandbox:?} has no VM in this shim: its sandbox container \
+                     must be created first"
+                )
+            })?;
+            record::write(
+                &bundle,
+                &record::Record {
+                    sandbox: vm.sandbox.to_string(),
+                    config: vm.config_path.clone(),
+                },
+            )?;
+            rootfs::mount(&req.rootfs, &target).inspect_err(|_| {
+                let _ = rootfs::unmount(&target);
+            })?;
+            let added = Task::add(vm, req.id.clone(), bundle.clone(), stdio, exited);
+            // The VM's share holds a bind of the rootfs from here on.
+            if let Err(e) = rootfs::unmount(&target) {
+                log::warn!("{e}");
+            }
+            return added;
         }
         let config_path = config::config_path(req.options.as_ref())?;
         let sandbox = record::sandbox_id(&self.namespace, &req.id)?;
@@ -139,7 +178,6 @@ impl Service {
         let config = config::load(config_path.as_deref())?;
         let worker = Worker::start(config.jail.clone(), config::vmjail_exe()?)
             .map_err(|e| format!("starting the sandbox thread: {e}"))?;
-        let target = bundle.join("rootfs");
         rootfs::mount(&req.rootfs, &target).inspect_err(|_| {
             let _ = rootfs::unmount(&target);
         })?;
@@ -147,21 +185,23 @@ impl Service {
             id: req.id.clone(),
             bundle: bundle.clone(),
             sandbox,
+            config_path,
             config,
             netns: netns_path(&spec),
-            stdio: Paths {
-                stdin: req.stdin.clone(),
-                stdout: req.stdout.clone(),
-                stderr: req.stderr.clone(),
-                terminal: req.terminal,
-            },
+            pod: role.in_pod(),
+            stdio,
         };
-        let created = Task::create(worker, spec, self.exit_reporter(&req.id, ""));
-        // The container's disk is a copy: the snapshot is not needed now.
+        let created = Task::create(worker, spec, exited);
+        // The container's disk is a copy, or the VM's share holds a bind
+        // of it: the snapshot's mount is not needed here now.
         if let Err(e) = rootfs::unmount(&target) {
             log::warn!("{e}");
         }
-        created
+        let task = created?;
+        if role == Role::PodSandbox {
+            self.pods().insert(req.id.clone(), task.vm.clone());
+        }
+        Ok(task)
     }
 }
 
@@ -198,7 +238,7 @@ impl containerd_shim::Task for Service {
         log::info!(
             "task {}: created sandbox {} in {:?}",
             req.id,
-            task.sandbox,
+            task.vm.sandbox,
             begun.elapsed()
         );
         self.tasks().insert(req.id.clone(), task.clone());
@@ -213,11 +253,11 @@ impl containerd_shim::Task for Service {
                 terminal: req.terminal,
                 ..Default::default()
             }),
-            pid: task.pid,
+            pid: task.pid(),
             ..Default::default()
         });
         Ok(api::CreateTaskResponse {
-            pid: task.pid,
+            pid: task.pid(),
             ..Default::default()
         })
     }
@@ -228,7 +268,7 @@ impl containerd_shim::Task for Service {
             task.start().map_err(failed)?;
             self.events.send(TaskStart {
                 container_id: task.id.clone(),
-                pid: task.pid,
+                pid: task.pid(),
                 ..Default::default()
             });
         } else {
@@ -243,12 +283,12 @@ impl containerd_shim::Task for Service {
             self.events.send(TaskExecStarted {
                 container_id: task.id.clone(),
                 exec_id: req.exec_id.clone(),
-                pid: task.pid,
+                pid: task.pid(),
                 ..Default::default()
             });
         }
         Ok(api::StartResponse {
-            pid: task.pid,
+            pid: task.pid(),
             ..Default::default()
         })
     }
@@ -286,7 +326,7 @@ impl containerd_shim::Task for Service {
             id: task.id.clone(),
             exec_id: req.exec_id.clone(),
             bundle: task.bundle.to_string_lossy().into_owned(),
-            pid: task.pid,
+            pid: task.pid(),
             stdin: process.stdio.stdin.clone(),
             stdout: process.stdio.stdout.clone(),
             stderr: process.stdio.stderr.clone(),
@@ -336,13 +376,14 @@ impl containerd_shim::Task for Service {
             log::info!(
                 "task {}: deleted sandbox {} in {:?}",
                 req.id,
-                task.sandbox,
+                task.vm.sandbox,
                 begun.elapsed()
             );
             if let Err(e) = rootfs::unmount(&task.bundle.join("rootfs")) {
                 log::warn!("{e}");
             }
             self.tasks().remove(&req.id);
+            self.pods().remove(&req.id);
             ended
         } else {
             task.delete_exec(&req.exec_id).map_err(failed)?
@@ -350,13 +391,13 @@ impl containerd_shim::Task for Service {
         self.events.send(TaskDelete {
             container_id: task.id.clone(),
             id: req.exec_id.clone(),
-            pid: task.pid,
+            pid: task.pid(),
             exit_status: status,
             exited_at: timestamp(at),
             ..Default::default()
         });
         Ok(api::DeleteResponse {
-            pid: task.pid,
+            pid: task.pid(),
             exit_status: status,
             exited_at: timestamp(at),
             ..Default::default()
@@ -367,7 +408,7 @@ impl containerd_shim::Task for Service {
         let task = self.task(&req.id)?;
         Ok(api::PidsResponse {
             processes: vec![ProcessInfo {
-                pid: task.pid,
+                pid: task.pid(),
                 ..Default::default()
             }],
             ..Default::default()
@@ -447,7 +488,7 @@ impl containerd_shim::Task for Service {
         _: &TtrpcContext,
         req: api::ConnectRequest,
     ) -> TtrpcResult<api::ConnectResponse> {
-        let task_pid = self.tasks().get(&req.id).map(|t| t.pid).unwrap_or(0);
+        let task_pid = self.tasks().get(&req.id).map(|t| t.pid()).unwrap_or(0);
         Ok(api::ConnectResponse {
             shim_pid: std::process::id(),
             task_pid,

@@ -1,7 +1,9 @@
 //! The shim's three lives (see main.rs): `start` forks the serving shim,
-//! one per task (containerd's grouping is the task id); the serving shim
-//! runs [`Service`] until containerd shuts it down; `delete` tears down
-//! what a dead shim's task left, from the bundle's record.
+//! one per task, except that a CRI pod's containers join the shim of its
+//! sandbox container (containerd's grouping is the pod's sandbox id, as
+//! Kata's); the serving shim runs [`Service`] until containerd shuts it
+//! down; `delete` tears down what a dead shim's task left, from the
+//! bundle's record.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use vmjail_sandbox::{reaper, ErrorKind, SandboxId, Sandboxes, SelectFactory};
 use crate::events::Events;
 use crate::service::Service;
 use crate::task::CLEANUP_TIMEOUT;
-use crate::{config, record, rootfs};
+use crate::{config, cri, record, rootfs};
 
 pub struct VmjailShim {
     namespace: String,
@@ -37,7 +39,7 @@ impl containerd_shim::Shim for VmjailShim {
     }
 
     fn start_shim(&mut self, opts: StartOpts) -> Result<String, Error> {
-        let grouping = opts.id.clone();
+        let grouping = cri::grouping(&self.bundle_dir()?, &opts.id);
         let (_pid, address) = spawn(opts, &grouping, Vec::new())?;
         // Read back by the serving shim to remove its socket at the end.
         write_address(&address)?;
@@ -45,11 +47,7 @@ impl containerd_shim::Shim for VmjailShim {
     }
 
     fn delete_shim(&mut self) -> Result<DeleteResponse, Error> {
-        let bundle = match self.bundle.is_empty() {
-            true => std::env::current_dir().map_err(|e| Error::Other(e.to_string()))?,
-            false => PathBuf::from(&self.bundle),
-        };
-        cleanup(&bundle).map_err(Error::Other)?;
+        cleanup(&self.bundle_dir()?).map_err(Error::Other)?;
         Ok(DeleteResponse {
             // As runc's shim: the task's process was killed.
             exit_status: 128 + nix::libc::SIGKILL as u32,
@@ -68,9 +66,27 @@ impl containerd_shim::Shim for VmjailShim {
     }
 }
 
+impl VmjailShim {
+    /// The task's bundle: `-bundle`, else the directory containerd runs
+    /// `start` and `delete` in.
+    fn bundle_dir(&self) -> Result<PathBuf, Error> {
+        match self.bundle.is_empty() {
+            true => std::env::current_dir().map_err(|e| Error::Other(e.to_string())),
+            false => Ok(PathBuf::from(&self.bundle)),
+        }
+    }
+}
+
 /// Force-deletes the sandbox the bundle's record names (gone already is
-/// fine) and unmounts the bundle's rootfs.
+/// fine; for a pod's container that is the pod's VM) and unmounts the
+/// bundle's rootfs. containerd also runs `delete` whenever its connection
+/// to a shim closes, which for a pod happens with each container's
+/// delete while the shim still serves the pod: a shim that answers on
+/// its socket is alive and has cleaned up itself, its VM is left alone.
 fn cleanup(bundle: &std::path::Path) -> Result<(), String> {
+    if shim_alive(bundle) {
+        return rootfs::unmount(&bundle.join("rootfs"));
+    }
     if let Some(rec) = record::read(bundle)? {
         let id = SandboxId::parse(&rec.sandbox).map_err(|e| e.to_string())?;
         let jail = vmjail_config::load_jail(rec.config.as_deref())
@@ -92,17 +108,28 @@ fn cleanup(bundle: &std::path::Path) -> Result<(), String> {
     rootfs::unmount(&bundle.join("rootfs"))
 }
 
-/// Removes the dead shim's socket, named in the bundle's `address` file
-/// (written by `start`); a shim that ends normally removes its own.
+/// The shim's socket, named in the bundle's `address` file (written by
+/// `start`).
+fn socket_of(bundle: &std::path::Path) -> Option<PathBuf> {
+    let address = std::fs::read_to_string(bundle.join("address")).ok()?;
+    let path = address.trim().strip_prefix("unix://")?;
+    Some(PathBuf::from(path))
+}
+
+/// Whether a shim accepts connections on the bundle's socket (a killed
+/// one leaves the file, refusing them).
+fn shim_alive(bundle: &std::path::Path) -> bool {
+    socket_of(bundle).is_some_and(|p| std::os::unix::net::UnixStream::connect(p).is_ok())
+}
+
+/// Removes the dead shim's socket; a shim that ends normally removes its
+/// own.
 fn remove_socket(bundle: &std::path::Path) {
     use std::os::unix::fs::FileTypeExt;
-    let Ok(address) = std::fs::read_to_string(bundle.join("address")) else {
+    let Some(path) = socket_of(bundle) else {
         return;
     };
-    let Some(path) = address.trim().strip_prefix("unix://") else {
-        return;
-    };
-    let path = std::path::Path::new(path);
+    let path = path.as_path();
     let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
     if path.starts_with(containerd_shim::SOCKET_ROOT) && is_socket {
         if let Err(e) = std::fs::remove_file(path) {

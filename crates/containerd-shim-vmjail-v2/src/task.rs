@@ -1,8 +1,8 @@
-//! One task: a container in its own sandbox, from `Create` to `Delete`,
-//! and the processes run in it (`ctr task exec`). Every sandbox step goes
-//! through the task's [`Worker`] (the one `Sandboxes` object, as in
-//! `vmjail run --bundle`); processes are [`ProcessHandle`]s on the
-//! sandbox's agent.
+//! One task: a container from `Create` to `Delete`, and the processes
+//! run in it (`ctr task exec`). The container is in a [`Vm`]: its own
+//! (a `ctr` task, a CRI pod's sandbox container), which its delete tears
+//! down, or its pod's (a CRI pod's other containers), which goes on
+//! without it. Processes are [`ProcessHandle`]s on the VM's agent.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,10 +11,11 @@ use std::time::{Duration, SystemTime};
 
 use vmjail_config::RuntimeConfig;
 use vmjail_sandbox::agent::{AgentClient, ContainerStats, ProcessHandle, ProcessSpec};
-use vmjail_sandbox::{reaper, ContainerSpec, SandboxId};
+use vmjail_sandbox::{reaper, ContainerSpec, ErrorKind, SandboxId, Status};
 
 use crate::process::{Phase, Process};
 use crate::stdio::Paths;
+use crate::vm::{Vm, GONE};
 use crate::worker::Worker;
 
 /// How long the VMM has to confirm the guest runs.
@@ -27,57 +28,57 @@ pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most processes run in one task at once (`ctr task exec`).
 const MAX_EXECS: usize = 64;
 
-/// What `Create` needs.
+/// What `Create` of a task with a VM of its own needs.
 pub struct TaskSpec {
     pub id: String,
     pub bundle: PathBuf,
     pub sandbox: SandboxId,
+    pub config_path: Option<PathBuf>,
     pub config: RuntimeConfig,
     /// The network namespace the spec names (a CRI pod's), else a new one.
     pub netns: Option<PathBuf>,
+    /// A CRI pod's sandbox container (see `vmjail_sandbox::bundle_pod`).
+    pub pod: bool,
     pub stdio: Paths,
 }
 
 pub struct Task {
     pub id: String,
     pub bundle: PathBuf,
-    pub sandbox: SandboxId,
-    /// The VMM's host pid (containerd's "task pid"; the processes' own
-    /// pids live in the guest).
-    pub pid: u32,
+    pub vm: Arc<Vm>,
+    /// The VM is this task's own: its delete tears it down.
+    owns_vm: bool,
     /// The container's own process.
     pub init: Arc<Process>,
     execs: Mutex<HashMap<String, Arc<Process>>>,
-    worker: Worker,
-    client: Arc<AgentClient>,
 }
-
-/// The sandbox thread ended (it panicked): nothing more can be done.
-const GONE: &str = "the sandbox thread is gone";
 
 impl Task {
     /// Creates the sandbox with the bundle's container, boots it and sets
     /// the container up, its process waiting for [`Task::start`]; its
     /// stdio copies and waiter run from here on (`exited` is told the task
-    /// pid, the exit status and when). On failure nothing is left.
+    /// pid, the exit status, when, and whether the OOM killer took a
+    /// process of the container). On failure nothing is left.
     pub fn create(
         worker: Worker,
         spec: TaskSpec,
-        exited: impl FnOnce(u32, u32, SystemTime) + Send + 'static,
+        exited: impl FnOnce(u32, u32, SystemTime, bool) + Send + 'static,
     ) -> Result<Arc<Task>, String> {
         let TaskSpec {
             id,
             bundle,
             sandbox,
+            config_path,
             config,
             netns,
+            pod,
             stdio,
         } = spec;
         let made = {
             let (id, bundle, sandbox) = (id.clone(), bundle.clone(), sandbox.clone());
             let (tty, stdin) = (stdio.terminal, !stdio.stdin.is_empty());
             worker.run(move |s| {
-                let container = ContainerSpec { id, bundle };
+                let container = ContainerSpec { id, bundle, pod };
                 s.create_with_containers(
                     &sandbox,
                     &config,
@@ -107,18 +108,74 @@ impl Task {
         let pid = pid
             .and_then(|p| u32::try_from(p).ok())
             .unwrap_or_else(std::process::id);
+        let vm = Arc::new(Vm::new(sandbox, config_path, pid, worker, client));
+        Ok(Task::with_init(id, bundle, vm, true, stdio, handle, exited))
+    }
+
+    /// Adds the bundle's container to `vm` (its pod's, already running)
+    /// and sets it up there, its process waiting for [`Task::start`]. On
+    /// failure the VM is as it was.
+    pub fn add(
+        vm: Arc<Vm>,
+        id: String,
+        bundle: PathBuf,
+        stdio: Paths,
+        exited: impl FnOnce(u32, u32, SystemTime, bool) + Send + 'static,
+    ) -> Result<Arc<Task>, String> {
+        let container = ContainerSpec {
+            id: id.clone(),
+            bundle: bundle.clone(),
+            pod: true,
+        };
+        let (tty, stdin) = (stdio.terminal, !stdio.stdin.is_empty());
+        let handle = vm.run(move |s, sandbox, client| {
+            s.add_container(sandbox, &container)?;
+            let tty = tty.then_some(vmjail_sandbox::agent::DEFAULT_TTY_SIZE);
+            s.create_container(sandbox, client.clone(), &container.id, tty, stdin)
+                .inspect_err(|_| {
+                    if let Err(undo) = s.remove_container(sandbox, &container.id) {
+                        log::error!("sandbox {sandbox}: removing a failed container: {undo}");
+                    }
+                })
+        })?;
+        Ok(Task::with_init(
+            id, bundle, vm, false, stdio, handle, exited,
+        ))
+    }
+
+    fn with_init(
+        id: String,
+        bundle: PathBuf,
+        vm: Arc<Vm>,
+        owns_vm: bool,
+        stdio: Paths,
+        handle: ProcessHandle,
+        exited: impl FnOnce(u32, u32, SystemTime, bool) + Send + 'static,
+    ) -> Arc<Task> {
         let init = Process::new(stdio, None);
-        init.attach(handle, move |status, at| exited(pid, status, at));
-        Ok(Arc::new(Task {
+        let pid = vm.pid;
+        let (in_vm, container) = (vm.clone(), id.clone());
+        init.attach(handle, move |status, at| {
+            // Read before the exit is reported: containerd's CRI keeps
+            // "OOMKilled" as the reason when TaskOOM comes first.
+            let oom_killed = in_vm
+                .run(move |s, sandbox, client| s.container_stats(sandbox, client, &container))
+                .is_ok_and(|stats| stats.oom_kills > 0);
+            exited(pid, status, at, oom_killed)
+        });
+        Arc::new(Task {
             id,
             bundle,
-            sandbox,
-            pid,
+            vm,
+            owns_vm,
             init,
             execs: Mutex::new(HashMap::new()),
-            worker,
-            client,
-        }))
+        })
+    }
+
+    /// containerd's task pid: the VMM's.
+    pub fn pid(&self) -> u32 {
+        self.vm.pid
     }
 
     fn execs(&self) -> MutexGuard<'_, HashMap<String, Arc<Process>>> {
@@ -145,11 +202,9 @@ impl Task {
             + Send
             + 'static,
     ) -> Result<R, String> {
-        let (sandbox, id, client) = (self.sandbox.clone(), self.id.clone(), self.client.clone());
-        self.worker
-            .run(move |s| f(s, &sandbox, &client, &id))
-            .ok_or(GONE)?
-            .map_err(|e| e.to_string())
+        let id = self.id.clone();
+        self.vm
+            .run(move |s, sandbox, client| f(s, sandbox, client, &id))
     }
 
     /// Lets the container's process run.
@@ -222,7 +277,7 @@ impl Task {
             let handle: ProcessHandle = self.on_sandbox(move |s, sandbox, client, id| {
                 s.exec_in_container(sandbox, client.clone(), id, &spec)
             })?;
-            let pid = self.pid;
+            let pid = self.pid();
             process.attach(handle, move |status, at| exited(pid, status, at));
             Ok(())
         })
@@ -247,8 +302,9 @@ impl Task {
         Ok(ended)
     }
 
-    /// Removes the container and its sandbox with everything it made; a
-    /// process that never started is killed first. Returns the exit.
+    /// Removes the container (with its own VM and everything that made,
+    /// or from its pod's VM); a process that never started is killed
+    /// first. Returns the exit.
     pub fn delete(&self) -> Result<(u32, SystemTime), String> {
         match self.init.phase() {
             Phase::Running | Phase::Paused => {
@@ -263,14 +319,28 @@ impl Task {
             }
             Phase::Stopped { .. } => {}
         }
-        self.on_sandbox(|s, sandbox, client, id| {
-            if let Err(e) = s.delete_container(sandbox, client, id) {
-                log::debug!("deleting container {id} in the guest: {e}");
-            }
-            let deleted = s.delete(sandbox, true, CLEANUP_TIMEOUT);
-            reaper::reap_exited();
-            deleted
-        })?;
+        if self.owns_vm {
+            self.on_sandbox(|s, sandbox, client, id| {
+                if let Err(e) = s.delete_container(sandbox, client, id) {
+                    log::debug!("deleting container {id} in the guest: {e}");
+                }
+                let deleted = s.delete(sandbox, true, CLEANUP_TIMEOUT);
+                reaper::reap_exited();
+                deleted
+            })?;
+        } else {
+            self.on_sandbox(|s, sandbox, client, id| {
+                match s.delete_container(sandbox, client, id) {
+                    Ok(()) => s.remove_container(sandbox, id),
+                    // The pod's VM went first, taking everything with it.
+                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                    Err(e) => match s.state(sandbox) {
+                        Ok(vm) if vm.status == Status::Running => Err(e),
+                        _ => Ok(()),
+                    },
+                }
+            })?;
+        }
         Ok(match self.init.phase() {
             Phase::Stopped { status, at } => (status, at),
             _ => (128 + nix::libc::SIGKILL as u32, SystemTime::now()),

@@ -11,7 +11,7 @@ pub use limits::*;
 
 /// Bumped on every incompatible change of `protos/agent.proto`; the host
 /// refuses an agent that answers `Version` with another number.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// The vsock port the agent listens on by default.
 pub const DEFAULT_VSOCK_PORT: u32 = 1024;

@@ -420,6 +420,7 @@ impl Agent for AgentService {
             memory_limit_bytes: s.memory_limit_bytes,
             pids_current: s.pids_current,
             pids_limit: s.pids_limit,
+            oom_kills: s.oom_kills,
             ..Default::default()
         })
     }

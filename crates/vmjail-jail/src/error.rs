@@ -71,6 +71,8 @@ pub enum JailError {
     HardLinkedDestination { path: PathBuf, links: u64 },
     #[error("{path} is already placed in the jail")]
     AlreadyPlaced { path: PathBuf },
+    #[error("{path} is still mounted: unplace it before removing what holds it")]
+    StillMounted { path: PathBuf },
     #[error("mounting {source_path} at {target}: {source}")]
     Mount {
         source_path: PathBuf,

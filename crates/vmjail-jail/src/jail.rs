@@ -371,6 +371,21 @@ impl Jail {
         }
     }
 
+    /// Remove `path_in_jail` and everything below it (gone already is
+    /// fine), refused while a recorded mount is at or below it: unplace
+    /// those first. Never follows a symlink or leaves the jail's
+    /// filesystem.
+    pub fn remove_tree(&mut self, path_in_jail: &Path) -> Result<(), JailError> {
+        validate::validate_path_in_jail(path_in_jail)?;
+        let shown = host_path(&self.root(), path_in_jail);
+        if let Some(mount) = self.record.mounts.iter().find(|m| m.starts_with(&shown)) {
+            return Err(JailError::StillMounted {
+                path: mount.clone(),
+            });
+        }
+        crate::rmtree::remove_tree(&shown)
+    }
+
     /// Create an empty directory inside the jail owned by uid:gid (for
     /// sockets, FIFOs, logs the VMM writes). Returns its host path.
     pub fn make_dir(&mut self, path_in_jail: &Path) -> Result<PathBuf, JailError> {

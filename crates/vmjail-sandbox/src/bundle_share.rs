@@ -32,28 +32,37 @@ pub fn name(index: usize) -> String {
 pub fn shared_dir(bundles: &[(ContainerSpec, Bundle)]) -> SharedDir {
     let mut entries = Vec::new();
     for (index, (_, bundle)) in bundles.iter().enumerate() {
-        let dir = PathBuf::from(name(index));
-        entries.push(ShareEntry::File {
+        entries.extend(entries_for(&name(index), bundle));
+    }
+    SharedDir { entries }
+}
+
+/// Directory `dir` of the share for `bundle`: its guest `config.json`,
+/// its rootfs and its bind sources.
+pub fn entries_for(dir: &str, bundle: &Bundle) -> Vec<ShareEntry> {
+    let dir = PathBuf::from(dir);
+    let mut entries = vec![
+        ShareEntry::File {
             path: dir.join("config.json"),
             contents: serde_json::to_vec_pretty(&bundle.config).unwrap_or_default(),
-        });
-        entries.push(ShareEntry::Bind {
+        },
+        ShareEntry::Bind {
             path: dir.join("rootfs"),
             source: bundle.rootfs.clone(),
             read_only: false,
+        },
+    ];
+    let mounts = bundle.config["mounts"].as_array();
+    let binds = mounts.into_iter().flatten().filter(|m| is_bind(m));
+    for (k, (bind, mount)) in bundle.binds.iter().zip(binds).enumerate() {
+        let read_only = mount["options"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|o| o == "ro"));
+        entries.push(ShareEntry::Bind {
+            path: dir.join(bind_source(k)),
+            source: bind.source.clone(),
+            read_only,
         });
-        let mounts = bundle.config["mounts"].as_array();
-        let binds = mounts.into_iter().flatten().filter(|m| is_bind(m));
-        for (k, (bind, mount)) in bundle.binds.iter().zip(binds).enumerate() {
-            let read_only = mount["options"]
-                .as_array()
-                .is_some_and(|o| o.iter().any(|o| o == "ro"));
-            entries.push(ShareEntry::Bind {
-                path: dir.join(bind_source(k)),
-                source: bind.source.clone(),
-                read_only,
-            });
-        }
     }
-    SharedDir { entries }
+    entries
 }

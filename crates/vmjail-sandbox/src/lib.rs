@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod bundle_binds;
 pub mod bundle_image;
+pub mod bundle_pod;
 pub mod bundle_share;
 pub mod console;
 pub mod crash;

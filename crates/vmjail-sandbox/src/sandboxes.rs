@@ -141,6 +141,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             console: None,
             network: None,
             containers: Vec::new(),
+            shares_made: 0,
         };
         if let Err(err) = self.store.save(&state) {
             let _ = self.store.remove(id, lock);
@@ -468,6 +469,20 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         step: &'static str,
         op: impl FnOnce(&mut dyn Hypervisor) -> Result<T, vmjail_vmm::VmmError>,
     ) -> Result<T, SandboxError> {
+        self.drive_recorded(state, step, |hv, _| op(hv))
+    }
+
+    /// [`Sandboxes::drive`] for an operation that creates host resources:
+    /// `op`'s recorder saves the state with each updated VMM record.
+    fn drive_recorded<T>(
+        &self,
+        state: &mut SandboxState,
+        step: &'static str,
+        op: impl FnOnce(
+            &mut dyn Hypervisor,
+            &mut dyn vmjail_vmm::VmmRecorder,
+        ) -> Result<T, vmjail_vmm::VmmError>,
+    ) -> Result<T, SandboxError> {
         let mut live = self.live.borrow_mut();
         let hv = match (live.get_mut(&state.id), state.vmm.clone()) {
             (Some(hv), _) => hv,
@@ -481,7 +496,12 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                 })
             }
         };
-        let result = op(hv.as_mut());
+        let store = &self.store;
+        let mut recorder = |record: &VmmRecord| -> std::io::Result<()> {
+            state.vmm = Some(record.clone());
+            store.save(state).map_err(std::io::Error::other)
+        };
+        let result = op(hv.as_mut(), &mut recorder);
         state.vmm = Some(hv.record().clone());
         result.map_err(|source| SandboxError::Hypervisor {
             id: state.id.clone(),
@@ -624,6 +644,9 @@ pub use containers::{valid_container_id, ContainerError, ContainerSpec, MAX_CONT
 
 #[path = "sandboxes_container_process.rs"]
 mod container_process;
+
+#[path = "sandboxes_pod.rs"]
+mod pod;
 
 #[path = "sandboxes_monitors.rs"]
 mod monitors;

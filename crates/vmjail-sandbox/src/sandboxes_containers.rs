@@ -32,6 +32,9 @@ pub struct ContainerSpec {
     pub id: String,
     /// The OCI bundle directory on the host.
     pub bundle: PathBuf,
+    /// One of a pod's containers (CRI): the namespaces its spec joins by
+    /// path are the VM's (see [`crate::bundle_pod`]).
+    pub pod: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +49,15 @@ pub enum ContainerError {
     NoAgent,
     #[error("at most {MAX_CONTAINERS} containers per sandbox")]
     TooMany,
+    #[error(
+        "adding a container to a created sandbox (a pod's later container) needs QEMU with \
+         shared_fs = \"virtio-fs\" and virtio_fs_daemon in the [hypervisor] section: \
+         otherwise each container is a disk the VM gets at create (Firecracker, or QEMU \
+         without virtio-fs), and a running VM takes no more"
+    )]
+    CannotAdd,
+    #[error("container {id:?} is {status:?}; delete it in the guest before removing it")]
+    StillInGuest { id: String, status: ContainerStatus },
     #[error("container {id:?}: {source}")]
     Bundle { id: String, source: BundleError },
     #[error("no container {id:?} in this sandbox")]
@@ -76,7 +88,9 @@ impl ContainerError {
             | ContainerError::Duplicate { .. }
             | ContainerError::NoAgent
             | ContainerError::TooMany
+            | ContainerError::CannotAdd
             | ContainerError::Bundle { .. } => ErrorKind::InvalidInput,
+            ContainerError::StillInGuest { .. } => ErrorKind::WrongState,
             ContainerError::TooManyMonitors => ErrorKind::Failed,
             ContainerError::NotFound { .. } => ErrorKind::NotFound,
             ContainerError::WrongStatus { .. } => ErrorKind::WrongState,
@@ -144,18 +158,26 @@ pub(super) fn check_specs(
                 id: spec.id.clone(),
             });
         }
-        let bundle = bundle_image::load(&spec.bundle).map_err(|source| {
-            container_err(
-                id,
-                ContainerError::Bundle {
-                    id: spec.id.clone(),
-                    source,
-                },
-            )
-        })?;
-        checked.push((spec.clone(), bundle));
+        checked.push((spec.clone(), load_bundle(id, spec)?));
     }
     Ok(checked)
+}
+
+/// Reads and checks `spec`'s bundle, its config as the guest gets it.
+pub(super) fn load_bundle(id: &SandboxId, spec: &ContainerSpec) -> Result<Bundle, SandboxError> {
+    let mut bundle = bundle_image::load(&spec.bundle).map_err(|source| {
+        container_err(
+            id,
+            ContainerError::Bundle {
+                id: spec.id.clone(),
+                source,
+            },
+        )
+    })?;
+    if spec.pod {
+        crate::bundle_pod::join_vm_namespaces(&mut bundle.config);
+    }
+    Ok(bundle)
 }
 
 /// The serial of container slot `index`'s disk (at most 20 bytes).
@@ -188,6 +210,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
                     share: Some(bundle_share::name(index)),
                 });
             }
+            state.shares_made = bundles.len();
             self.store.save(state)?;
             crash::point("create-container-shared");
             return Ok((Vec::new(), Some(bundle_share::shared_dir(bundles))));

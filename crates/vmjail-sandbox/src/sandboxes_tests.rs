@@ -949,6 +949,7 @@ fn containers_are_recorded_with_their_image_and_go_with_the_sandbox() {
     let spec = ContainerSpec {
         id: "web".into(),
         bundle: bundle.clone(),
+        pod: false,
     };
     let sandboxes = f.process();
     sandboxes
@@ -980,6 +981,7 @@ fn bad_container_specs_are_refused_before_anything_is_claimed() {
     let spec = |id: &str, bundle: &Path| ContainerSpec {
         id: id.into(),
         bundle: bundle.to_path_buf(),
+        pod: false,
     };
     // Without the agent's vsock.
     let err = f
@@ -1007,4 +1009,74 @@ fn bad_container_specs_are_refused_before_anything_is_claimed() {
         assert!(err.to_string().contains(needle), "{needle}: {err}");
         f.assert_gone("c2");
     }
+}
+
+#[test]
+fn a_pods_later_containers_are_added_and_removed_over_the_share() {
+    if !root() {
+        return;
+    }
+    let f = Fixture::new();
+    let mut config = f.config.clone();
+    config.hypervisor.use_vsock = true;
+    let bundle = test_bundle(f._tmp.path());
+    let spec = |id: &str| ContainerSpec {
+        id: id.into(),
+        bundle: bundle.clone(),
+        pod: true,
+    };
+    let sandboxes = f.process();
+    // Bundles as disks: a running VM takes no more.
+    sandboxes
+        .create_with_containers(&sid("p1"), &config, None, &[spec("pause")])
+        .unwrap();
+    let err = sandboxes
+        .add_container(&sid("p1"), &spec("app"))
+        .unwrap_err();
+    assert_eq!(kind(&err), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("virtio-fs"), "{err}");
+    assert_eq!(f.on_disk("p1").containers.len(), 1);
+    sandboxes.delete(&sid("p1"), true, T).unwrap();
+
+    config.hypervisor.shared_fs = vmjail_config::SharedFs::VirtioFs;
+    sandboxes
+        .create_with_containers(&sid("p2"), &config, None, &[spec("pause")])
+        .unwrap();
+    sandboxes.start(&sid("p2"), T).unwrap();
+    sandboxes.add_container(&sid("p2"), &spec("app")).unwrap();
+    let state = f.on_disk("p2");
+    let app = state.containers.iter().find(|c| c.id == "app").unwrap();
+    assert_eq!(app.share.as_deref(), Some("1"));
+    assert_eq!(app.status, crate::ContainerStatus::Ready);
+    let err = sandboxes
+        .add_container(&sid("p2"), &spec("app"))
+        .unwrap_err();
+    assert!(err.to_string().contains("twice"), "{err}");
+    sandboxes.remove_container(&sid("p2"), "app").unwrap();
+    assert_eq!(f.on_disk("p2").containers.len(), 1);
+    // A removed container's share directory is never given out again.
+    sandboxes.add_container(&sid("p2"), &spec("next")).unwrap();
+    let state = f.on_disk("p2");
+    let next = state.containers.iter().find(|c| c.id == "next").unwrap();
+    assert_eq!(next.share.as_deref(), Some("2"));
+    let calls = f.factory.calls();
+    let count = |name: &str| calls.iter().filter(|c| *c == name).count();
+    assert_eq!((count("add_shared"), count("remove_shared")), (2, 1));
+    // Sharing fails half-way: what was shared is taken back, no record.
+    f.factory.fail_at("add_shared");
+    sandboxes
+        .add_container(&sid("p2"), &spec("bad"))
+        .unwrap_err();
+    let state = f.on_disk("p2");
+    assert!(state.containers.iter().all(|c| c.id != "bad"));
+    assert_eq!(
+        f.factory
+            .calls()
+            .iter()
+            .filter(|c| *c == "remove_shared")
+            .count(),
+        2
+    );
+    sandboxes.delete(&sid("p2"), true, T).unwrap();
+    f.assert_gone("p2");
 }

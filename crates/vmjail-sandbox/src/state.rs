@@ -127,6 +127,11 @@ pub struct SandboxState {
     /// The sandbox's containers, each recorded before its image is made.
     #[serde(default)]
     pub containers: Vec<ContainerRecord>,
+    /// Share directories given out so far (the next one's number): a
+    /// container added later never reuses a removed one's name, which the
+    /// guest may still have cached.
+    #[serde(default)]
+    pub shares_made: usize,
 }
 
 impl SandboxState {

@@ -258,6 +258,22 @@ impl Hypervisor for TestDoubleHypervisor {
         Ok(())
     }
 
+    fn add_shared(
+        &mut self,
+        _shared: &vmjail_vmm::SharedDir,
+        _recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), VmmError> {
+        self.step("add_shared")
+    }
+
+    fn remove_shared(
+        &mut self,
+        _dir: &Path,
+        _recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), VmmError> {
+        self.step("remove_shared")
+    }
+
     fn hot_plug_nic(&mut self, _nic: &GuestNic) -> Result<(), VmmError> {
         Err(VmmError::Unsupported {
             kind: HypervisorKind::Qemu,

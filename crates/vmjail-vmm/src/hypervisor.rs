@@ -235,6 +235,23 @@ pub trait Hypervisor {
     /// The tree the VM gets over virtio-fs at `create` (QEMU only: its
     /// virtiofsd helper); called before `create`.
     fn set_shared_dir(&mut self, shared: SharedDir) -> Result<(), crate::VmmError>;
+    /// Adds `shared`'s entries to the virtio-fs tree of a created VM (a
+    /// pod's later container), each mount recorded before it is made; the
+    /// guest sees them at once (the tree's mounts propagate into the
+    /// daemon's own mount namespace). QEMU with virtio-fs only.
+    fn add_shared(
+        &mut self,
+        shared: &SharedDir,
+        recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), crate::VmmError>;
+    /// Removes top-level directory `dir` of the virtio-fs tree with what
+    /// is in it: its mounts first (each forgotten once gone), then its
+    /// files. Gone already is fine.
+    fn remove_shared(
+        &mut self,
+        dir: &Path,
+        recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), crate::VmmError>;
     /// Give the VM a NIC (already made in the netns) after `create`: QEMU
     /// on a PCI machine at any time, Firecracker only before `start`.
     fn hot_plug_nic(&mut self, nic: &GuestNic) -> Result<(), crate::VmmError>;

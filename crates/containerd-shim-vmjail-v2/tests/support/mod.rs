@@ -6,6 +6,8 @@
 //! built here. Leak checks for after each test.
 #![allow(dead_code)] // the tests and the bench use different parts
 
+pub mod cri_client;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -64,8 +66,20 @@ pub fn shim_socket(address: &Path, namespace: &str, id: &str) -> PathBuf {
     PathBuf::from(format!("/run/containerd/s/{hex}"))
 }
 
+/// containerd's namespace for CRI's containers and images.
+pub const CRI_NAMESPACE: &str = "k8s.io";
+/// The CRI runtime handler the test's configuration names.
+pub const CRI_HANDLER: &str = "vmjail";
+
 pub struct Containerd {
     pub dir: tempfile::TempDir,
+    /// The containerd namespace the test works in (`k8s.io` with CRI).
+    pub namespace: &'static str,
+    /// `/run/netns` entries before the test, to find the pod netns CRI
+    /// made (and remove what a failed test left).
+    netns_before: Vec<String>,
+    /// The network namespace containerd runs in (with CRI).
+    daemon_netns: Option<String>,
     pub address: PathBuf,
     pub vmjail_config: PathBuf,
     pub state_dir: PathBuf,
@@ -81,6 +95,33 @@ impl Containerd {
     /// shim) has `VMJAIL_CONFIG` naming the test's configuration; without,
     /// the test must pass `--runtime-config-path`.
     pub fn start(tag: &str, config_env: bool) -> Containerd {
+        Containerd::launch(tag, config_env, false)
+    }
+
+    /// containerd with its CRI plugin on (on the same socket), runtime
+    /// handler [`CRI_HANDLER`] naming the shim, `sandbox_image` the
+    /// test's image (imported into `k8s.io`, its default command a long
+    /// sleep: the pod's sandbox container), a point-to-point CNI
+    /// configuration in the test's directory, and a vmjail configuration
+    /// sharing bundles over virtio-fs (a pod's later containers join its
+    /// running VM that way).
+    pub fn start_cri(tag: &str) -> Containerd {
+        Containerd::launch(tag, false, true)
+    }
+
+    fn launch(tag: &str, config_env: bool, cri: bool) -> Containerd {
+        // With CRI, containerd runs in a network namespace of the test's:
+        // the host side of each pod's CNI veth is there, not on the host.
+        let daemon_netns = cri.then(|| {
+            let name = format!("vmjail-ctrd-{tag}-{}", std::process::id());
+            let ok = Command::new("ip").args(["netns", "add", &name]).status();
+            assert!(ok.is_ok_and(|s| s.success()), "ip netns add {name}");
+            let lo = Command::new("ip")
+                .args(["-n", &name, "link", "set", "lo", "up"])
+                .status();
+            assert!(lo.is_ok_and(|s| s.success()), "lo up in {name}");
+            name
+        });
         // One containerd test at a time (nextest runs each in its own
         // process): five guests of one test under TCG are load enough on
         // a shared machine; more made guests miss the agent's timeout.
@@ -112,6 +153,10 @@ impl Containerd {
             }) % 900)
                 * ID_RANGE;
         let vmjail_config = d.join("vmjail.toml");
+        let shared_fs = match cri {
+            true => "shared_fs = \"virtio-fs\"\nvirtio_fs_daemon = \"/usr/local/bin/virtiofsd\"\n",
+            false => "",
+        };
         std::fs::write(
             &vmjail_config,
             format!(
@@ -120,7 +165,7 @@ path = "/usr/bin/qemu-system-x86_64"
 kernel = "{kernel}"
 initrd = "{initrd}"
 machine_type = "microvm"
-default_vcpus = 1
+{shared_fs}default_vcpus = 1
 default_memory = 256
 block_device_driver = "virtio-mmio"
 use_vsock = true
@@ -147,13 +192,17 @@ parent_cgroup = "{parent_cgroup}"
         .unwrap();
         let address = d.join("containerd.sock");
         let config = d.join("containerd.toml");
+        let cri_config = match cri {
+            true => cri_config(d),
+            false => "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n".into(),
+        };
         std::fs::write(
             &config,
             format!(
                 r#"version = 2
 root = "{root}"
 state = "{state}"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
+{cri_config}
 
 [grpc]
   address = "{address}"
@@ -161,8 +210,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [ttrpc]
   address = "{address}.ttrpc"
 
-# What a CRI setup names (CRI is off in these tests; `ctr --runtime`
-# names the runtime directly).
+# What a CRI setup names (`ctr --runtime` names the runtime directly).
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.vmjail]
   runtime_type = "{RUNTIME}"
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.vmjail.options]
@@ -180,7 +228,15 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             bins.display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let mut cmd = Command::new("containerd");
+        let mut cmd = match &daemon_netns {
+            Some(name) => {
+                let mut cmd = Command::new("nsenter");
+                cmd.arg(format!("--net=/run/netns/{name}"))
+                    .arg("containerd");
+                cmd
+            }
+            None => Command::new("containerd"),
+        };
         cmd.arg("--config")
             .arg(&config)
             .env("PATH", path)
@@ -191,9 +247,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         if config_env {
             cmd.env("VMJAIL_CONFIG", &vmjail_config);
         }
+        let netns_before = netns_names();
         let daemon = cmd.spawn().expect("starting containerd");
         let ctrd = Containerd {
             dir,
+            namespace: if cri { CRI_NAMESPACE } else { "default" },
+            netns_before,
+            daemon_netns,
             address,
             vmjail_config,
             state_dir,
@@ -207,8 +267,16 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             assert!(Instant::now() < deadline, "containerd never answered");
             std::thread::sleep(Duration::from_millis(100));
         }
-        ctrd.import_image();
+        ctrd.import_image(cri);
         ctrd
+    }
+
+    /// `/run/netns` entries made since the test started.
+    pub fn new_netns(&self) -> Vec<String> {
+        netns_names()
+            .into_iter()
+            .filter(|n| !self.netns_before.contains(n))
+            .collect()
     }
 
     pub fn log(&self) -> String {
@@ -217,7 +285,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
     pub fn ctr_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("ctr");
-        cmd.arg("--address").arg(&self.address).args(args);
+        cmd.arg("--address")
+            .arg(&self.address)
+            .args(["--namespace", self.namespace])
+            .args(args);
         cmd
     }
 
@@ -248,8 +319,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         self.ctr(&all)
     }
 
-    /// A busybox-static rootfs as a docker-archive image, imported.
-    fn import_image(&self) {
+    /// A busybox-static rootfs as a docker-archive image, imported. Its
+    /// default command is a shell, or for CRI a long sleep (what the
+    /// pod's sandbox container runs).
+    fn import_image(&self, cri: bool) {
         let d = self.dir.path().join("image");
         let rootfs = d.join("rootfs");
         std::fs::create_dir_all(rootfs.join("bin")).unwrap();
@@ -270,7 +343,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         let config = serde_json::json!({
             "architecture": "amd64",
             "os": "linux",
-            "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]},
+            "config": {"Env": ["PATH=/bin"], "Cmd": match cri {
+                true => ["/bin/sleep", "86400"].as_slice(),
+                false => ["/bin/sh"].as_slice(),
+            }},
             "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer}")]}
         })
         .to_string();
@@ -315,10 +391,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         }
     }
 
-    /// The serving shim of task `id` (in the default namespace).
+    /// The serving shim of task `id` (in the test's namespace).
     pub fn shim_pid(&self, id: &str) -> Option<u32> {
         let needle = format!(
-            "-namespace default -id {id} -address {}",
+            "-namespace {} -id {id} -address {}",
+            self.namespace,
             self.address.display()
         );
         processes_mentioning(&needle).first().map(|(pid, _)| *pid)
@@ -326,7 +403,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
     /// Waits until task `id`'s shim socket and every sandbox state are gone.
     pub fn wait_cleanup(&self, id: &str, timeout: Duration) {
-        let socket = shim_socket(&self.address, "default", id);
+        let socket = shim_socket(&self.address, self.namespace, id);
         let deadline = Instant::now() + timeout;
         while socket.exists()
             || std::fs::read_dir(&self.state_dir).is_ok_and(|mut d| d.next().is_some())
@@ -346,7 +423,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         let containers = self.ctr_ok(&["containers", "ls", "-q"]);
         assert!(!containers.lines().any(|l| l == id), "{id}: container left");
         assert_eq!(self.shim_pid(id), None, "{id}: shim still runs");
-        let socket = shim_socket(&self.address, "default", id);
+        let socket = shim_socket(&self.address, self.namespace, id);
         assert!(
             !socket.exists(),
             "{id}: shim socket {} left\n{}",
@@ -363,15 +440,15 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         assert!(strays.is_empty(), "{id}: VMM or helper left: {strays:?}");
         let mounts = mounts_under(self.dir.path());
         assert!(mounts.is_empty(), "{id}: mounts left: {mounts:?}");
-        let prefix = format!("vmjail-{id}-");
-        let netns: Vec<_> = std::fs::read_dir("/run/netns")
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.starts_with(&prefix))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // vmjail's pin of the VM's netns (named after the sandbox id: the
+        // task id's first 20 characters), and a pod's netns CRI made.
+        let readable: String = id.chars().take(20).collect();
+        let prefix = format!("vmjail-{readable}");
+        let netns: Vec<_> = self
+            .new_netns()
+            .into_iter()
+            .filter(|n| n.starts_with(&prefix) || n.starts_with("cni-"))
+            .collect();
         assert!(netns.is_empty(), "{id}: netns left: {netns:?}");
         for root in cgroup_roots() {
             let parent = root.join(&self.parent_cgroup);
@@ -417,6 +494,14 @@ impl Drop for Containerd {
             .arg(self.daemon.id().to_string())
             .status();
         let _ = self.daemon.wait();
+        // A pod's netns CRI made and a failed test never removed.
+        let pods = self
+            .new_netns()
+            .into_iter()
+            .filter(|n| n.starts_with("cni-"));
+        for name in pods.chain(self.daemon_netns.clone()) {
+            let _ = Command::new("ip").args(["netns", "delete", &name]).status();
+        }
         for m in mounts_under(self.dir.path()).iter().rev() {
             let _ = Command::new("umount").arg("-l").arg(m).status();
         }
@@ -424,6 +509,59 @@ impl Drop for Containerd {
             let _ = std::fs::remove_dir(root.join(&self.parent_cgroup));
         }
     }
+}
+
+/// containerd's CRI plugin for the tests (see [`Containerd::start_cri`]):
+/// its stream server on loopback only; each pod gets an `eth0` (CRI
+/// wants one with an address) from the `ptp` plugin: a veth whose other
+/// end is in containerd's own network namespace (the test's), addresses
+/// from a subnet of the test's choosing, leases in the test's directory.
+fn cri_config(d: &Path) -> String {
+    let cni = d.join("cni");
+    std::fs::create_dir_all(&cni).unwrap();
+    let network = serde_json::json!({
+        "cniVersion": "0.4.0",
+        "name": "vmjail-test",
+        "plugins": [{
+            "type": "ptp",
+            "ipMasq": false,
+            "ipam": {
+                "type": "host-local",
+                "ranges": [[{"subnet": "10.213.7.0/24"}]],
+                "dataDir": d.join("cni-leases"),
+            },
+        }],
+    });
+    std::fs::write(cni.join("10-vmjail-test.conflist"), network.to_string()).unwrap();
+    format!(
+        r#"[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{IMAGE}"
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  disable_apparmor = true
+  # Pods ask for oom_score_adj -998; lowering it needs CAP_SYS_RESOURCE,
+  # which hosts like the CI's lack (runc then fails): keep containerd's.
+  restrict_oom_score_adj = true
+# Naming any runtime replaces CRI's default map: runc, its default, too.
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+[plugins."io.containerd.grpc.v1.cri".cni]
+  bin_dir = "/usr/lib/cni"
+  conf_dir = "{cni}"
+"#,
+        cni = cni.display()
+    )
+}
+
+/// The names in `/run/netns`.
+fn netns_names() -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn tar(dir: &Path, out: &Path) {

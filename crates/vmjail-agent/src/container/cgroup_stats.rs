@@ -20,6 +20,8 @@ pub struct Stats {
     pub memory_limit_bytes: u64,
     pub pids_current: u64,
     pub pids_limit: u64,
+    /// memory.events `oom_kill`.
+    pub oom_kills: u64,
 }
 
 fn read(dir: &Path, file: &str) -> Result<String, String> {
@@ -66,6 +68,10 @@ pub fn stats(dir: &Path) -> Result<Stats, String> {
         memory_limit_bytes: number(dir, "memory.max")?,
         pids_current: number(dir, "pids.current")?,
         pids_limit: number(dir, "pids.max")?,
+        oom_kills: match dir.join("memory.events").exists() {
+            true => keyed(&read(dir, "memory.events")?, "oom_kill"),
+            false => 0,
+        },
     })
 }
 
@@ -112,6 +118,7 @@ mod tests {
         write("memory.max", "max\n");
         write("pids.current", "3\n");
         write("pids.max", "20\n");
+        write("memory.events", "low 0\nhigh 0\nmax 4\noom 2\noom_kill 1\n");
         let s = stats(dir.path()).unwrap();
         assert_eq!(
             s,
@@ -123,6 +130,7 @@ mod tests {
                 memory_limit_bytes: 0,
                 pids_current: 3,
                 pids_limit: 20,
+                oom_kills: 1,
             }
         );
         write("pids.max", "lots\n");

@@ -494,6 +494,7 @@ impl AgentClient {
             memory_limit_bytes: a.memory_limit_bytes,
             pids_current: a.pids_current,
             pids_limit: a.pids_limit,
+            oom_kills: a.oom_kills,
         })
     }
 

@@ -79,6 +79,8 @@ pub struct ContainerStats {
     pub memory_limit_bytes: u64,
     pub pids_current: u64,
     pub pids_limit: u64,
+    /// Processes the OOM killer took in the container's cgroup.
+    pub oom_kills: u64,
 }
 
 /// A process the agent keeps.

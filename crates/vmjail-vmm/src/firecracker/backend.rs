@@ -963,6 +963,28 @@ impl Hypervisor for Firecracker {
         })
     }
 
+    fn add_shared(
+        &mut self,
+        _shared: &crate::SharedDir,
+        _recorder: &mut dyn crate::VmmRecorder,
+    ) -> Result<(), VmmError> {
+        Err(VmmError::Unsupported {
+            kind: HypervisorKind::Firecracker,
+            operation: "a virtio-fs shared directory",
+        })
+    }
+
+    fn remove_shared(
+        &mut self,
+        _dir: &Path,
+        _recorder: &mut dyn crate::VmmRecorder,
+    ) -> Result<(), VmmError> {
+        Err(VmmError::Unsupported {
+            kind: HypervisorKind::Firecracker,
+            operation: "a virtio-fs shared directory",
+        })
+    }
+
     /// Firecracker takes network interfaces only before InstanceStart.
     fn hot_plug_nic(&mut self, nic: &GuestNic) -> Result<(), VmmError> {
         self.require_created("hot_plug_nic")?;

@@ -830,6 +830,38 @@ impl Hypervisor for Qemu {
         Ok(())
     }
 
+    fn add_shared(
+        &mut self,
+        shared: &SharedDir,
+        recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), VmmError> {
+        self.require_created("add_shared")?;
+        virtiofsd::add_entries(
+            &mut self.record,
+            recorder,
+            &self.config,
+            &self.jailer_exe,
+            shared,
+        )?;
+        Ok(())
+    }
+
+    fn remove_shared(
+        &mut self,
+        dir: &Path,
+        recorder: &mut dyn VmmRecorder,
+    ) -> Result<(), VmmError> {
+        self.require_created("remove_shared")?;
+        virtiofsd::remove_dir(
+            &mut self.record,
+            recorder,
+            &self.config,
+            &self.jailer_exe,
+            dir,
+        )?;
+        Ok(())
+    }
+
     fn set_boot_drives(&mut self, drives: Vec<BlockDevice>) -> Result<(), VmmError> {
         if self.created {
             return Err(Error::AlreadyCreated {

@@ -60,6 +60,8 @@ pub enum Error {
         "a virtio-fs shared directory needs shared_fs = \"virtio-fs\" in the [hypervisor] section"
     )]
     SharedFsNotConfigured,
+    #[error("sandbox {id} has no virtiofsd to share more with (it was created without shared_fs = \"virtio-fs\")")]
+    NoVirtiofsd { id: String },
     #[error("the helper {helper}: {step}: {source}")]
     Helper {
         helper: &'static str,

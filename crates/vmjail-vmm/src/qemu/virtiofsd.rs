@@ -246,6 +246,101 @@ pub(super) fn launch(
     Ok(jail)
 }
 
+/// The running daemon's jail, from its entry of `record` (this process
+/// may not be the one that launched it), and that entry's index.
+fn reopen(
+    record: &VmmRecord,
+    config: &RuntimeConfig,
+    jailer_exe: &Path,
+) -> Result<(Jail, usize), Error> {
+    let index = record
+        .helpers
+        .iter()
+        .position(|h| h.name == HELPER)
+        .ok_or_else(|| Error::NoVirtiofsd {
+            id: record.id.clone(),
+        })?;
+    let spec = crate::jail_spec::jail_spec(
+        &record.id,
+        &daemon(config)?,
+        &record.netns,
+        &config.jail,
+        Vec::new(),
+        Vec::new(),
+    );
+    let jailer = Jailer::BuiltIn {
+        jailer_exe: jailer_exe.to_path_buf(),
+    };
+    let jail = Jail::from_record(spec, jailer, record.helpers[index].jail.clone());
+    Ok((jail, index))
+}
+
+/// Adds `shared`'s entries to the tree of the daemon already serving
+/// sandbox `record.id`. The jail root is a shared mount and the daemon's
+/// own namespace a slave of it (virtiofsd makes its mounts `MS_SLAVE`
+/// before it moves into the tree), so each bind made here on the host
+/// appears in what the daemon serves; it sees nothing outside the tree.
+pub(super) fn add_entries(
+    record: &mut VmmRecord,
+    recorder: &mut dyn VmmRecorder,
+    config: &RuntimeConfig,
+    jailer_exe: &Path,
+    shared: &SharedDir,
+) -> Result<(), Error> {
+    let (mut jail, index) = reopen(record, config, jailer_exe)?;
+    let mut chain = HelperChain {
+        record,
+        index,
+        outer: recorder,
+    };
+    build_tree(&mut jail, &mut chain, shared)
+}
+
+/// Removes top-level directory `dir` of the daemon's tree: every recorded
+/// mount below it (deepest first; the unmount propagates into the
+/// daemon's namespace), then the files and directories left, never
+/// crossing into another filesystem.
+pub(super) fn remove_dir(
+    record: &mut VmmRecord,
+    recorder: &mut dyn VmmRecorder,
+    config: &RuntimeConfig,
+    jailer_exe: &Path,
+    dir: &Path,
+) -> Result<(), Error> {
+    let dir = plain(dir)?;
+    if dir.components().count() != 1 {
+        return Err(Error::BadShareEntry {
+            path: dir.to_path_buf(),
+        });
+    }
+    let (mut jail, index) = reopen(record, config, jailer_exe)?;
+    let top_in_jail = Path::new(SHARE_DIR).join(dir);
+    let root = jail.root();
+    let top = vmjail_jail::host_path(&root, &top_in_jail);
+    let mut mounts: Vec<PathBuf> = jail
+        .record()
+        .mounts
+        .iter()
+        .filter(|m| m.starts_with(&top))
+        .filter_map(|m| m.strip_prefix(&root).ok().map(|r| Path::new("/").join(r)))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    let mut chain = HelperChain {
+        record,
+        index,
+        outer: recorder,
+    };
+    let remove_err = |e: vmjail_jail::JailError| Error::Helper {
+        helper: HELPER,
+        step: "removing a shared directory",
+        source: Box::new(e),
+    };
+    for in_jail in mounts {
+        jail.unplace(&mut chain, &in_jail).map_err(remove_err)?;
+    }
+    jail.remove_tree(&top_in_jail).map_err(remove_err)
+}
+
 fn record_id(chain: &HelperChain<'_>) -> String {
     chain.record.id.clone()
 }

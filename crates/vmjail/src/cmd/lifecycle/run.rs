@@ -41,6 +41,7 @@ pub fn run(
             let container = ContainerSpec {
                 id: id.to_string(),
                 bundle: bundle.clone(),
+                pod: false,
             };
             sandboxes.create_with_containers(
                 &id,

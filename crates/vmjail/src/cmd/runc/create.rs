@@ -48,6 +48,7 @@ pub fn create(
     let container = ContainerSpec {
         id: id.to_string(),
         bundle: bundle.to_path_buf(),
+        pod: false,
     };
     sandboxes.create_with_containers(
         &id,
