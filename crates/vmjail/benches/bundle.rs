@@ -13,6 +13,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -163,6 +164,18 @@ fn main() {
         let _ = std::fs::remove_file(dir.path().join("qmp.sock"));
         let mut qemu = Command::new(&hv.path);
         qemu.args(&bare_args);
+        // A session of its own, as the jailed QEMU has (the jailer's
+        // setsid): with the kernel's autogroups each session is scheduled
+        // as one group, and a bare QEMU left in the bench's session would
+        // be scheduled unlike the jailed one.
+        // SAFETY: setsid(2) is async-signal-safe and the only call made.
+        unsafe {
+            qemu.pre_exec(|| {
+                nix::unistd::setsid()
+                    .map(drop)
+                    .map_err(std::io::Error::from)
+            });
+        }
         bare.push(to_line(qemu, MARKER));
 
         let mut plain_run = Command::new(vmjail_bin());
