@@ -83,6 +83,13 @@ fn plan(spec: &Spec, bundle: &Path) -> Result<Plan, String> {
         .into_iter()
         .flatten()
     {
+        // The spec's network namespace is the sandbox's on the host (its
+        // path, or the one the runtime made): the VM's NICs come from it,
+        // so in the guest the container keeps the VM's own network
+        // namespace, as Kata's containers do.
+        if ns.typ() == LinuxNamespaceType::Network {
+            continue;
+        }
         if ns.path().is_some() {
             return Err(format!(
                 "joining an existing {} namespace is not supported",
@@ -94,7 +101,6 @@ fn plan(spec: &Spec, bundle: &Path) -> Result<Plan, String> {
             LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
             LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
             LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
-            LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
             LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
             other => return Err(format!("a {other} namespace is not supported")),
         };
