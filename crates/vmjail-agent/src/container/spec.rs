@@ -255,4 +255,31 @@ mod tests {
         assert_eq!(plan.mounts[0].source.as_deref(), Some(Path::new("proc")));
         assert_eq!(plan.mounts[0].bind, None);
     }
+
+    #[test]
+    fn the_network_namespace_is_the_vms_own() {
+        let bundle = Path::new("/run/vmjail-bundles/a");
+        // Docker's (new) and Podman's (a host path): the sandbox's netns on
+        // the host, whose interfaces the VM has; a pid namespace's path is
+        // still refused.
+        for ns in [
+            r#"{"type":"network"}"#,
+            r#"{"type":"network","path":"/run/netns/x"}"#,
+        ] {
+            let text = serde_json::to_string(&spec("[]")).unwrap().replace(
+                r#"{"type":"mount"}"#,
+                &format!(r#"{{"type":"mount"}},{ns}"#),
+            );
+            let with: Spec = serde_json::from_str(&text).unwrap();
+            let plan = plan(&with, bundle).unwrap_or_else(|e| panic!("{ns}: {e}"));
+            assert!(!plan.namespaces.contains(CloneFlags::CLONE_NEWNET), "{ns}");
+            assert!(plan.namespaces.contains(CloneFlags::CLONE_NEWNS), "{ns}");
+        }
+        let text = serde_json::to_string(&spec("[]")).unwrap().replace(
+            r#"{"type":"mount"}"#,
+            r#"{"type":"mount"},{"type":"pid","path":"/proc/1/ns/pid"}"#,
+        );
+        let err = plan(&serde_json::from_str(&text).unwrap(), bundle).err();
+        assert!(err.is_some_and(|e| e.contains("joining an existing pid namespace")));
+    }
 }
