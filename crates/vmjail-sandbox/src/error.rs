@@ -102,6 +102,9 @@ pub enum SandboxError {
         id: String,
         source: crate::ids::IdsError,
     },
+    /// What the creator did before the VM was made failed (its message).
+    #[error("{reason}")]
+    BeforeVm { id: String, reason: String },
     #[error("sandbox \"{id}\": network namespace: {source}")]
     Netns { id: String, source: NetnsError },
     #[error("{source}; undoing the half-made sandbox also failed: {cleanup}; `vmjail delete --force {id}` retries the cleanup")]

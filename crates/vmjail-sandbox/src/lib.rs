@@ -40,7 +40,7 @@ pub use factory::{HypervisorFactory, SelectFactory};
 pub use id::{SandboxId, MAX_ID_LEN};
 pub use lock::SandboxLock;
 pub use sandboxes::{valid_container_id, ContainerError, ContainerSpec, MAX_CONTAINERS};
-pub use sandboxes::{GcReport, Listing, Sandboxes, GUEST_READY};
+pub use sandboxes::{BeforeVm, GcReport, Listing, Sandboxes, GUEST_READY};
 pub use state::{
     ConsoleRecord, ContainerRecord, ContainerStatus, InterfaceView, MonitorRecord, NetnsRecord,
     Phase, SandboxState, SandboxView, Status,

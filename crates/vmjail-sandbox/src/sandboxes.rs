@@ -114,6 +114,23 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         netns: Option<&Path>,
         containers: &[ContainerSpec],
     ) -> Result<SandboxView, SandboxError> {
+        self.create_with_containers_then(id, config, netns, containers, |_| Ok(()))
+    }
+
+    /// [`Sandboxes::create_with_containers`], calling `before_vm` once the
+    /// sandbox is recorded, its netns pinned and its containers recorded,
+    /// and before the netns is connected to the VM and the VMM launched:
+    /// what it adds to the netns (a container runtime's hooks moving
+    /// interfaces in) is what the VM gets. Its error fails the create,
+    /// which undoes everything, what it recorded included.
+    pub fn create_with_containers_then(
+        &self,
+        id: &SandboxId,
+        config: &RuntimeConfig,
+        netns: Option<&Path>,
+        containers: &[ContainerSpec],
+        before_vm: impl FnOnce(&mut BeforeVm<'_>) -> Result<(), String>,
+    ) -> Result<SandboxView, SandboxError> {
         let bundles = containers::check_specs(id, config, containers)?;
         let given = match netns {
             Some(path) => Some(open_netns(path, config)?),
@@ -148,7 +165,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             return Err(err);
         }
         crash::point("create-recorded");
-        match self.create_resources(id, &mut state, given.as_ref(), &bundles) {
+        match self.create_resources(id, &mut state, given.as_ref(), &bundles, before_vm) {
             Ok(()) => Ok(state.view()),
             Err(err) => match self
                 .teardown(&mut state, ROLLBACK_TIMEOUT)
@@ -170,6 +187,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         state: &mut SandboxState,
         given: Option<&File>,
         bundles: &[(ContainerSpec, crate::bundle_image::Bundle)],
+        before_vm: impl FnOnce(&mut BeforeVm<'_>) -> Result<(), String>,
     ) -> Result<(), SandboxError> {
         let made = {
             let _step = tracing::debug_span!("pin_netns").entered();
@@ -208,6 +226,15 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         }
         ensure_chroot_base(&state.config.jail.chroot_base_dir)?;
         let (boot_drives, shared) = self.make_bundle_images(id, state, bundles)?;
+        before_vm(&mut BeforeVm {
+            store: &self.store,
+            state,
+        })
+        .map_err(|reason| SandboxError::BeforeVm {
+            id: id.to_string(),
+            reason,
+        })?;
+        crash::point("create-before-vm-done");
         let boot_network = self.connect_network(id, state)?;
         let mut hv = self
             .factory
@@ -651,6 +678,10 @@ mod pod;
 #[path = "sandboxes_monitors.rs"]
 mod monitors;
 pub use monitors::MAX_MONITORS;
+
+#[path = "sandboxes_before_vm.rs"]
+mod before_vm;
+pub use before_vm::BeforeVm;
 
 #[path = "sandboxes_guest_ready.rs"]
 mod guest_ready;

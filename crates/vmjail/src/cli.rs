@@ -241,8 +241,12 @@ pub struct MonitorArgs {
     /// The name its record has (`init`, or the exec's process id).
     pub name: String,
     /// The agent's process id of the process it stands for.
-    #[arg(long)]
-    pub process_id: u64,
+    #[arg(long, required_unless_present = "go_fd", conflicts_with = "go_fd")]
+    pub process_id: Option<u64>,
+    /// Wait (in its netns) for that process id on this pipe; EOF without
+    /// one ends it.
+    #[arg(long, value_name = "FD")]
+    pub go_fd: Option<i32>,
     /// Its stdio is a pty (fd 0): made the controlling terminal, raw,
     /// its size followed.
     #[arg(long)]
@@ -250,9 +254,6 @@ pub struct MonitorArgs {
     /// Pump fd 0 to the process's stdin.
     #[arg(long)]
     pub stdin: bool,
-    /// The sandbox's network namespace, joined first.
-    #[arg(long, value_name = "PATH")]
-    pub netns: Option<PathBuf>,
     /// Write `ok` here once connected (or the error), then close it.
     #[arg(long)]
     pub ready_fd: i32,

@@ -313,3 +313,63 @@ fn docker_volumes_reach_the_host_with_virtio_fs() {
     let ids = all_ids(&d);
     d.finish(&ids);
 }
+
+#[test]
+fn docker_bridge_network_reaches_the_guest() {
+    if !require_root() {
+        return;
+    }
+    let d = Docker::start("docknet");
+    // A subnet and bridge name of this run's own (other runs on this
+    // host pick theirs from their pid too); traffic only between the
+    // guest and that bridge, which this test's dockerd makes.
+    let n = std::process::id();
+    let third = 20 + n % 200;
+    let subnet = format!("10.213.{third}.0/24");
+    let gateway = format!("10.213.{third}.1");
+    let address = format!("10.213.{third}.7");
+    let bridge = format!("vjb{}", n % 100_000);
+    let net = format!("vmjnet{n}");
+    d.ok(&[
+        "network",
+        "create",
+        "--driver",
+        "bridge",
+        "--subnet",
+        &subnet,
+        "--gateway",
+        &gateway,
+        "-o",
+        &format!("com.docker.network.bridge.name={bridge}"),
+        &net,
+    ]);
+    // libnetwork-setkey moved the container's veth (address, MAC,
+    // routes) into the sandbox's netns before the VM was made: the guest
+    // has it, and reaches the bridge's address on the host through it.
+    let script = format!("ip addr; ping -c 2 -W 5 {gateway} && echo reached-gateway");
+    let out = d.docker(&run_args(
+        &["--network", &net, "--ip", &address],
+        &["sh", "-c", &script],
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("in the guest:\n{text}");
+    assert!(out.status.success(), "{out:?}\n{}", d.log_tail());
+    assert!(
+        text.contains(&format!("inet {address}/24")),
+        "no {address} in the guest: {text}"
+    );
+    assert!(text.contains("reached-gateway"), "{text}");
+    // The container's end left the bridge with it; removing the network
+    // removes the bridge.
+    let ports = std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(ports, 0, "ports left on {bridge}");
+    d.ok(&["network", "rm", &net]);
+    assert!(
+        !Path::new(&format!("/sys/class/net/{bridge}")).exists(),
+        "bridge {bridge} left"
+    );
+    let ids = all_ids(&d);
+    d.finish(&ids);
+}

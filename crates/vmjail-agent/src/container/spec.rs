@@ -83,6 +83,13 @@ fn plan(spec: &Spec, bundle: &Path) -> Result<Plan, String> {
         .into_iter()
         .flatten()
     {
+        // The spec's network namespace is the sandbox's on the host (its
+        // path, or the one the runtime made): the VM's NICs come from it,
+        // so in the guest the container keeps the VM's own network
+        // namespace, as Kata's containers do.
+        if ns.typ() == LinuxNamespaceType::Network {
+            continue;
+        }
         if ns.path().is_some() {
             return Err(format!(
                 "joining an existing {} namespace is not supported",
@@ -94,7 +101,6 @@ fn plan(spec: &Spec, bundle: &Path) -> Result<Plan, String> {
             LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
             LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
             LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
-            LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
             LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
             other => return Err(format!("a {other} namespace is not supported")),
         };
@@ -248,5 +254,32 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(plan.mounts[0].source.as_deref(), Some(Path::new("proc")));
         assert_eq!(plan.mounts[0].bind, None);
+    }
+
+    #[test]
+    fn the_network_namespace_is_the_vms_own() {
+        let bundle = Path::new("/run/vmjail-bundles/a");
+        // Docker's (new) and Podman's (a host path): the sandbox's netns on
+        // the host, whose interfaces the VM has; a pid namespace's path is
+        // still refused.
+        for ns in [
+            r#"{"type":"network"}"#,
+            r#"{"type":"network","path":"/run/netns/x"}"#,
+        ] {
+            let text = serde_json::to_string(&spec("[]")).unwrap().replace(
+                r#"{"type":"mount"}"#,
+                &format!(r#"{{"type":"mount"}},{ns}"#),
+            );
+            let with: Spec = serde_json::from_str(&text).unwrap();
+            let plan = plan(&with, bundle).unwrap_or_else(|e| panic!("{ns}: {e}"));
+            assert!(!plan.namespaces.contains(CloneFlags::CLONE_NEWNET), "{ns}");
+            assert!(plan.namespaces.contains(CloneFlags::CLONE_NEWNS), "{ns}");
+        }
+        let text = serde_json::to_string(&spec("[]")).unwrap().replace(
+            r#"{"type":"mount"}"#,
+            r#"{"type":"mount"},{"type":"pid","path":"/proc/1/ns/pid"}"#,
+        );
+        let err = plan(&serde_json::from_str(&text).unwrap(), bundle).err();
+        assert!(err.is_some_and(|e| e.contains("joining an existing pid namespace")));
     }
 }

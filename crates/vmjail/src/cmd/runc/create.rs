@@ -1,18 +1,22 @@
 //! `create --bundle DIR [--pid-file F] [--console-socket S] ID` (runc's
-//! create): a sandbox of its own for the bundle's container, its VM booted
-//! (in the spec's network namespace when it names one), the container set
-//! up in the guest and waiting for `start`, and the host process standing
-//! for its process spawned (its pid in `--pid-file`), then the spec's
-//! prestart and createRuntime hooks run (see `hooks`). A create that
-//! fails after the sandbox was made removes it again (and then runs the
-//! poststop hooks, as the spec has it).
+//! create), in runc's order: the sandbox recorded and its network
+//! namespace pinned (the spec's, when it names one), the host process
+//! standing for the container's process spawned into it (recorded first;
+//! it waits there), the spec's prestart and createRuntime hooks run with
+//! its pid in the state (Docker's libnetwork-setkey moves the container's
+//! veth into that netns then), and only then the netns connected to the
+//! VM and the VM booted, so the guest gets what the hooks added. Then the
+//! container is set up in the guest, waiting for `start`, the host
+//! process told its guest process and its pid written to `--pid-file`.
+//! A create that fails at any step removes everything again (and then
+//! runs the poststop hooks, as the spec has it).
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use vmjail_config::RuntimeConfig;
 use vmjail_sandbox::agent::DEFAULT_TTY_SIZE;
-use vmjail_sandbox::{ContainerSpec, SandboxId, Sandboxes, SelectFactory};
+use vmjail_sandbox::{BeforeVm, ContainerSpec, SandboxId, Sandboxes, SelectFactory};
 
 use super::monitor::{self, Spawn};
 use super::{console, hooks, Globals, AGENT_TIMEOUT};
@@ -50,16 +54,49 @@ pub fn create(
         bundle: bundle.to_path_buf(),
         pod: false,
     };
-    sandboxes.create_with_containers(
+    let stdin = terminal || !stdin_is_null();
+    // The host process, waiting in the sandbox's netns, and the OCI state
+    // the hooks saw (for the poststop hooks of a failed create).
+    let mut waiting = None;
+    let mut hooks_state = None;
+    let before_vm = |before: &mut BeforeVm<'_>| {
+        let slave = match (&args.console_socket, terminal) {
+            (Some(socket), true) => Some(console::send_master(socket, size)?),
+            _ => None,
+        };
+        let spawn = Spawn {
+            sandbox: &id,
+            container: id.as_str(),
+            name: "init",
+            tty: terminal,
+            stdin,
+            stdio: slave,
+        };
+        waiting = Some(monitor::spawn_waiting(before, globals, spawn).map_err(|e| e.to_string())?);
+        // Where the state is, and the hooks for start and delete: without
+        // a record the poststart and poststop hooks would be lost.
+        let recorded = (!hooks.is_empty()).then(|| hooks.to_json());
+        match super::pointer::write(id.as_str(), globals, recorded) {
+            Err(e) if !hooks.is_empty() => return Err(e),
+            Err(e) => tracing::warn!("{e}"),
+            Ok(()) => {}
+        }
+        hooks_state = super::state::oci_state(sandboxes, &id).ok();
+        hooks::run_create(sandboxes, &id, &hooks).map_err(|e| e.to_string())?;
+        Ok(())
+    };
+    let created = sandboxes.create_with_containers_then(
         &id,
         config,
         netns.as_deref(),
         std::slice::from_ref(&container),
-    )?;
-    let made = (|| {
+        before_vm,
+    );
+    // A failed create undid itself: only a later failure has a sandbox to remove.
+    let sandbox_made = created.is_ok();
+    let made = created.map_err(Failure::from).and_then(|_| {
         sandboxes.start(&id, START_TIMEOUT)?;
         let client = sandboxes.agent_client(&id, AGENT_TIMEOUT)?;
-        let stdin = terminal || !stdin_is_null();
         let handle = sandboxes.create_container(
             &id,
             client,
@@ -67,48 +104,26 @@ pub fn create(
             terminal.then_some(size),
             stdin,
         )?;
-        let slave = match (&args.console_socket, terminal) {
-            (Some(socket), true) => {
-                Some(console::send_master(socket, size).map_err(Failure::Other)?)
-            }
-            _ => None,
-        };
-        let process = monitor::spawn(
-            sandboxes,
-            globals,
-            Spawn {
-                sandbox: &id,
-                container: id.as_str(),
-                name: "init",
-                process_id: handle.id(),
-                tty: terminal,
-                stdin,
-                stdio: slave,
-            },
-        )?;
-        // Where the state is, and the hooks for start and delete: without
-        // a record the poststart and poststop hooks would be lost.
-        let recorded = (!hooks.is_empty()).then(|| hooks.to_json());
-        match super::pointer::write(id.as_str(), globals, recorded) {
-            Err(e) if !hooks.is_empty() => return Err(Failure::Other(e)),
-            Err(e) => tracing::warn!("{e}"),
-            Ok(()) => {}
-        }
+        let waiting = waiting
+            .take()
+            .ok_or_else(|| Failure::Other("the container's host process was not spawned".into()))?;
+        let process = waiting.proceed(handle.id())?;
         if let Some(path) = &args.pid_file {
             write_pid_file(path, process.pid)?;
         }
         Ok::<_, Failure>(())
-    })();
-    let made = made
-        .map_err(|e| with_console_tail(sandboxes, &id, e))
-        .and_then(|()| hooks::run_create(sandboxes, &id, &hooks));
+    });
     if let Err(e) = made {
-        let state = super::state::oci_state(sandboxes, &id).ok();
+        let e = with_console_tail(sandboxes, &id, e);
+        drop(waiting);
+        let state = super::state::oci_state(sandboxes, &id).ok().or(hooks_state);
         super::pointer::remove(id.as_str());
-        if let Err(cleanup) = sandboxes.delete(&id, true, CLEANUP_TIMEOUT) {
-            return Err(Failure::Other(format!(
-                "{e}; removing the sandbox again also failed: {cleanup}"
-            )));
+        if sandbox_made {
+            if let Err(cleanup) = sandboxes.delete(&id, true, CLEANUP_TIMEOUT) {
+                return Err(Failure::Other(format!(
+                    "{e}; removing the sandbox again also failed: {cleanup}"
+                )));
+            }
         }
         hooks::run_poststop(&id, &hooks, state);
         return Err(e);

@@ -84,11 +84,11 @@ pub fn exec(
             sandbox: &id,
             container: id.as_str(),
             name: &name,
-            process_id: handle.id(),
             tty,
             stdin: spec.stdin,
             stdio: slave,
         },
+        handle.id(),
     );
     let process = match spawned {
         Ok(process) => process,

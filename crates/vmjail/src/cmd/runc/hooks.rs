@@ -1,7 +1,8 @@
 //! The spec's OCI hooks, run on the host as runc runs them: `prestart`
-//! then `createRuntime` at the end of `create` (the container made in the
-//! guest, its host process up, the status `creating`; a failure fails the
-//! create, which removes the sandbox and then runs the poststop hooks),
+//! then `createRuntime` during `create` (its host process spawned into the
+//! sandbox's netns, the VM not made yet, the status `creating`; a failure
+//! fails the create, which removes the sandbox and then runs the poststop
+//! hooks),
 //! `poststart` after `start` and `poststop` after `delete` (failures only
 //! logged). Each hook gets the container's OCI state on its stdin.
 //!
