@@ -86,7 +86,7 @@ pub fn is_alive(pid: i32, start_time: Option<u64>) -> bool {
 /// another child of ours). Anyone else's zombie is reaped by its parent.
 pub fn reap(pid: i32, start_time: Option<u64>) {
     let ours = stat(pid).is_some_and(|(state, started)| {
-        is_zombie(state) && start_time.map_or(true, |t| t == started)
+        is_zombie(state) && start_time.is_none_or(|t| t == started)
     });
     if ours {
         // WNOHANG: a leader whose group is still exiting is not reapable yet.

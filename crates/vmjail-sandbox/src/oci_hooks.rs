@@ -174,7 +174,7 @@ fn check(hook: &Hook) -> Result<(), String> {
         .env()
         .iter()
         .flatten()
-        .find(|e| !e.split_once('=').is_some_and(|(k, _)| !k.is_empty()))
+        .find(|e| e.split_once('=').is_none_or(|(k, _)| k.is_empty()))
     {
         return Err(format!("env entry {bad:?} is not KEY=VALUE"));
     }

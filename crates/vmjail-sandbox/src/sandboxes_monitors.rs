@@ -34,7 +34,7 @@ pub(super) fn add_monitor(
     monitors: &mut Vec<MonitorRecord>,
     name: &str,
 ) -> Result<(), ContainerError> {
-    monitors.retain(|m| m.name != name && m.process.map_or(true, |p| p.is_alive()));
+    monitors.retain(|m| m.name != name && m.process.is_none_or(|p| p.is_alive()));
     if monitors.len() >= MAX_MONITORS {
         return Err(ContainerError::TooManyMonitors);
     }

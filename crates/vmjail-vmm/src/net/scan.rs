@@ -90,7 +90,7 @@ pub fn endpoints(rtnl: &Rtnl, known: &[u32]) -> Result<Vec<Endpoint>, Error> {
             let routes: Vec<_> = routes
                 .iter()
                 .filter(|r| r.oif == link.index && !r.kernel)
-                .filter(|r| r.fact.destination.map_or(true, |d| carried(d.addr)))
+                .filter(|r| r.fact.destination.is_none_or(|d| carried(d.addr)))
                 .map(|r| r.fact)
                 .collect();
             let neighbours = rtnl.static_neighbours(link.index)?;

@@ -51,7 +51,7 @@ pub(super) fn undo_nic(
 /// alias at all: a crash may have come between creating and tagging).
 fn ours<'a>(links: &'a [Link], name: &str, kind: &str, tag: &str) -> Option<&'a Link> {
     let link = links.iter().find(|l| l.name == name)?;
-    let tagged = link.alias.as_deref().map_or(true, |a| a == tag);
+    let tagged = link.alias.as_deref().is_none_or(|a| a == tag);
     if link.kind.as_deref() == Some(kind) && tagged {
         Some(link)
     } else {

@@ -101,7 +101,7 @@ pub fn run(config: Option<&Path>, args: &JsonArgs) -> anyhow::Result<ExitCode> {
     if let Some(cfg) = cfg {
         checks.push(cgroup_check(cfg));
     }
-    checks.extend(namespace_checks(cfg.map_or(true, |c| c.jail.new_pid_ns)));
+    checks.extend(namespace_checks(cfg.is_none_or(|c| c.jail.new_pid_ns)));
     if let Some(cfg) = cfg {
         checks.extend(binary_checks(cfg));
         checks.extend(asset_checks(cfg));

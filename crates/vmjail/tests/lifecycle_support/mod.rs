@@ -331,7 +331,7 @@ parent_cgroup = "{parent_cgroup}"
                 let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
                 let start = jail["vmm_start_time"].as_u64();
                 let alive = !stat.is_empty()
-                    && start.map_or(true, |s| stat_start_time(&stat) == Some(s))
+                    && start.is_none_or(|s| stat_start_time(&stat) == Some(s))
                     && !stat.contains(") Z ");
                 assert!(!alive, "{id}: VMM pid {pid} still runs");
             }
