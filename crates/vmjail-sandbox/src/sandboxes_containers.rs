@@ -180,6 +180,27 @@ pub(super) fn load_bundle(id: &SandboxId, spec: &ContainerSpec) -> Result<Bundle
     Ok(bundle)
 }
 
+/// Container slot `index`'s record before its image is made: its paths
+/// in the sandbox's state dir `dir`, status `imaging`, no share.
+fn container_record(
+    dir: &std::path::Path,
+    index: usize,
+    spec: &ContainerSpec,
+    bundle: &Bundle,
+) -> ContainerRecord {
+    ContainerRecord {
+        id: spec.id.clone(),
+        bundle: bundle.dir.clone(),
+        image: dir.join(format!("container-{index}.img")),
+        staging: dir.join(format!("container-{index}.staging")),
+        disk_serial: disk_serial(index),
+        status: ContainerStatus::Imaging,
+        process_id: None,
+        monitors: Vec::new(),
+        share: None,
+    }
+}
+
 /// The serial of container slot `index`'s disk (at most 20 bytes).
 fn disk_serial(index: usize) -> String {
     format!("vmjail-c{index}")
@@ -198,17 +219,10 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         if bundle_share::applies(&state.config) && !bundles.is_empty() {
             let dir = self.store.dir(id);
             for (index, (spec, bundle)) in bundles.iter().enumerate() {
-                state.containers.push(ContainerRecord {
-                    id: spec.id.clone(),
-                    bundle: bundle.dir.clone(),
-                    image: dir.join(format!("container-{index}.img")),
-                    staging: dir.join(format!("container-{index}.staging")),
-                    disk_serial: disk_serial(index),
-                    status: ContainerStatus::Ready,
-                    process_id: None,
-                    monitors: Vec::new(),
-                    share: Some(bundle_share::name(index)),
-                });
+                let mut record = container_record(&dir, index, spec, bundle);
+                record.status = ContainerStatus::Ready;
+                record.share = Some(bundle_share::name(index));
+                state.containers.push(record);
             }
             state.shares_made = bundles.len();
             self.store.save(state)?;
@@ -219,17 +233,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         let mut drives = Vec::new();
         for (index, (spec, bundle)) in bundles.iter().enumerate() {
             let _step = tracing::debug_span!("bundle_image", container = %spec.id).entered();
-            let record = ContainerRecord {
-                id: spec.id.clone(),
-                bundle: bundle.dir.clone(),
-                image: dir.join(format!("container-{index}.img")),
-                staging: dir.join(format!("container-{index}.staging")),
-                disk_serial: disk_serial(index),
-                status: ContainerStatus::Imaging,
-                process_id: None,
-                monitors: Vec::new(),
-                share: None,
-            };
+            let record = container_record(&dir, index, spec, bundle);
             state.containers.push(record.clone());
             self.store.save(state)?;
             crash::point(&format!("create-container-recorded-{index}"));
