@@ -5,7 +5,7 @@
 //! down; `delete` tears down what a dead shim's task left, from the
 //! bundle's record.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -24,6 +24,9 @@ use crate::{config, cri, record, rootfs};
 pub struct VmjailShim {
     namespace: String,
     bundle: String,
+    /// The serving shim's own socket (`-socket`; empty in `start` and
+    /// `delete`).
+    socket: String,
     exit: Arc<ExitSignal>,
 }
 
@@ -34,6 +37,7 @@ impl containerd_shim::Shim for VmjailShim {
         VmjailShim {
             namespace: args.namespace.clone(),
             bundle: args.bundle.clone(),
+            socket: args.socket.clone(),
             exit: Arc::new(ExitSignal::default()),
         }
     }
@@ -58,6 +62,13 @@ impl containerd_shim::Shim for VmjailShim {
 
     fn wait(&mut self) {
         self.exit.wait();
+        // The crate removes the socket after this from the bundle's
+        // `address` file, which containerd may have removed with the
+        // bundle by then (a socket left for ever, seen under load): the
+        // socket is known from the flags, so it goes here.
+        if let Some(path) = self.socket.strip_prefix("unix://") {
+            remove_socket_at(Path::new(path));
+        }
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
@@ -125,15 +136,19 @@ fn shim_alive(bundle: &std::path::Path) -> bool {
 /// Removes the dead shim's socket; a shim that ends normally removes its
 /// own.
 fn remove_socket(bundle: &std::path::Path) {
+    if let Some(path) = socket_of(bundle) {
+        remove_socket_at(&path);
+    }
+}
+
+/// Removes the shim socket at `path` (only a socket under containerd's
+/// shim socket directory).
+fn remove_socket_at(path: &Path) {
     use std::os::unix::fs::FileTypeExt;
-    let Some(path) = socket_of(bundle) else {
-        return;
-    };
-    let path = path.as_path();
     let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
     if path.starts_with(containerd_shim::SOCKET_ROOT) && is_socket {
         if let Err(e) = std::fs::remove_file(path) {
-            log::warn!("removing the dead shim's socket {}: {e}", path.display());
+            log::warn!("removing the shim's socket {}: {e}", path.display());
         }
     }
 }

@@ -420,6 +420,9 @@ state = "{state}"
     /// Nothing of task `id` is left: no container, shim, shim socket,
     /// sandbox state, VMM or helper, mount, netns or cgroup.
     pub fn assert_clean(&self, id: &str) {
+        // containerd's Shutdown of the shim comes after `ctr` returned: its
+        // socket and the sandbox go within moments, never later.
+        self.wait_cleanup(id, Duration::from_secs(10));
         let containers = self.ctr_ok(&["containers", "ls", "-q"]);
         assert!(!containers.lines().any(|l| l == id), "{id}: container left");
         assert_eq!(self.shim_pid(id), None, "{id}: shim still runs");
