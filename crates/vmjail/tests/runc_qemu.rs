@@ -401,6 +401,12 @@ fn a_create_killed_around_its_host_process_is_cleaned() {
                 wait_gone(pid as i32);
             }
             w.assert_no_leaks(&id, Some(&recorded));
+            let pointer = Path::new("/run/vmjail-runc").join(format!("{id}.json"));
+            assert!(
+                !pointer.exists(),
+                "{step} {how}: {} left",
+                pointer.display()
+            );
         }
     }
 }

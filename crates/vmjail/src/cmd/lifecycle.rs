@@ -234,6 +234,7 @@ fn manage(
         Command::Gc => {
             let report = sandboxes.gc(CLEANUP_TIMEOUT)?;
             for id in &report.removed {
+                runc::pointer::remove_if_for(id, globals);
                 crate::out::outln!("removed {id}");
             }
             for id in &report.busy {

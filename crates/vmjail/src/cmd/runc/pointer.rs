@@ -37,18 +37,22 @@ fn trusted(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.uid() == 0 && m.mode() & 0o022 == 0)
 }
 
+/// The configuration and state dir `globals` name, absolute.
+fn locations(globals: &Globals) -> (Option<PathBuf>, Option<PathBuf>) {
+    let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+    (
+        globals.config.as_ref().map(absolute),
+        globals.root.as_ref().map(absolute),
+    )
+}
+
 /// Records where container `id`'s state is, and its spec's `hooks`.
 pub fn write(id: &str, globals: &Globals, hooks: Option<serde_json::Value>) -> Result<(), String> {
+    let (config, root) = locations(globals);
     let pointer = Pointer {
         hooks,
-        config: globals
-            .config
-            .as_ref()
-            .map(|c| std::path::absolute(c).unwrap_or_else(|_| c.clone())),
-        root: globals
-            .root
-            .as_ref()
-            .map(|r| std::path::absolute(r).unwrap_or_else(|_| r.clone())),
+        config,
+        root,
     };
     let made = std::fs::DirBuilder::new()
         .mode(0o700)
@@ -105,4 +109,14 @@ pub fn fill_in(id: &str, globals: &mut Globals) {
 /// Forgets container `id`'s record.
 pub fn remove(id: &str) {
     let _ = std::fs::remove_file(path_of(id));
+}
+
+/// Forgets container `id`'s record when it names the configuration and
+/// state dir `globals` name: `gc` removed that sandbox (a create killed
+/// after writing the record leaves it); a record naming another state dir
+/// is another sandbox's of the same id.
+pub fn remove_if_for(id: &str, globals: &Globals) {
+    if read(id).is_some_and(|p| (p.config, p.root) == locations(globals)) {
+        remove(id);
+    }
 }
