@@ -163,9 +163,12 @@ pub(super) fn check_specs(
     Ok(checked)
 }
 
-/// Reads and checks `spec`'s bundle, its config as the guest gets it.
-pub(super) fn load_bundle(id: &SandboxId, spec: &ContainerSpec) -> Result<Bundle, SandboxError> {
-    let mut bundle = bundle_image::load(&spec.bundle).map_err(|source| {
+/// Names `spec`'s container (in sandbox `id`) on a bundle error.
+fn bundle_err<'a>(
+    id: &'a SandboxId,
+    spec: &'a ContainerSpec,
+) -> impl FnOnce(BundleError) -> SandboxError + 'a {
+    move |source| {
         container_err(
             id,
             ContainerError::Bundle {
@@ -173,7 +176,12 @@ pub(super) fn load_bundle(id: &SandboxId, spec: &ContainerSpec) -> Result<Bundle
                 source,
             },
         )
-    })?;
+    }
+}
+
+/// Reads and checks `spec`'s bundle, its config as the guest gets it.
+pub(super) fn load_bundle(id: &SandboxId, spec: &ContainerSpec) -> Result<Bundle, SandboxError> {
+    let mut bundle = bundle_image::load(&spec.bundle).map_err(bundle_err(id, spec))?;
     if spec.pod {
         crate::bundle_pod::join_vm_namespaces(&mut bundle.config);
     }
@@ -237,15 +245,8 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             state.containers.push(record.clone());
             self.store.save(state)?;
             crash::point(&format!("create-container-recorded-{index}"));
-            bundle_image::make(bundle, &record.staging, &record.image).map_err(|source| {
-                container_err(
-                    id,
-                    ContainerError::Bundle {
-                        id: spec.id.clone(),
-                        source,
-                    },
-                )
-            })?;
+            bundle_image::make(bundle, &record.staging, &record.image)
+                .map_err(bundle_err(id, spec))?;
             if let Some(c) = state.containers.last_mut() {
                 c.status = ContainerStatus::Ready;
             }
