@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use k8s_cri::v1::{
-    ContainerState, ContainerStatus, ContainerStatusRequest, CreateContainerRequest,
-    LinuxContainerConfig, LinuxContainerResources, StartContainerRequest, StopContainerRequest,
+    ContainerState, ContainerStatus, ContainerStatusRequest, LinuxContainerConfig,
+    LinuxContainerResources, StopContainerRequest,
 };
 use support::cri_client::*;
 use support::*;
@@ -50,22 +50,7 @@ async fn oom_killed_container(c: &Containerd, client: &mut Client, pod: &str) ->
         ..Default::default()
     });
     let sandbox_config = pod_config("pod", &c.dir.path().join("pod-logs/pod"));
-    let id = client
-        .create_container(CreateContainerRequest {
-            pod_sandbox_id: pod.into(),
-            config: Some(config),
-            sandbox_config: Some(sandbox_config),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("CreateContainer hog: {e}\n{}", c.log()))
-        .into_inner()
-        .container_id;
-    client
-        .start_container(StartContainerRequest {
-            container_id: id.clone(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("StartContainer hog: {e}\n{}", c.log()));
+    let id = create_and_start(c, client, pod, config, &sandbox_config).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let status = client

@@ -119,25 +119,43 @@ pub async fn start_pod(
         .pod_sandbox_id;
     let mut ids = Vec::new();
     for name in ["one", "two"] {
-        let id = client
-            .create_container(CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(container_config(name)),
-                sandbox_config: Some(config.clone()),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("CreateContainer {name}: {e}\n{}", c.log()))
-            .into_inner()
-            .container_id;
-        client
-            .start_container(StartContainerRequest {
-                container_id: id.clone(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("StartContainer {name}: {e}\n{}", c.log()));
+        let id = create_and_start(c, client, &pod, container_config(name), &config).await;
         ids.push(id);
     }
     (pod, ids)
+}
+
+/// CreateContainer of `config` in pod `pod` (whose config is
+/// `sandbox_config`), then StartContainer; the container's id.
+pub async fn create_and_start(
+    c: &Containerd,
+    client: &mut Client,
+    pod: &str,
+    config: ContainerConfig,
+    sandbox_config: &PodSandboxConfig,
+) -> String {
+    let name = config
+        .metadata
+        .as_ref()
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
+    let id = client
+        .create_container(CreateContainerRequest {
+            pod_sandbox_id: pod.into(),
+            config: Some(config),
+            sandbox_config: Some(sandbox_config.clone()),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("CreateContainer {name}: {e}\n{}", c.log()))
+        .into_inner()
+        .container_id;
+    client
+        .start_container(StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("StartContainer {name}: {e}\n{}", c.log()));
+    id
 }
 
 /// StopPodSandbox then RemovePodSandbox, as kubelet ends a pod.
