@@ -51,10 +51,8 @@ vmjail_split() {
 vmjail_nics() {
     nics=$(vmjail_params vmjail.nic)
     [ -n "$nics" ] || return 0
-    # The modules, in order, as guest/net.modules lists them.
-    for mod in $($bb grep -v '^#' /etc/vmjail/net.modules); do
-        $bb insmod "/lib/modules/${mod##*/}" 2>/dev/null
-    done
+    # The modules guest/net.modules lists, of the devices the VM has.
+    vmjail_modules /etc/vmjail/net.modules
     $bb ip link set lo up
     for nic in $nics; do
         vmjail_split "$nic"

@@ -30,7 +30,7 @@ install_dir=/usr/share/vmjail/guest
 step() { echo "==> build-guest: $*"; }
 die() { echo "build-guest: error: $*" >&2; exit 1; }
 
-for tool in apt-cache apt-get dpkg-deb cpio gzip readelf truncate; do
+for tool in apt-cache apt-get dpkg-deb cpio gzip readelf strip truncate; do
     command -v "$tool" >/dev/null || die "'$tool' is missing (apt-get install -y dpkg apt cpio gzip binutils)"
 done
 busybox=$(command -v busybox) || die "busybox is missing (apt-get install -y busybox-static)"
@@ -149,10 +149,14 @@ fi
 
 # 6. The initramfs: static busybox, /init, the ACPI power-button modules
 #    (so QMP system_powerdown reaches a guest held by vmjail.hold), the
-#    vsock modules and the agent.
+#    agent's and the NICs' modules and the agent. Modules are copied
+#    without Debian's signature (strip --strip-debug drops the appended
+#    signature): the guest kernel does not enforce signatures, so checking
+#    them only cost boot time (a SHA-256 and an RSA check per module,
+#    slow under TCG); the initramfs is vmjail's own build.
 initrd=$outdir/initramfs.cpio.gz
 staging=$outdir/initramfs
-inputs="$repo/guest/init $repo/guest/net.sh $repo/guest/net.modules $repo/guest/vsock.modules $busybox $stamp $agent"
+inputs="$repo/guest/init $repo/guest/modules.sh $repo/guest/net.sh $repo/guest/net.modules $repo/guest/agent.modules $busybox $stamp $agent $0"
 if [ -f "$initrd" ] && [ -z "$(find $inputs -newer "$initrd" 2>/dev/null)" ]; then
     step "have initramfs.cpio.gz"
 else
@@ -169,20 +173,20 @@ else
     chmod 0755 "$staging/init"
     # Guest networking from vmjail's kernel parameters, and its modules.
     mkdir -p "$staging/etc/vmjail"
-    cp "$repo/guest/net.sh" "$repo/guest/net.modules" "$repo/guest/vsock.modules" \
-        "$staging/etc/vmjail/"
-    for list in net.modules vsock.modules; do
-        grep -v '^#' "$repo/guest/$list" | while read -r mod; do
+    cp "$repo/guest/modules.sh" "$repo/guest/net.sh" "$repo/guest/net.modules" \
+        "$repo/guest/agent.modules" "$staging/etc/vmjail/"
+    for list in net.modules agent.modules; do
+        grep -v '^#' "$repo/guest/$list" | while read -r _when mod; do
             [ -n "$mod" ] || continue
             src=$unpacked/lib/modules/$kver/kernel/$mod
             [ -f "$src" ] || die "$src is missing (guest/$list)"
-            cp "$src" "$staging/lib/modules/"
+            strip --strip-debug -o "$staging/lib/modules/${mod##*/}" "$src"
         done
     done
     [ -z "$agent" ] || install -m 0755 "$agent" "$staging/sbin/vmjail-agent"
     for mod in drivers/acpi/button.ko drivers/input/evdev.ko; do
         src=$unpacked/lib/modules/$kver/kernel/$mod
-        [ -f "$src" ] && cp "$src" "$staging/lib/modules/"
+        [ -f "$src" ] && strip --strip-debug -o "$staging/lib/modules/${mod##*/}" "$src"
     done
     # The console node lets the kernel give /init its stdio; creating it
     # needs root, and /init mounts devtmpfs as a fallback.

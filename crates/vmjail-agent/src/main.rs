@@ -25,9 +25,9 @@ struct Cli {
     /// Where to serve: `vsock:PORT` (any CID) or `unix:PATH`.
     #[arg(long, default_value_t = ListenAddr::default())]
     listen: ListenAddr,
-    /// A file to create once the agent accepts connections (the guest's
-    /// init waits for it before announcing readiness, so the host's first
-    /// dial is answered).
+    /// A file (or fifo) to write `ready` to once the agent accepts
+    /// connections: the guest's init reads it before announcing readiness,
+    /// so the host's first dial is answered.
     #[arg(long, value_name = "PATH")]
     ready_file: Option<std::path::PathBuf>,
 }
@@ -88,7 +88,7 @@ fn serve(addr: &ListenAddr, ready_file: Option<&std::path::Path>) -> Result<(), 
         vmjail_agent_protocol::PROTOCOL_VERSION
     );
     if let Some(path) = ready_file {
-        std::fs::write(path, b"")
+        std::fs::write(path, b"ready\n")
             .map_err(|e| format!("creating the ready file {}: {e}", path.display()))?;
     }
     // The server runs on its own threads; this one only has to stay.
