@@ -91,6 +91,15 @@ fn serve(addr: &ListenAddr, ready_file: Option<&std::path::Path>) -> Result<(), 
         std::fs::write(path, b"ready\n")
             .map_err(|e| format!("creating the ready file {}: {e}", path.display()))?;
     }
+    // Every container's cgroup needs this parent: made while the host is
+    // still dialling, the first container does not wait for it. Only in a
+    // guest (on vsock): an agent tested on a Unix socket leaves the host's
+    // cgroups alone until it is asked for a container.
+    if matches!(addr, ListenAddr::Vsock(_)) {
+        if let Err(e) = container::cgroup::prepare(std::path::Path::new(container::cgroup::ROOT)) {
+            tracing::warn!("preparing the containers' cgroup: {e}");
+        }
+    }
     // The server runs on its own threads; this one only has to stay.
     loop {
         std::thread::park();

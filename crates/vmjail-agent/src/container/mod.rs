@@ -7,7 +7,7 @@
 
 mod binds;
 mod caps;
-mod cgroup;
+pub mod cgroup;
 mod cgroup_stats;
 mod console;
 pub mod disk;
