@@ -8,7 +8,8 @@
 //! with a new pid namespace the parent jailer's share is not counted). On a
 //! loaded machine wall times swing by milliseconds, CPU times far less.
 //! Needs root and release builds of `vmjail` and `vmjail-probe`
-//! (`scripts/build-release.sh`).
+//! (`scripts/build-release.sh`). `VMJAIL_BENCH_OTHER_JAILER=<path>` adds
+//! another build of the built-in jailer as a case of its own.
 
 use std::io::{BufRead, BufReader};
 use std::os::fd::OwnedFd;
@@ -302,6 +303,23 @@ fn main() {
             },
         ),
     ];
+    // Another build of the built-in jailer beside this one, in the same
+    // rounds (e.g. main's, to measure a change of the jailer under the
+    // same machine load).
+    if let Some(other) = std::env::var_os("VMJAIL_BENCH_OTHER_JAILER") {
+        cases.insert(
+            1,
+            (
+                "built-in jail, other jailer build",
+                Setup {
+                    jailer: Jailer::BuiltIn {
+                        jailer_exe: other.into(),
+                    },
+                    ..builtin.clone()
+                },
+            ),
+        );
+    }
     // Firecracker's jailer wants "firecracker" in the exec file name.
     let fc_probe_dir = tempfile::tempdir().unwrap();
     match std::env::var_os("VMJAIL_JAILER") {
@@ -336,7 +354,11 @@ fn main() {
         let (took, cpu) = bare(&probe);
         bare_times.push(took);
         bare_cpu.push(cpu);
-        for (i, (_, setup)) in cases.iter().enumerate() {
+        // Each round starts at another case: the first jail after the bare
+        // exec costs ~0.1 ms more CPU, whichever it is.
+        for k in 0..cases.len() {
+            let i = (k + round) % cases.len();
+            let setup = &cases[i].1;
             let (launch, cycle, cpu) =
                 jailed(setup, &format!("b{i}-{round}-{}", std::process::id()));
             times[i].0.push(launch);
