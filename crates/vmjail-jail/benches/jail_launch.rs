@@ -141,7 +141,15 @@ fn spec(setup: &Setup, id: &str) -> JailSpec {
         new_pid_ns: setup.new_pid_ns,
         daemonize: false,
         devices: Vec::new(),
-        vmm_args: vec!["--ready-stdout".into()],
+        // Firecracker's jailer has no status channel: vmjail sees it exec
+        // the VMM by polling the process's name, and a probe that exits
+        // right after "ready" can be gone before a poll sees it (the
+        // launch then fails as "exited before starting the VMM"). Under
+        // that jailer it holds until teardown kills it.
+        vmm_args: match setup.jailer {
+            Jailer::Firecracker { .. } => vec!["--ready-stdout".into(), "--hold".into()],
+            Jailer::BuiltIn { .. } => vec!["--ready-stdout".into()],
+        },
         api_socket_in_jail: None,
     }
 }
@@ -197,7 +205,9 @@ fn jailed(setup: &Setup, id: &str) -> (Duration, Duration, Cpu) {
         stdout: ChildIo::Fd(write),
         stderr: ChildIo::Inherit,
     };
-    let pid = jail.launch_with(&mut recorder, stdio).expect("launch");
+    let pid = jail
+        .launch_with(&mut recorder, stdio)
+        .unwrap_or_else(|e| panic!("launch {id}: {e:?}"));
     let exec_at = start.elapsed();
     wait_ready(read);
     let cpu = Cpu {
