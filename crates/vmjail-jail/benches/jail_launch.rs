@@ -8,7 +8,8 @@
 //! with a new pid namespace the parent jailer's share is not counted). On a
 //! loaded machine wall times swing by milliseconds, CPU times far less.
 //! Needs root and release builds of `vmjail` and `vmjail-probe`
-//! (`scripts/build-release.sh`).
+//! (`scripts/build-release.sh`). `VMJAIL_BENCH_OTHER_JAILER=<path>` adds
+//! another build of the built-in jailer as a case of its own.
 
 use std::io::{BufRead, BufReader};
 use std::os::fd::OwnedFd;
@@ -83,7 +84,7 @@ fn process_cpu(pid: i32) -> Duration {
 }
 
 /// (spawn → ready, CPU time spent on it).
-fn bare(probe: &Path) -> (Duration, Duration) {
+fn bare(probe: &Path) -> (Duration, Cpu) {
     let cpu = thread_cpu();
     let start = Instant::now();
     let mut child = Command::new(probe)
@@ -96,7 +97,10 @@ fn bare(probe: &Path) -> (Duration, Duration) {
         .read_line(&mut line)
         .unwrap();
     let took = start.elapsed();
-    let cpu = thread_cpu() - cpu + process_cpu(child.id() as i32);
+    let cpu = Cpu {
+        caller: thread_cpu() - cpu,
+        launched: process_cpu(child.id() as i32),
+    };
     assert_eq!(line, "ready\n");
     child.wait().unwrap();
     (took, cpu)
@@ -137,13 +141,51 @@ fn spec(setup: &Setup, id: &str) -> JailSpec {
         new_pid_ns: setup.new_pid_ns,
         daemonize: false,
         devices: Vec::new(),
-        vmm_args: vec!["--ready-stdout".into()],
+        // Firecracker's jailer has no status channel: vmjail sees it exec
+        // the VMM by polling the process's name, and a probe that exits
+        // right after "ready" can be gone before a poll sees it (the
+        // launch then fails as "exited before starting the VMM"). Under
+        // that jailer it holds until teardown kills it.
+        vmm_args: match setup.jailer {
+            Jailer::Firecracker { .. } => vec!["--ready-stdout".into(), "--hold".into()],
+            Jailer::BuiltIn { .. } => vec!["--ready-stdout".into()],
+        },
         api_socket_in_jail: None,
     }
 }
 
+/// CPU time of one launch: the launching thread's, and the launched
+/// process's (the jailer, then the VMM it became).
+#[derive(Clone, Copy)]
+struct Cpu {
+    caller: Duration,
+    launched: Duration,
+}
+
+impl Cpu {
+    fn total(&self) -> Duration {
+        self.caller + self.launched
+    }
+}
+
+/// "total (caller + launched)" of the medians of each.
+fn cpu_figures(cpu: &[Cpu]) -> (Duration, String) {
+    let total = median(cpu.iter().map(Cpu::total).collect());
+    let caller = median(cpu.iter().map(|c| c.caller).collect());
+    let launched = median(cpu.iter().map(|c| c.launched).collect());
+    (
+        total,
+        format!(
+            "{} = caller {} + launched {}",
+            ms(total),
+            ms(caller),
+            ms(launched)
+        ),
+    )
+}
+
 /// (launch → ready, whole cycle prepare → teardown, CPU time of the launch).
-fn jailed(setup: &Setup, id: &str) -> (Duration, Duration, Duration) {
+fn jailed(setup: &Setup, id: &str) -> (Duration, Duration, Cpu) {
     let cycle = Instant::now();
     let mut record = JailRecord::default();
     let mut recorder = |r: &JailRecord| {
@@ -163,10 +205,15 @@ fn jailed(setup: &Setup, id: &str) -> (Duration, Duration, Duration) {
         stdout: ChildIo::Fd(write),
         stderr: ChildIo::Inherit,
     };
-    let pid = jail.launch_with(&mut recorder, stdio).expect("launch");
+    let pid = jail
+        .launch_with(&mut recorder, stdio)
+        .unwrap_or_else(|e| panic!("launch {id}: {e:?}"));
     let exec_at = start.elapsed();
     wait_ready(read);
-    let cpu = thread_cpu() - cpu + process_cpu(pid);
+    let cpu = Cpu {
+        caller: thread_cpu() - cpu,
+        launched: process_cpu(pid),
+    };
     if std::env::var_os("VMJAIL_BENCH_SPLIT").is_some() {
         eprintln!(
             "launch() returned (VMM exec'd) at {}, ready at {}",
@@ -266,6 +313,23 @@ fn main() {
             },
         ),
     ];
+    // Another build of the built-in jailer beside this one, in the same
+    // rounds (e.g. main's, to measure a change of the jailer under the
+    // same machine load).
+    if let Some(other) = std::env::var_os("VMJAIL_BENCH_OTHER_JAILER") {
+        cases.insert(
+            1,
+            (
+                "built-in jail, other jailer build",
+                Setup {
+                    jailer: Jailer::BuiltIn {
+                        jailer_exe: other.into(),
+                    },
+                    ..builtin.clone()
+                },
+            ),
+        );
+    }
     // Firecracker's jailer wants "firecracker" in the exec file name.
     let fc_probe_dir = tempfile::tempdir().unwrap();
     match std::env::var_os("VMJAIL_JAILER") {
@@ -294,13 +358,17 @@ fn main() {
 
     // Rounds interleave the cases so that machine noise hits all alike.
     let (mut bare_times, mut bare_cpu) = (Vec::new(), Vec::new());
-    type Times = (Vec<Duration>, Vec<Duration>, Vec<Duration>);
+    type Times = (Vec<Duration>, Vec<Duration>, Vec<Cpu>);
     let mut times: Vec<Times> = vec![(Vec::new(), Vec::new(), Vec::new()); cases.len()];
     for round in 0..rounds() {
         let (took, cpu) = bare(&probe);
         bare_times.push(took);
         bare_cpu.push(cpu);
-        for (i, (_, setup)) in cases.iter().enumerate() {
+        // Each round starts at another case: the first jail after the bare
+        // exec costs ~0.1 ms more CPU, whichever it is.
+        for k in 0..cases.len() {
+            let i = (k + round) % cases.len();
+            let setup = &cases[i].1;
             let (launch, cycle, cpu) =
                 jailed(setup, &format!("b{i}-{round}-{}", std::process::id()));
             times[i].0.push(launch);
@@ -310,29 +378,30 @@ fn main() {
     }
     let bare_min = min(&bare_times);
     let bare_median = median(bare_times);
-    let bare_cpu = median(bare_cpu);
-    println!("exec → probe ready over {} rounds: median (ratio to bare) | min (ratio to bare) | CPU time median (more than bare) | full cycle median = prepare + libraries + launch + teardown", rounds());
+    let (bare_cpu, bare_cpu_split) = cpu_figures(&bare_cpu);
+    println!("exec → probe ready over {} rounds: median (ratio to bare) | min (ratio to bare) | full cycle median = prepare + libraries + launch + teardown | CPU time median (more than bare) = the launching thread's + the launched process's (jailer, then probe)", rounds());
     println!(
-        "  {:<36} {:>11}  1.00x | {:>11}  1.00x | CPU {:>9}",
+        "  {:<36} {:>11}  1.00x | {:>11}  1.00x | {:>22} | CPU {}",
         "bare exec",
         ms(bare_median),
         ms(bare_min),
-        ms(bare_cpu)
+        "",
+        bare_cpu_split
     );
     for ((name, _), (launch, cycle, cpu)) in cases.iter().zip(times) {
         let fastest = min(&launch);
         let launch = median(launch);
-        let cpu = median(cpu);
+        let (cpu, cpu_split) = cpu_figures(&cpu);
         println!(
-            "  {:<36} {:>11}  {:.2}x | {:>11}  {:.2}x | CPU {:>9} (+{}) | full cycle {}",
+            "  {:<36} {:>11}  {:.2}x | {:>11}  {:.2}x | full cycle {:>11} | CPU +{} ({})",
             name,
             ms(launch),
             launch.as_secs_f64() / bare_median.as_secs_f64(),
             ms(fastest),
             fastest.as_secs_f64() / bare_min.as_secs_f64(),
-            ms(cpu),
-            ms(cpu.saturating_sub(bare_cpu)),
             ms(median(cycle)),
+            ms(cpu.saturating_sub(bare_cpu)),
+            cpu_split,
         );
     }
 

@@ -52,6 +52,49 @@ pub fn builtin_jailer_main(args: Vec<OsString>) -> i32 {
     1
 }
 
+/// For a jailer binary started without the Rust runtime (`no_main`): what
+/// of the runtime's start-up the jailer relies on. Descriptors 0–2 open
+/// (any closed one on /dev/null, so that no file we open lands there and
+/// is later handed to the VMM as its stdio or closed by a redirection),
+/// and SIGPIPE ignored (a write to a caller that went away is an error
+/// we report, not our death; the VMM gets it back at its default).
+pub fn prepare_jailer_process() -> Result<(), JailError> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    // SAFETY: only polled, never closed or read through these handles.
+    let stdio = [0, 1, 2].map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
+    let mut fds = stdio.map(|fd| PollFd::new(fd, PollFlags::empty()));
+    loop {
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(_) => break,
+            Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(JailError::sys("checking stdio", e)),
+        }
+    }
+    let closed: Vec<RawFd> = fds
+        .iter()
+        .zip(0..)
+        .filter(|(fd, _)| {
+            fd.revents()
+                .is_some_and(|r| r.contains(PollFlags::POLLNVAL))
+        })
+        .map(|(_, n)| n)
+        .collect();
+    for fd in closed {
+        // Not close-on-exec: it is stdio for the VMM too. Opens take the
+        // lowest free number, which (going up from 0) is this one.
+        let null = nix::fcntl::open("/dev/null", OFlag::O_RDWR, Mode::empty())
+            .map_err(|e| JailError::fs("opening", "/dev/null", e))?;
+        if null != fd {
+            dup2(null, fd).map_err(|e| JailError::sys("reopening stdio", e))?;
+            let _ = nix::unistd::close(null);
+        }
+    }
+    // SAFETY: ignoring a signal, no handler code runs.
+    unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) }
+        .map_err(|e| JailError::sys("ignoring SIGPIPE", e))?;
+    Ok(())
+}
+
 fn run(args: JailerArgs) -> Result<Infallible, JailError> {
     // 1. Nothing inherited but stdio (and the status fd), no environment.
     close_inherited_fds(args.status_fd)?;
@@ -102,15 +145,10 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
     // For stdio the VMM must not keep (see step 6); the jail has no /dev/null.
     let dev_null = open_dev_null()?;
 
-    // 5. Mount namespace: the exec file and device nodes go in while the host
-    //    is still visible; then pivot_root and the host is gone. IPC and UTS
-    //    namespaces of its own: no host SysV segment, queue or semaphore is
-    //    reachable, and a hostname change stays inside.
-    nix::sched::unshare(
-        nix::sched::CloneFlags::CLONE_NEWIPC | nix::sched::CloneFlags::CLONE_NEWUTS,
-    )
-    .map_err(|e| JailError::sys("unshare(CLONE_NEWIPC | CLONE_NEWUTS)", e))?;
-    chroot::enter_mount_namespace(&root)?;
+    // 5. Mount namespace (with IPC and UTS namespaces of its own): the exec
+    //    file and device nodes go in while the host is still visible; then
+    //    pivot_root and the host is gone.
+    chroot::enter_namespaces(&root)?;
     place_exec_file(&exec_file, &base, &root, &exec_name, args.copy_exec_file)?;
     // Cgroups only now, with the host's /sys still visible: copying the exec
     // file (its page cache) from inside a small memory cgroup would charge

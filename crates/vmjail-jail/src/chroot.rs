@@ -11,10 +11,14 @@ use nix::unistd::{chdir, pivot_root};
 
 use crate::error::JailError;
 
-/// Enter a new mount namespace with every mount a recursive slave, and bind
-/// `root` onto itself (so it is a mount point `pivot_root` accepts).
-pub fn enter_mount_namespace(root: &Path) -> Result<(), JailError> {
-    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| JailError::sys("unshare(CLONE_NEWNS)", e))?;
+/// Enter new mount, IPC and UTS namespaces with one `unshare` (the kernel
+/// builds one set of namespaces, not one per call): no host SysV segment,
+/// queue or semaphore is reachable, and a hostname change stays inside.
+/// Then make every mount a recursive slave, and bind `root` onto itself (so
+/// it is a mount point `pivot_root` accepts).
+pub fn enter_namespaces(root: &Path) -> Result<(), JailError> {
+    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS)
+        .map_err(|e| JailError::sys("unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS)", e))?;
     mount(
         None::<&str>,
         "/",

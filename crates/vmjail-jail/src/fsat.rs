@@ -66,7 +66,9 @@ pub fn open_subdir(dir: &OwnedFd, name: &OsStr, shown: &Path) -> Result<OwnedFd,
 }
 
 /// Create (if missing) and open directory `name` below `dir`. A directory we
-/// create gets `mode` and `owner`; an existing one is opened as is.
+/// create gets `mode` and `owner`; an existing one is opened as is. Opened
+/// first: on the launch path the directories mostly exist, and a failed
+/// `mkdirat` would be one syscall more each.
 pub fn ensure_subdir(
     dir: &OwnedFd,
     name: &OsStr,
@@ -74,6 +76,13 @@ pub fn ensure_subdir(
     mode: u32,
     owner: Option<Owner>,
 ) -> Result<OwnedFd, JailError> {
+    match open_subdir(dir, name, shown) {
+        Err(JailError::Fs {
+            source: nix::Error::ENOENT,
+            ..
+        }) => {}
+        opened => return opened,
+    }
     match mkdirat(Some(dir.as_raw_fd()), name, Mode::from_bits_truncate(mode)) {
         Ok(()) => {
             let fd = open_subdir(dir, name, shown)?;

@@ -88,8 +88,15 @@ impl Jail {
         stdio: LaunchStdio,
     ) -> Result<i32, JailError> {
         let parent = self.cgroup_parent();
+        // No settings, an empty plan: the host's mount table (costly to read
+        // on a host with many mounts) is only looked at for cgroup work.
+        let mounts = if self.spec.cgroups.is_empty() {
+            CgroupMounts::default()
+        } else {
+            CgroupMounts::discover()
+        };
         let plan = CgroupPlan::new(
-            &CgroupMounts::discover(),
+            &mounts,
             self.spec.cgroup_version,
             &self.spec.cgroups,
             &parent,

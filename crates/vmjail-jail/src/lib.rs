@@ -38,7 +38,7 @@ pub mod trust;
 mod validate;
 
 pub use access::{connect_in_jail, open_in_jail};
-pub use builtin::builtin_jailer_main;
+pub use builtin::{builtin_jailer_main, prepare_jailer_process};
 pub use cgroup::detect_cgroup_version;
 pub use error::JailError;
 pub use jail::Jail;

@@ -28,10 +28,19 @@ fn argument_errors_name_the_argument_and_exit_1() {
 
 #[test]
 fn help_prints_the_usage_and_exits_0() {
-    for flag in ["--help", "-h"] {
-        // `vmjail jailer` is the same jailer as `vmjail-jailer`.
-        let out = Command::new(vmjail_exe())
-            .args(["jailer", flag])
+    // `vmjail jailer` is the same jailer as `vmjail-jailer` (which starts
+    // without the Rust runtime and flushes its output itself).
+    let commands = [
+        vec![vmjail_exe().into_os_string(), "jailer".into()],
+        vec![jailer_exe().into_os_string()],
+    ];
+    for (command, flag) in commands
+        .iter()
+        .flat_map(|c| ["--help", "-h"].map(|flag| (c, flag)))
+    {
+        let out = Command::new(&command[0])
+            .args(&command[1..])
+            .arg(flag)
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -151,6 +160,52 @@ fn qemu_runs_jailed_with_its_shared_libraries() {
     vmjail_jail::teardown(&saved.get(), std::time::Duration::from_millis(500)).unwrap();
     launched.unwrap();
     assert!(out.contains("QEMU emulator version"), "{out:?}");
+}
+
+/// A jailer started with stdin, stdout and stderr closed (by hand, from a
+/// shell) opens them on /dev/null first, as the Rust runtime it goes
+/// without would: no file it opens lands on 0–2 and reaches the VMM as its
+/// stdio, and the VMM starts with exactly those three open.
+#[test]
+fn a_jailer_started_with_stdio_closed_gives_the_vmm_dev_null() {
+    use std::os::unix::process::CommandExt;
+
+    if !root_or_skip("closed_stdio") {
+        return;
+    }
+    let base = base_dir();
+    let probe = probe_file();
+    let saved = Saved::default();
+    let mut recorder = saved.recorder();
+    let mut spec = spec(&unique("stdio"), &probe.path, base.path());
+    spec.vmm_args = vec!["--report".into(), "/report.json".into()];
+    let mut jail = Jail::prepare(
+        spec,
+        Jailer::BuiltIn {
+            jailer_exe: jailer_exe(),
+        },
+        &mut recorder,
+    )
+    .unwrap();
+    jail.place_shared_libraries(&mut recorder).unwrap();
+    let argv = jail.jailer_argv();
+    let mut command = Command::new(&argv[0]);
+    command.args(&argv[1..]);
+    // SAFETY: close(2) is async-signal-safe and all that runs before exec.
+    unsafe {
+        command.pre_exec(|| {
+            for fd in 0..=2 {
+                libc::close(fd);
+            }
+            Ok(())
+        });
+    }
+    let status = command.status().unwrap();
+    let report = std::fs::read_to_string(jail.root().join("report.json"));
+    vmjail_jail::teardown(&saved.get(), std::time::Duration::from_millis(200)).unwrap();
+    assert!(status.success(), "{status:?}");
+    let report: serde_json::Value = serde_json::from_str(&report.unwrap()).unwrap();
+    assert_eq!(report["fds"], serde_json::json!([0, 1, 2]), "{report}");
 }
 
 /// A caller that dies after reading `pid <n>` but before recording it (and
