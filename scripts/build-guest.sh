@@ -163,7 +163,7 @@ else
     step "building initramfs"
     rm -rf "$staging"
     mkdir -p "$staging/bin" "$staging/sbin" "$staging/dev" "$staging/proc" \
-        "$staging/sys" "$staging/etc" "$staging/lib/modules"
+        "$staging/sys" "$staging/etc" "$staging/lib/modules" "$staging/run"
     cp "$busybox" "$staging/bin/busybox"
     # Every applet on PATH: what a user runs with `vmjail exec ID -- ls`.
     for applet in $("$busybox" --list); do

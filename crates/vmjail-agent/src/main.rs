@@ -5,6 +5,7 @@
 //! Built statically for the guest (no NSS: users and groups are numeric).
 
 mod container;
+mod guest_setup;
 mod info;
 mod listen;
 mod process;
@@ -75,6 +76,12 @@ fn main() -> ExitCode {
 }
 
 fn serve(addr: &ListenAddr, ready_file: Option<&std::path::Path>) -> Result<(), String> {
+    // On vsock the agent is in a guest, whose filesystems it sets up; an
+    // agent tested on a Unix socket leaves the host's alone.
+    let in_guest = matches!(addr, ListenAddr::Vsock(_));
+    if in_guest {
+        guest_setup::mount_filesystems()?;
+    }
     let service = service::AgentService::new().map_err(|e| format!("starting: {e}"))?;
     let mut server = listen::bind(addr)
         .map_err(|e| format!("listening on {addr}: {e}"))?
@@ -92,10 +99,8 @@ fn serve(addr: &ListenAddr, ready_file: Option<&std::path::Path>) -> Result<(), 
             .map_err(|e| format!("creating the ready file {}: {e}", path.display()))?;
     }
     // Every container's cgroup needs this parent: made while the host is
-    // still dialling, the first container does not wait for it. Only in a
-    // guest (on vsock): an agent tested on a Unix socket leaves the host's
-    // cgroups alone until it is asked for a container.
-    if matches!(addr, ListenAddr::Vsock(_)) {
+    // still dialling, the first container does not wait for it.
+    if in_guest {
         if let Err(e) = container::cgroup::prepare(std::path::Path::new(container::cgroup::ROOT)) {
             tracing::warn!("preparing the containers' cgroup: {e}");
         }
