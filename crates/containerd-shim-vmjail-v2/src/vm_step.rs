@@ -78,12 +78,20 @@ pub fn run(step: &Step) -> Result<(), String> {
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    // SAFETY: prctl, getppid and _exit are async-signal-safe syscalls.
+    // SAFETY: prctl, getppid, close_range and _exit are async-signal-safe
+    // syscalls.
     unsafe {
         command.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
             if nix::unistd::getppid() != shim {
                 nix::libc::_exit(1);
+            }
+            // The shim holds inherited descriptors that are not
+            // close-on-exec (seen: a pipe's write end, /dev/null): the
+            // child, and the helpers it starts, get none of them.
+            let cloexec = nix::libc::CLOSE_RANGE_CLOEXEC as nix::libc::c_int;
+            if nix::libc::close_range(3, nix::libc::c_uint::MAX, cloexec) != 0 {
+                return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
