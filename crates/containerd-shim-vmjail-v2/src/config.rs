@@ -73,13 +73,14 @@ pub fn vmjail_exe() -> Result<PathBuf, String> {
     Ok(exe)
 }
 
-/// The whole configuration (from `path`, else discovery); its warnings
-/// go to the shim's log.
+/// The whole configuration (from `path`, else discovery), read by the
+/// child that creates the VM (see `vm_step`); its warnings go to stderr,
+/// which the serving shim logs.
 pub fn load(path: Option<&Path>) -> Result<vmjail_config::RuntimeConfig, String> {
     match vmjail_config::load(path, &vmjail_config::HostFacts::detect()) {
         Ok(config) => {
             for warning in &config.warnings {
-                log::warn!(
+                eprintln!(
                     "vmjail configuration: {}{}",
                     warning
                         .location

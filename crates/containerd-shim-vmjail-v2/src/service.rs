@@ -175,8 +175,11 @@ impl Service {
                 config: config_path.clone(),
             },
         )?;
-        let config = config::load(config_path.as_deref())?;
-        let worker = Worker::start(config.jail.clone(), config::vmjail_exe()?)
+        // Only its [jail] section (the state dir) here: the child that
+        // makes the VM reads the whole of it.
+        let jail = vmjail_config::load_jail(config_path.as_deref())
+            .map_err(|e| format!("vmjail configuration: {e}"))?;
+        let worker = Worker::start(jail, config::vmjail_exe()?)
             .map_err(|e| format!("starting the sandbox thread: {e}"))?;
         rootfs::mount(&req.rootfs, &target).inspect_err(|_| {
             let _ = rootfs::unmount(&target);
@@ -186,7 +189,6 @@ impl Service {
             bundle: bundle.clone(),
             sandbox,
             config_path,
-            config,
             netns: netns_path(&spec),
             pod: role.in_pod(),
             stdio,

@@ -9,17 +9,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use vmjail_config::RuntimeConfig;
 use vmjail_sandbox::agent::{AgentClient, ContainerStats, ProcessHandle, ProcessSpec};
-use vmjail_sandbox::{reaper, ContainerSpec, ErrorKind, SandboxId, Status};
+use vmjail_sandbox::{reaper, ErrorKind, SandboxId, Status};
 
 use crate::process::{Phase, Process};
 use crate::stdio::Paths;
 use crate::vm::{Vm, GONE};
+use crate::vm_step;
 use crate::worker::Worker;
 
 /// How long the VMM has to confirm the guest runs.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the guest may take to boot and answer on its agent's port
 /// (TCG guests on a loaded host take long).
 const AGENT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -34,7 +34,6 @@ pub struct TaskSpec {
     pub bundle: PathBuf,
     pub sandbox: SandboxId,
     pub config_path: Option<PathBuf>,
-    pub config: RuntimeConfig,
     /// The network namespace the spec names (a CRI pod's), else a new one.
     pub netns: Option<PathBuf>,
     /// A CRI pod's sandbox container (see `vmjail_sandbox::bundle_pod`).
@@ -69,39 +68,42 @@ impl Task {
             bundle,
             sandbox,
             config_path,
-            config,
             netns,
             pod,
             stdio,
         } = spec;
         let made = {
-            let (id, bundle, sandbox) = (id.clone(), bundle.clone(), sandbox.clone());
+            let step = vm_step::Step::Create {
+                sandbox: sandbox.to_string(),
+                config: config_path.clone(),
+                netns,
+                container: id.clone(),
+                bundle: bundle.clone(),
+                pod,
+            };
+            let (id, sandbox, config_path) = (id.clone(), sandbox.clone(), config_path.clone());
             let (tty, stdin) = (stdio.terminal, !stdio.stdin.is_empty());
             worker.run(move |s| {
-                let container = ContainerSpec { id, bundle, pod };
-                s.create_with_containers(
-                    &sandbox,
-                    &config,
-                    netns.as_deref(),
-                    std::slice::from_ref(&container),
-                )
-                .map_err(|e| e.to_string())?;
-                let ready = (|| {
-                    s.start(&sandbox, START_TIMEOUT)?;
+                // The VM is made (and started) by a short-lived child; the
+                // agent and the container are this shim's.
+                let ready = || {
                     let client = s.agent_client(&sandbox, AGENT_TIMEOUT)?;
                     let tty = tty.then_some(vmjail_sandbox::agent::DEFAULT_TTY_SIZE);
-                    let process =
-                        s.create_container(&sandbox, client.clone(), &container.id, tty, stdin)?;
+                    let process = s.create_container(&sandbox, client.clone(), &id, tty, stdin)?;
                     let pid = s.state(&sandbox)?.vmm_pid;
                     Ok::<_, vmjail_sandbox::SandboxError>((client, process, pid))
-                })();
-                ready.map_err(|e| {
-                    if let Err(cleanup) = s.delete(&sandbox, true, CLEANUP_TIMEOUT) {
-                        log::error!("sandbox {sandbox}: deleting after a failed create: {cleanup}");
-                    }
-                    reaper::reap_exited();
-                    e.to_string()
-                })
+                };
+                vm_step::run(&step)
+                    .and_then(|()| ready().map_err(|e| e.to_string()))
+                    .inspect_err(|_| {
+                        // The child undoes a failed create itself, unless
+                        // it was killed.
+                        if let Err(cleanup) = delete_vm(&sandbox, config_path) {
+                            log::error!(
+                                "sandbox {sandbox}: deleting after a failed create: {cleanup}"
+                            );
+                        }
+                    })
             })
         };
         let (client, handle, pid) = made.ok_or(GONE)??;
@@ -122,22 +124,27 @@ impl Task {
         stdio: Paths,
         exited: impl FnOnce(u32, u32, SystemTime, bool) + Send + 'static,
     ) -> Result<Arc<Task>, String> {
-        let container = ContainerSpec {
-            id: id.clone(),
-            bundle: bundle.clone(),
-            pod: true,
-        };
         let (tty, stdin) = (stdio.terminal, !stdio.stdin.is_empty());
-        let handle = vm.run(move |s, sandbox, client| {
-            s.add_container(sandbox, &container)?;
-            let tty = tty.then_some(vmjail_sandbox::agent::DEFAULT_TTY_SIZE);
-            s.create_container(sandbox, client.clone(), &container.id, tty, stdin)
-                .inspect_err(|_| {
-                    if let Err(undo) = s.remove_container(sandbox, &container.id) {
-                        log::error!("sandbox {sandbox}: removing a failed container: {undo}");
-                    }
-                })
+        vm.run_step(vm_step::Step::AddContainer {
+            sandbox: vm.sandbox.to_string(),
+            config: vm.config_path.clone(),
+            container: id.clone(),
+            bundle: bundle.clone(),
         })?;
+        let container = id.clone();
+        let handle = vm
+            .run(move |s, sandbox, client| {
+                let tty = tty.then_some(vmjail_sandbox::agent::DEFAULT_TTY_SIZE);
+                s.create_container(sandbox, client.clone(), &container, tty, stdin)
+            })
+            .inspect_err(|_| {
+                if let Err(undo) = vm.run_step(remove_step(&vm, &id)) {
+                    log::error!(
+                        "sandbox {}: removing a failed container: {undo}",
+                        vm.sandbox
+                    );
+                }
+            })?;
         Ok(Task::with_init(
             id, bundle, vm, false, stdio, handle, exited,
         ))
@@ -320,30 +327,52 @@ impl Task {
             Phase::Stopped { .. } => {}
         }
         if self.owns_vm {
+            let config_path = self.vm.config_path.clone();
             self.on_sandbox(|s, sandbox, client, id| {
                 if let Err(e) = s.delete_container(sandbox, client, id) {
                     log::debug!("deleting container {id} in the guest: {e}");
                 }
-                let deleted = s.delete(sandbox, true, CLEANUP_TIMEOUT);
-                reaper::reap_exited();
-                deleted
-            })?;
+                Ok(delete_vm(sandbox, config_path))
+            })??;
         } else {
-            self.on_sandbox(|s, sandbox, client, id| {
+            let deleted = self.on_sandbox(|s, sandbox, client, id| {
                 match s.delete_container(sandbox, client, id) {
-                    Ok(()) => s.remove_container(sandbox, id),
+                    Ok(()) => Ok(true),
                     // The pod's VM went first, taking everything with it.
-                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
                     Err(e) => match s.state(sandbox) {
                         Ok(vm) if vm.status == Status::Running => Err(e),
-                        _ => Ok(()),
+                        _ => Ok(false),
                     },
                 }
             })?;
+            if deleted {
+                self.vm.run_step(remove_step(&self.vm, &self.id))?;
+            }
         }
         Ok(match self.init.phase() {
             Phase::Stopped { status, at } => (status, at),
             _ => (128 + nix::libc::SIGKILL as u32, SystemTime::now()),
         })
+    }
+}
+
+/// Tears sandbox `sandbox` down in a short-lived child (see [`vm_step`]),
+/// then reaps its VMM and helpers, which were orphaned to this shim.
+fn delete_vm(sandbox: &SandboxId, config: Option<PathBuf>) -> Result<(), String> {
+    let deleted = vm_step::run(&vm_step::Step::Delete {
+        sandbox: sandbox.to_string(),
+        config,
+    });
+    reaper::reap_exited();
+    deleted
+}
+
+/// The step taking container `id` of a pod back from its VM.
+fn remove_step(vm: &Vm, id: &str) -> vm_step::Step {
+    vm_step::Step::RemoveContainer {
+        sandbox: vm.sandbox.to_string(),
+        config: vm.config_path.clone(),
+        container: id.to_owned(),
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use vmjail_sandbox::agent::AgentClient;
 use vmjail_sandbox::{SandboxError, SandboxId, Sandboxes, SelectFactory};
 
+use crate::vm_step;
 use crate::worker::Worker;
 
 /// The sandbox thread ended (it panicked): nothing more can be done.
@@ -41,6 +42,13 @@ impl Vm {
             worker,
             client,
         }
+    }
+
+    /// Runs a heavy step on the VM in a short-lived child (see
+    /// [`vm_step`]), from the sandbox thread (the child's death signal
+    /// follows the thread that spawned it).
+    pub fn run_step(&self, step: vm_step::Step) -> Result<(), String> {
+        self.worker.run(move |_| vm_step::run(&step)).ok_or(GONE)?
     }
 
     /// Runs `f` on the sandbox thread with the sandbox and its agent.

@@ -680,3 +680,40 @@ pub fn status_kib(pid: u32, name: &str) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// Watches process `pid` until it exits (or `limit` passes) and returns
+/// the last `VmHWM` read: its peak RSS over its whole life, teardown
+/// included, in KiB.
+pub fn watch_peak(pid: u32, limit: Duration) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + limit;
+        let mut peak = 0;
+        while let Some(now) = status_kib(pid, "VmHWM") {
+            peak = now;
+            if Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        peak
+    })
+}
+
+/// The largest peak RSS a shim's `vm-step` child (the VM's create or
+/// delete) reported in containerd's log, in KiB.
+pub fn vm_step_peak_kib(log: &str) -> Option<u64> {
+    log.lines()
+        .filter_map(|l| {
+            l.split("vm-step ")
+                .nth(1)?
+                .split("peak RSS (VmHWM) ")
+                .nth(1)
+        })
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .max()
+}
+
+/// MiB from KiB, for printing.
+pub fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
