@@ -4,7 +4,7 @@
 //! initramfs booted by a bare QEMU (no jail, no vmjail) to the guest's
 //! marker, and `vmjail run` (no bundle) to the marker; and `run --bundle`
 //! with QEMU's `shared_fs = "virtio-fs"` (no image: virtiofsd serves the
-//! bundle) against the image path. Medians of alternating rounds, ratios
+//! bundle) against the image path. Medians of rounds in rotating order, ratios
 //! in the same run.
 //!
 //! `scripts/build-release.sh && cargo bench -p vmjail --bench bundle`
@@ -22,7 +22,7 @@ use vmjail_vmm::qemu::cmdline::{self, Options, Paths};
 use vmjail_vmm::qemu::{probe, Accel};
 
 const MARKER: &str = "VMJAIL-GUEST-READY";
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 8;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -158,56 +158,68 @@ fn main() {
     };
     let bare_args = cmdline::build(hv, &paths, &options).expect("command line");
 
-    let (mut bare, mut run, mut bundled, mut virtio_fs) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Each round starts at another case, so each case follows each other
+    // one equally often: on this host a VM's start is slower right after
+    // another VM's memory was freed (the host is itself a VM that gives
+    // freed pages back), which a fixed order charges to one case.
+    let mut times: [Vec<Duration>; 4] = Default::default();
     for round in 0..ROUNDS {
-        let _ = std::fs::remove_file(dir.path().join("qmp.sock"));
-        let mut qemu = Command::new(&hv.path);
-        qemu.args(&bare_args);
-        // A session of its own, as the jailed QEMU has (the jailer's
-        // setsid): with the kernel's autogroups each session is scheduled
-        // as one group, and a bare QEMU left in the bench's session would
-        // be scheduled unlike the jailed one.
-        // SAFETY: setsid(2) is async-signal-safe and the only call made.
-        unsafe {
-            qemu.pre_exec(|| {
-                nix::unistd::setsid()
-                    .map(drop)
-                    .map_err(std::io::Error::from)
-            });
+        for case in (0..4).map(|k| (k + round) % 4) {
+            let took = match case {
+                0 => {
+                    let _ = std::fs::remove_file(dir.path().join("qmp.sock"));
+                    let mut qemu = Command::new(&hv.path);
+                    qemu.args(&bare_args);
+                    // A session of its own, as the jailed QEMU has (the
+                    // jailer's setsid): with the kernel's autogroups each
+                    // session is scheduled as one group, and a bare QEMU
+                    // left in the bench's session would be scheduled
+                    // unlike the jailed one.
+                    // SAFETY: setsid(2) is async-signal-safe and the only
+                    // call made.
+                    unsafe {
+                        qemu.pre_exec(|| {
+                            nix::unistd::setsid()
+                                .map(drop)
+                                .map_err(std::io::Error::from)
+                        });
+                    }
+                    to_line(qemu, MARKER)
+                }
+                1 => {
+                    let mut plain_run = Command::new(vmjail_bin());
+                    plain_run.arg("--config").arg(&plain).args([
+                        "run",
+                        "--id",
+                        &format!("bbr{round}"),
+                    ]);
+                    to_line(plain_run, MARKER)
+                }
+                _ => {
+                    let (config, id) = match case {
+                        2 => (&with_agent, format!("bbb{round}")),
+                        _ => (&shared, format!("bbs{round}")),
+                    };
+                    let mut bundle_run = Command::new(vmjail_bin());
+                    bundle_run.arg("--config").arg(config).args([
+                        "run",
+                        "--bundle",
+                        bundle.to_str().unwrap(),
+                        "--id",
+                        &id,
+                    ]);
+                    to_line(bundle_run, "first")
+                }
+            };
+            times[case].push(took);
         }
-        bare.push(to_line(qemu, MARKER));
-
-        let mut plain_run = Command::new(vmjail_bin());
-        plain_run
-            .arg("--config")
-            .arg(&plain)
-            .args(["run", "--id", &format!("bbr{round}")]);
-        run.push(to_line(plain_run, MARKER));
-
-        let mut bundle_run = Command::new(vmjail_bin());
-        bundle_run.arg("--config").arg(&with_agent).args([
-            "run",
-            "--bundle",
-            bundle.to_str().unwrap(),
-            "--id",
-            &format!("bbb{round}"),
-        ]);
-        bundled.push(to_line(bundle_run, "first"));
-
-        let mut shared_run = Command::new(vmjail_bin());
-        shared_run.arg("--config").arg(&shared).args([
-            "run",
-            "--bundle",
-            bundle.to_str().unwrap(),
-            "--id",
-            &format!("bbs{round}"),
-        ]);
-        virtio_fs.push(to_line(shared_run, "first"));
     }
+    let [bare, run, bundled, virtio_fs] = times;
     let (bare, run, bundled) = (median(bare), median(run), median(bundled));
     let virtio_fs = median(virtio_fs);
-    println!("bare QEMU to the guest marker:            {bare:?} (median of {ROUNDS})");
+    println!(
+        "bare QEMU to the guest marker:            {bare:?} (median of {ROUNDS}, rotating order)"
+    );
     println!("vmjail run to the guest marker:           {run:?}");
     println!("vmjail run --bundle to the first output:  {bundled:?}");
     println!(
