@@ -80,20 +80,5 @@ fn main() {
             mib(*peak)
         );
     }
-    let vmjail = peaks[0].1;
-    println!(
-        "goal: the vmjail shim's peak RSS <= 10 MiB: {:.1} MiB, {}",
-        mib(vmjail),
-        if vmjail <= 10 * 1024 {
-            "met"
-        } else {
-            "NOT met"
-        }
-    );
-    if let Some(child) = vm_step_peak_kib(&c.log()) {
-        println!(
-            "the shim's short-lived vm-step child (the VM's create or delete): peak RSS {child} KiB ({:.1} MiB)",
-            mib(child)
-        );
-    }
+    print_rss_goal("shim", peaks[0].1, &c.log());
 }

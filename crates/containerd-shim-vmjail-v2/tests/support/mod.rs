@@ -717,3 +717,24 @@ pub fn vm_step_peak_kib(log: &str) -> Option<u64> {
 pub fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
+
+/// Prints the ≤ 10 MiB goal against `what`'s peak RSS `peak_kib`, and the
+/// peak of the shim's `vm-step` child from containerd's log `log`.
+pub fn print_rss_goal(what: &str, peak_kib: u64, log: &str) {
+    let verdict = if peak_kib <= 10 * 1024 {
+        "met"
+    } else {
+        "NOT met"
+    };
+    println!(
+        "goal: the vmjail {what}'s peak RSS <= 10 MiB: {:.1} MiB, {verdict}",
+        mib(peak_kib)
+    );
+    if let Some(child) = vm_step_peak_kib(log) {
+        println!(
+            "the shim's short-lived vm-step child (the VM's create or delete): \
+             peak RSS {child} KiB ({:.1} MiB)",
+            mib(child)
+        );
+    }
+}
