@@ -105,8 +105,11 @@ pub fn run(step: &Step) -> Result<(), String> {
         .map(|mut stdin| stdin.write_all(&request))
         .transpose();
     let mut message = String::new();
-    if let Some(stderr) = child.stderr.take() {
-        let _ = stderr.take(MAX_ERROR).read_to_string(&mut message);
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = (&mut stderr).take(MAX_ERROR).read_to_string(&mut message);
+        // The rest is read and dropped: a child blocked on a full pipe
+        // would never exit to be waited for.
+        let _ = std::io::copy(&mut stderr, &mut std::io::sink());
     }
     let status = child
         .wait()
