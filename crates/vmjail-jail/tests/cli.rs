@@ -66,15 +66,7 @@ fn jailer_argv_is_firecracker_shaped_and_accepted() {
     let mut recorder = saved.recorder();
     let mut spec = spec(&unique("argv"), &probe.path, base.path());
     spec.vmm_args = vec!["--ready-stdout".into()];
-    let mut jail = Jail::prepare(
-        spec,
-        Jailer::BuiltIn {
-            jailer_exe: jailer_exe(),
-        },
-        &mut recorder,
-    )
-    .unwrap();
-    jail.place_shared_libraries(&mut recorder).unwrap();
+    let jail = builtin_jail(spec, &mut recorder);
     let argv = jail.jailer_argv();
     assert_eq!(argv[0], jailer_exe().into_os_string());
     assert_eq!(argv[1], "--id");
@@ -136,15 +128,7 @@ fn qemu_runs_jailed_with_its_shared_libraries() {
     let mut recorder = saved.recorder();
     let mut spec = spec(&unique("qemu"), qemu, base.path());
     spec.vmm_args = vec!["--version".into()];
-    let mut jail = Jail::prepare(
-        spec,
-        Jailer::BuiltIn {
-            jailer_exe: jailer_exe(),
-        },
-        &mut recorder,
-    )
-    .unwrap();
-    jail.place_shared_libraries(&mut recorder).unwrap();
+    let mut jail = builtin_jail(spec, &mut recorder);
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
     let stdio = vmjail_jail::LaunchStdio {
         stdin: vmjail_jail::ChildIo::Null,
@@ -179,15 +163,7 @@ fn a_jailer_started_with_stdio_closed_gives_the_vmm_dev_null() {
     let mut recorder = saved.recorder();
     let mut spec = spec(&unique("stdio"), &probe.path, base.path());
     spec.vmm_args = vec!["--report".into(), "/report.json".into()];
-    let mut jail = Jail::prepare(
-        spec,
-        Jailer::BuiltIn {
-            jailer_exe: jailer_exe(),
-        },
-        &mut recorder,
-    )
-    .unwrap();
-    jail.place_shared_libraries(&mut recorder).unwrap();
+    let jail = builtin_jail(spec, &mut recorder);
     let argv = jail.jailer_argv();
     let mut command = Command::new(&argv[0]);
     command.args(&argv[1..]);
@@ -226,15 +202,7 @@ fn a_vmm_pid_nobody_recorded_never_runs() {
     let mut recorder = saved.recorder();
     let mut spec = spec(&unique("ack"), &probe.path, base.path());
     spec.new_pid_ns = true;
-    let mut jail = Jail::prepare(
-        spec,
-        Jailer::BuiltIn {
-            jailer_exe: jailer_exe(),
-        },
-        &mut recorder,
-    )
-    .unwrap();
-    jail.place_shared_libraries(&mut recorder).unwrap();
+    let jail = builtin_jail(spec, &mut recorder);
     let argv = jail.jailer_argv();
     let (ours, theirs) = nix::sys::socket::socketpair(
         nix::sys::socket::AddressFamily::Unix,
@@ -273,4 +241,19 @@ fn a_vmm_pid_nobody_recorded_never_runs() {
     assert!(!exit.success(), "the jailer reported success: {exit}");
     assert!(!ran, "the VMM ran although its pid was never recorded");
     assert!(!alive, "the held-back VMM process {vmm} is still there");
+}
+
+/// A jail of `spec` for the built-in jailer binary, its VMM's shared
+/// libraries placed; each step recorded through `recorder`.
+fn builtin_jail(spec: vmjail_jail::JailSpec, recorder: &mut dyn vmjail_jail::Recorder) -> Jail {
+    let mut jail = Jail::prepare(
+        spec,
+        Jailer::BuiltIn {
+            jailer_exe: jailer_exe(),
+        },
+        recorder,
+    )
+    .unwrap();
+    jail.place_shared_libraries(recorder).unwrap();
+    jail
 }
