@@ -96,8 +96,8 @@ impl Task {
                 vm_step::run(&step)
                     .and_then(|()| ready().map_err(|e| e.to_string()))
                     .inspect_err(|_| {
-                        // The child undoes a failed create itself, unless
-                        // it was killed.
+                        // Whatever failed (the child, even killed midway, or
+                        // the container in the guest): one forced delete.
                         if let Err(cleanup) = delete_vm(&sandbox, config_path) {
                             log::error!(
                                 "sandbox {sandbox}: deleting after a failed create: {cleanup}"

@@ -35,7 +35,7 @@ const MAX_ERROR: u64 = 16 * 1024;
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub enum Step {
     /// Creates sandbox `sandbox` with its first container and starts
-    /// its guest; on failure nothing is left.
+    /// its guest; on failure the shim deletes what is left (`Delete`).
     Create {
         sandbox: String,
         config: Option<PathBuf>,
@@ -137,6 +137,15 @@ pub fn run(step: &Step) -> Result<(), String> {
 }
 
 impl Step {
+    fn sandbox(&self) -> &str {
+        match self {
+            Step::Create { sandbox, .. }
+            | Step::Delete { sandbox, .. }
+            | Step::AddContainer { sandbox, .. }
+            | Step::RemoveContainer { sandbox, .. } => sandbox,
+        }
+    }
+
     fn name(&self) -> &'static str {
         match self {
             Step::Create { .. } => "create",
@@ -175,23 +184,18 @@ fn read_request() -> Result<Step, String> {
 }
 
 fn run_here(step: &Step) -> Result<(), String> {
+    let id = SandboxId::parse(step.sandbox()).map_err(|e| e.to_string())?;
     match step {
         Step::Create {
-            sandbox,
             config,
             netns,
             container,
             bundle,
             pod,
+            ..
         } => {
-            let id = SandboxId::parse(sandbox).map_err(|e| e.to_string())?;
             let runtime = config::load(config.as_deref())?;
-            let s = Sandboxes::new(
-                &runtime.jail,
-                SelectFactory {
-                    vmjail_exe: config::vmjail_exe()?,
-                },
-            );
+            let s = sandboxes(&runtime.jail)?;
             let container = ContainerSpec {
                 id: container.clone(),
                 bundle: bundle.clone(),
@@ -204,58 +208,56 @@ fn run_here(step: &Step) -> Result<(), String> {
                 std::slice::from_ref(&container),
             )
             .map_err(|e| e.to_string())?;
-            s.start(&id, START_TIMEOUT).map(|_| ()).map_err(|e| {
-                if let Err(cleanup) = s.delete(&id, true, CLEANUP_TIMEOUT) {
-                    eprintln!("sandbox {id}: deleting after a failed start: {cleanup}");
-                }
-                e.to_string()
-            })
+            // A failed start leaves the sandbox to the shim, which deletes
+            // it after any failed create (also of a child killed midway).
+            s.start(&id, START_TIMEOUT)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         }
-        Step::Delete { sandbox, config } => {
-            let id = SandboxId::parse(sandbox).map_err(|e| e.to_string())?;
-            match sandboxes(config)?.delete(&id, true, CLEANUP_TIMEOUT) {
+        Step::Delete { config, .. } => {
+            match sandboxes_of(config)?.delete(&id, true, CLEANUP_TIMEOUT) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(format!("deleting sandbox {id}: {e}")),
             }
         }
         Step::AddContainer {
-            sandbox,
             config,
             container,
             bundle,
+            ..
         } => {
-            let id = SandboxId::parse(sandbox).map_err(|e| e.to_string())?;
             let container = ContainerSpec {
                 id: container.clone(),
                 bundle: bundle.clone(),
                 pod: true,
             };
-            sandboxes(config)?
+            sandboxes_of(config)?
                 .add_container(&id, &container)
                 .map_err(|e| e.to_string())
         }
         Step::RemoveContainer {
-            sandbox,
-            config,
-            container,
-        } => {
-            let id = SandboxId::parse(sandbox).map_err(|e| e.to_string())?;
-            sandboxes(config)?
-                .remove_container(&id, container)
-                .map_err(|e| e.to_string())
-        }
+            config, container, ..
+        } => sandboxes_of(config)?
+            .remove_container(&id, container)
+            .map_err(|e| e.to_string()),
     }
 }
 
-/// The sandboxes of the state dir that configuration `config` names.
-fn sandboxes(config: &Option<PathBuf>) -> Result<Sandboxes<SelectFactory>, String> {
-    let jail = vmjail_config::load_jail(config.as_deref())
-        .map_err(|e| format!("vmjail configuration: {e}"))?;
+/// The sandboxes of the state dir that `jail` names.
+fn sandboxes(jail: &vmjail_config::JailConfig) -> Result<Sandboxes<SelectFactory>, String> {
     Ok(Sandboxes::new(
-        &jail,
+        jail,
         SelectFactory {
             vmjail_exe: config::vmjail_exe()?,
         },
     ))
+}
+
+/// The sandboxes of the state dir that configuration `config` names (only
+/// its [jail] section is read).
+fn sandboxes_of(config: &Option<PathBuf>) -> Result<Sandboxes<SelectFactory>, String> {
+    let jail = vmjail_config::load_jail(config.as_deref())
+        .map_err(|e| format!("vmjail configuration: {e}"))?;
+    sandboxes(&jail)
 }
