@@ -31,6 +31,12 @@ struct Cli {
     /// so the host's first dial is answered.
     #[arg(long, value_name = "PATH")]
     ready_file: Option<std::path::PathBuf>,
+    /// Set up the guest before serving: mount a devpts instance at
+    /// /dev/pts and cgroup2 at /sys/fs/cgroup, and prepare the containers'
+    /// parent cgroup. Only the guest's init passes it: on a host it would
+    /// mount over the host's own.
+    #[arg(long)]
+    setup_guest: bool,
 }
 
 fn main() -> ExitCode {
@@ -66,7 +72,7 @@ fn main() -> ExitCode {
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         error!("becoming a child subreaper: {e}");
     }
-    match serve(&cli.listen, cli.ready_file.as_deref()) {
+    match serve(&cli.listen, cli.ready_file.as_deref(), cli.setup_guest) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
@@ -75,11 +81,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(addr: &ListenAddr, ready_file: Option<&std::path::Path>) -> Result<(), String> {
-    // On vsock the agent is in a guest, whose filesystems it sets up; an
-    // agent tested on a Unix socket leaves the host's alone.
-    let in_guest = matches!(addr, ListenAddr::Vsock(_));
-    if in_guest {
+fn serve(
+    addr: &ListenAddr,
+    ready_file: Option<&std::path::Path>,
+    setup_guest: bool,
+) -> Result<(), String> {
+    // Asked for explicitly, not inferred from vsock: a host can have vsock
+    // too (a test agent on vsock once mounted over the host's /dev/pts and
+    // /sys/fs/cgroup).
+    if setup_guest {
         guest_setup::mount_filesystems()?;
     }
     let service = service::AgentService::new().map_err(|e| format!("starting: {e}"))?;
@@ -100,7 +110,7 @@ fn serve(addr: &ListenAddr, ready_file: Option<&std::path::Path>) -> Result<(), 
     }
     // Every container's cgroup needs this parent: made while the host is
     // still dialling, the first container does not wait for it.
-    if in_guest {
+    if setup_guest {
         if let Err(e) = container::cgroup::prepare(std::path::Path::new(container::cgroup::ROOT)) {
             tracing::warn!("preparing the containers' cgroup: {e}");
         }
