@@ -13,6 +13,12 @@ pub use limits::*;
 /// refuses an agent that answers `Version` with another number.
 pub const PROTOCOL_VERSION: u32 = 6;
 
+/// What a guest prints on its console once it is up: its init when it has
+/// no agent, or the agent once it accepts connections (`--announce-ready`),
+/// followed by ` uptime=<seconds>s kernel=<release>`. The host dials the
+/// agent only after it has seen this.
+pub const GUEST_READY_MARKER: &str = "VMJAIL-GUEST-READY";
+
 /// The vsock port the agent listens on by default.
 pub const DEFAULT_VSOCK_PORT: u32 = 1024;
 

@@ -5,12 +5,15 @@
 //! Built statically for the guest (no NSS: users and groups are numeric).
 
 mod container;
+mod guest_modules;
 mod guest_setup;
 mod info;
 mod listen;
 mod process;
+mod ready;
 mod service;
 mod shutdown;
+mod spurious_trap;
 mod stdio;
 
 use std::process::ExitCode;
@@ -26,11 +29,15 @@ struct Cli {
     /// Where to serve: `vsock:PORT` (any CID) or `unix:PATH`.
     #[arg(long, default_value_t = ListenAddr::default())]
     listen: ListenAddr,
-    /// A file (or fifo) to write `ready` to once the agent accepts
-    /// connections: the guest's init reads it before announcing readiness,
-    /// so the host's first dial is answered.
-    #[arg(long, value_name = "PATH")]
-    ready_file: Option<std::path::PathBuf>,
+    /// Before anything else, load the kernel modules of this list that the
+    /// VM needs (`WHEN PATH` lines, as guest/modules.sh reads them).
+    #[arg(long, value_name = "FILE")]
+    modules: Option<std::path::PathBuf>,
+    /// Once accepting connections, print the guest's ready marker
+    /// (`VMJAIL-GUEST-READY uptime=…s kernel=…`) on stderr, the guest's
+    /// console: the host dials only after it has seen it.
+    #[arg(long)]
+    announce_ready: bool,
     /// Set up the guest before serving: mount a devpts instance at
     /// /dev/pts and cgroup2 at /sys/fs/cgroup, and prepare the containers'
     /// parent cgroup. Only the guest's init passes it: on a host it would
@@ -40,6 +47,8 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // Before anything else, in every mode (see spurious_trap.rs).
+    spurious_trap::survive();
     // The agent re-executes itself as a container's init (see
     // container/init.rs) and to exec in a container (container/exec.rs);
     // those modes have no flags and no logging set-up.
@@ -72,7 +81,7 @@ fn main() -> ExitCode {
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         error!("becoming a child subreaper: {e}");
     }
-    match serve(&cli.listen, cli.ready_file.as_deref(), cli.setup_guest) {
+    match serve(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
@@ -81,15 +90,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(
-    addr: &ListenAddr,
-    ready_file: Option<&std::path::Path>,
-    setup_guest: bool,
-) -> Result<(), String> {
+fn serve(cli: &Cli) -> Result<(), String> {
+    let addr = &cli.listen;
+    if let Some(list) = &cli.modules {
+        guest_modules::load_listed(list)?;
+    }
     // Asked for explicitly, not inferred from vsock: a host can have vsock
     // too (a test agent on vsock once mounted over the host's /dev/pts and
     // /sys/fs/cgroup).
-    if setup_guest {
+    if cli.setup_guest {
         guest_setup::mount_filesystems()?;
     }
     let service = service::AgentService::new().map_err(|e| format!("starting: {e}"))?;
@@ -104,13 +113,12 @@ fn serve(
         env!("CARGO_PKG_VERSION"),
         vmjail_agent_protocol::PROTOCOL_VERSION
     );
-    if let Some(path) = ready_file {
-        std::fs::write(path, b"ready\n")
-            .map_err(|e| format!("creating the ready file {}: {e}", path.display()))?;
+    if cli.announce_ready {
+        ready::announce().map_err(|e| format!("announcing readiness: {e}"))?;
     }
     // Every container's cgroup needs this parent: made while the host is
     // still dialling, the first container does not wait for it.
-    if setup_guest {
+    if cli.setup_guest {
         if let Err(e) = container::cgroup::prepare(std::path::Path::new(container::cgroup::ROOT)) {
             tracing::warn!("preparing the containers' cgroup: {e}");
         }

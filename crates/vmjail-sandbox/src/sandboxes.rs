@@ -542,6 +542,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         if state.vmm.is_none() {
             return Ok(());
         }
+        self.ask_agent_to_power_off(state);
         self.drive(state, "stopping the VMM", |hv| hv.stop(timeout))
     }
 
@@ -687,6 +688,8 @@ pub use before_vm::BeforeVm;
 mod guest_ready;
 pub use guest_ready::GUEST_READY;
 
+#[path = "sandboxes_power_off.rs"]
+mod power_off;
 #[path = "sandboxes_vsock.rs"]
 mod vsock_stream;
 pub(crate) use network::tag as network_tag;

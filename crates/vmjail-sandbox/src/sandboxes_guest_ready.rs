@@ -3,8 +3,8 @@
 //! Hybrid-vsock connections tried while the guest's vsock driver is still
 //! coming up were seen to wedge `vhost-device-vsock` on a loaded host: it
 //! answered no later connection either, and the agent was never reached.
-//! So the host dials only once vmjail's guest init has printed
-//! [`GUEST_READY`] on the console (it does so after starting the agent).
+//! So the host dials only once the guest has printed [`GUEST_READY`] on
+//! the console (its agent does so once it accepts connections).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -14,8 +14,10 @@ use crate::state::Status;
 use crate::store::Stored;
 use crate::{console, HypervisorFactory, SandboxId};
 
-/// What vmjail's guest init prints on its console once its agent runs.
-pub const GUEST_READY: &[u8] = b"VMJAIL-GUEST-READY";
+/// What vmjail's guest prints on its console once its agent accepts
+/// connections (the agent prints it; see
+/// [`vmjail_agent_protocol::GUEST_READY_MARKER`]).
+pub const GUEST_READY: &[u8] = vmjail_agent_protocol::GUEST_READY_MARKER.as_bytes();
 
 /// How often the console log is looked at.
 const POLL: Duration = Duration::from_millis(10);
@@ -38,6 +40,15 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             }
             std::thread::sleep(POLL);
         }
+    }
+}
+
+impl<F: HypervisorFactory> Sandboxes<F> {
+    /// Whether sandbox `id`'s guest has said it is up (its log holds the
+    /// marker, or rotated).
+    pub(super) fn guest_said_ready(&self, id: &SandboxId) -> bool {
+        let dir = self.store.dir(id);
+        dir.join(console::ROTATED).exists() || shows_ready(&dir.join(console::LOG))
     }
 }
 

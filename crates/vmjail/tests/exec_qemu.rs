@@ -157,6 +157,13 @@ fn exec_runs_processes_in_the_guest() {
 
     let recorded = w.stored(&id);
     w.ok(&["stop", &id]);
+    // Stopped through its agent (which syncs and powers the VM off), not
+    // only the ACPI button, which the guest may not listen to yet.
+    w.wait_console(
+        &id,
+        "shutdown requested: syncing and powering off",
+        Duration::from_secs(5),
+    );
     w.ok(&["delete", &id]);
     w.assert_no_leaks(&id, recorded.as_ref());
 }
