@@ -137,7 +137,7 @@ agent=
 if [ -f "$repo/crates/vmjail-agent/Cargo.toml" ]; then
     step "building the static guest agent"
     command -v cargo >/dev/null || die "cargo is missing (the guest agent is built with it)"
-    (cd "$repo" && RUSTFLAGS='-C target-feature=+crt-static' \
+    (cd "$repo" && RUSTFLAGS='-C target-feature=+crt-static -C relocation-model=static' \
         cargo build --quiet --release -p vmjail-agent --target x86_64-unknown-linux-gnu) ||
         die "building the guest agent failed"
     agent=$repo/target/x86_64-unknown-linux-gnu/release/vmjail-agent

@@ -4,6 +4,7 @@
 //!
 //! Built statically for the guest (no NSS: users and groups are numeric).
 
+mod cli;
 mod container;
 mod guest_modules;
 mod guest_setup;
@@ -18,33 +19,9 @@ mod stdio;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing::{error, info};
 
-use crate::listen::ListenAddr;
-
-#[derive(Parser, Debug)]
-#[command(version, about = "vmjail guest agent")]
-struct Cli {
-    /// Where to serve: `vsock:PORT` (any CID) or `unix:PATH`.
-    #[arg(long, default_value_t = ListenAddr::default())]
-    listen: ListenAddr,
-    /// Before anything else, load the kernel modules of this list that the
-    /// VM needs (`WHEN PATH` lines, as guest/modules.sh reads them).
-    #[arg(long, value_name = "FILE")]
-    modules: Option<std::path::PathBuf>,
-    /// Once accepting connections, print the guest's ready marker
-    /// (`VMJAIL-GUEST-READY uptime=…s kernel=…`) on stderr, the guest's
-    /// console: the host dials only after it has seen it.
-    #[arg(long)]
-    announce_ready: bool,
-    /// Set up the guest before serving: mount a devpts instance at
-    /// /dev/pts and cgroup2 at /sys/fs/cgroup, and prepare the containers'
-    /// parent cgroup. Only the guest's init passes it: on a host it would
-    /// mount over the host's own.
-    #[arg(long)]
-    setup_guest: bool,
-}
+use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     // Before anything else, in every mode (see spurious_trap.rs).
@@ -71,7 +48,21 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let cli = Cli::parse();
+    let cli = match cli::parse(args.into_iter().skip(1)) {
+        Ok(Command::Serve(cli)) => cli,
+        Ok(Command::Help) => {
+            print!("{}", cli::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("vmjail-agent {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("vmjail-agent: {e}\n\n{}", cli::HELP);
+            return ExitCode::from(2);
+        }
+    };
     if let Err(e) = stdio::ensure_open() {
         error!("{e}");
         return ExitCode::FAILURE;
