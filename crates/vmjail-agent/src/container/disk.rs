@@ -73,6 +73,26 @@ fn scan(sys_block: &Path, serial: &str) -> Result<Option<String>, String> {
     Ok(None)
 }
 
+/// Read-ahead for a bundle disk, in KiB (the kernel's default is 128).
+const READ_AHEAD_KIB: &str = "4096";
+
+/// Sets `device`'s read-ahead to [`READ_AHEAD_KIB`]: a container's first
+/// exec reads its binaries from this disk, and with the default each
+/// 128 KiB is a virtio request of its own (under TCG a busybox `echo` from
+/// the disk ran 25-30 ms sooner with this). Best effort: only speed is at
+/// stake.
+fn widen_read_ahead(device: &Path) {
+    let Some(name) = device.file_name() else {
+        return;
+    };
+    let knob = Path::new("/sys/block")
+        .join(name)
+        .join("queue/read_ahead_kb");
+    if let Err(e) = std::fs::write(&knob, READ_AHEAD_KIB) {
+        tracing::debug!("setting {}: {e}", knob.display());
+    }
+}
+
 /// Mounts the disk with `serial` (ext4, nosuid, nodev) at
 /// [`mount_point`]`(id)` and returns that path.
 pub fn mount_bundle(id: &str, serial: &str) -> Result<PathBuf, String> {
@@ -83,6 +103,7 @@ pub fn mount_bundle(id: &str, serial: &str) -> Result<PathBuf, String> {
         ));
     }
     let device = find(Path::new("/sys/block"), serial)?;
+    widen_read_ahead(&device);
     let target = mount_point(id);
     std::fs::create_dir_all(&target).map_err(|e| format!("creating {}: {e}", target.display()))?;
     mount(
