@@ -7,14 +7,16 @@
 //! ~10 ms, on the path to the first container.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
+use nix::errno::Errno;
 use nix::kmod::{finit_module, ModuleInitFlags};
 
 /// Where the initramfs keeps its modules (by file name).
 const MODULE_DIR: &str = "/lib/modules";
 
-/// A list longer than this is not one of ours.
+/// A list longer than this is refused: it is not one of ours.
 const MAX_LIST_BYTES: u64 = 64 * 1024;
 
 /// When a listed module is needed.
@@ -33,34 +35,43 @@ struct Entry {
     file_name: String,
 }
 
-/// Parses a list; comments and blank lines are skipped.
-fn parse(text: &str) -> Result<Vec<Entry>, String> {
+/// Parses a list; comments and blank lines are skipped, and so (with a
+/// warning) are lines that are not `WHEN PATH` with a known condition, as
+/// guest/modules.sh skips them.
+fn parse(text: &str) -> Vec<Entry> {
     let mut entries = Vec::new();
     for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
+        match parse_line(line.trim()) {
+            Ok(Some(entry)) => entries.push(entry),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("module list, line {}: {e}; skipped", number + 1),
         }
-        let mut words = line.split_whitespace();
-        let (Some(when), Some(path), None) = (words.next(), words.next(), words.next()) else {
-            return Err(format!("line {}: expected `WHEN PATH`", number + 1));
-        };
-        let when = match when {
-            "always" => When::Always,
-            "pci" => When::Pci,
-            id if id.starts_with("0x") => When::VirtioDevice(id.to_owned()),
-            other => return Err(format!("line {}: unknown condition {other:?}", number + 1)),
-        };
-        let file_name = path.rsplit('/').next().unwrap_or(path);
-        if !file_name.ends_with(".ko") {
-            return Err(format!("line {}: {path:?} is not a .ko file", number + 1));
-        }
-        entries.push(Entry {
-            when,
-            file_name: file_name.to_owned(),
-        });
     }
-    Ok(entries)
+    entries
+}
+
+fn parse_line(line: &str) -> Result<Option<Entry>, String> {
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let mut words = line.split_whitespace();
+    let (Some(when), Some(path), None) = (words.next(), words.next(), words.next()) else {
+        return Err("expected `WHEN PATH`".into());
+    };
+    let when = match when {
+        "always" => When::Always,
+        "pci" => When::Pci,
+        id if id.starts_with("0x") => When::VirtioDevice(id.to_owned()),
+        other => return Err(format!("unknown condition {other:?}")),
+    };
+    let file_name = path.rsplit('/').next().unwrap_or(path);
+    if !file_name.ends_with(".ko") {
+        return Err(format!("{path:?} is not a .ko file"));
+    }
+    Ok(Some(Entry {
+        when,
+        file_name: file_name.to_owned(),
+    }))
 }
 
 /// Whether any `*/NAME` under `dir` holds (after trimming) `value`.
@@ -82,14 +93,22 @@ fn loaded(file_name: &str) -> bool {
 
 /// Loads, in order, the modules of list `path` that this VM needs. The
 /// transports come first in the list, so a device's id is in sysfs by the
-/// time its driver's line is read.
+/// time its driver's line is read. A module that fails to load is
+/// reported and skipped, as guest/modules.sh did: what then does not work
+/// (e.g. no vsock to listen on) fails on its own, by name.
 pub fn load_listed(path: &Path) -> Result<(), String> {
     let file = File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
     let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_LIST_BYTES), &mut text)
+    file.take(MAX_LIST_BYTES + 1)
+        .read_to_string(&mut text)
         .map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let entries = parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    for entry in entries {
+    if text.len() as u64 > MAX_LIST_BYTES {
+        return Err(format!(
+            "{}: more than {MAX_LIST_BYTES} bytes",
+            path.display()
+        ));
+    }
+    for entry in parse(&text) {
         let needed = match &entry.when {
             When::Always => true,
             When::Pci => any_attribute_is(Path::new("/sys/bus/pci/devices"), "vendor", "0x1af4"),
@@ -97,15 +116,24 @@ pub fn load_listed(path: &Path) -> Result<(), String> {
                 any_attribute_is(Path::new("/sys/bus/virtio/devices"), "device", id)
             }
         };
-        if !needed || loaded(&entry.file_name) {
-            continue;
+        if needed && !loaded(&entry.file_name) {
+            if let Err(e) = load(&entry.file_name) {
+                tracing::warn!("{e}");
+            }
         }
-        let module = Path::new(MODULE_DIR).join(&entry.file_name);
-        let file = File::open(&module).map_err(|e| format!("opening {}: {e}", module.display()))?;
-        finit_module(&file, c"", ModuleInitFlags::empty())
-            .map_err(|e| format!("loading {}: {e}", module.display()))?;
     }
     Ok(())
+}
+
+/// Loads module file `file_name` from [`MODULE_DIR`]; one already there
+/// (built in, or loaded meanwhile) counts as loaded.
+fn load(file_name: &str) -> Result<(), String> {
+    let module = Path::new(MODULE_DIR).join(file_name);
+    let file = File::open(&module).map_err(|e| format!("opening {}: {e}", module.display()))?;
+    match finit_module(&file, c"", ModuleInitFlags::empty()) {
+        Ok(()) | Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(format!("loading {}: {e}", module.display())),
+    }
 }
 
 #[cfg(test)]
@@ -116,7 +144,7 @@ mod tests {
     fn a_list_is_read_as_guest_modules_sh_reads_it() {
         let list = "# comment\n\nalways drivers/virtio/virtio.ko\npci    drivers/virtio/virtio_pci.ko\n0x0013 net/vmw_vsock/vsock.ko\n";
         assert_eq!(
-            parse(list).unwrap(),
+            parse(list),
             vec![
                 Entry {
                     when: When::Always,
@@ -135,12 +163,13 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_line_is_an_error_naming_it() {
-        assert!(parse("sometimes a.ko\n").unwrap_err().contains("line 1"));
-        assert!(parse("always\n").unwrap_err().contains("line 1"));
-        assert!(parse("always a.ko b.ko\n").unwrap_err().contains("line 1"));
-        assert!(parse("always\ta.ko\nalways a.so\n")
+    fn bad_lines_are_named_and_skipped() {
+        assert!(parse_line("sometimes a.ko")
             .unwrap_err()
-            .contains("line 2"));
+            .contains("sometimes"));
+        assert!(parse_line("always").is_err());
+        assert!(parse_line("always a.ko b.ko").is_err());
+        assert!(parse_line("always a.so").unwrap_err().contains("a.so"));
+        assert_eq!(parse("sometimes a.ko\nalways\tb.ko\n").len(), 1);
     }
 }

@@ -24,8 +24,6 @@ use tracing::{error, info};
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    // Before anything else, in every mode (see spurious_trap.rs).
-    spurious_trap::survive();
     // The agent re-executes itself as a container's init (see
     // container/init.rs) and to exec in a container (container/exec.rs);
     // those modes have no flags and no logging set-up.
@@ -48,6 +46,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    // The serving agent, with its threads (see spurious_trap.rs).
+    spurious_trap::survive();
     let cli = match cli::parse(args.into_iter().skip(1)) {
         Ok(Command::Serve(cli)) => cli,
         Ok(Command::Help) => {

@@ -14,13 +14,17 @@ fn line(uptime: &str, release: &str) -> String {
     format!("{GUEST_READY_MARKER} uptime={uptime}s kernel={release}\n")
 }
 
-/// Prints the marker on stderr (the guest's console) in one write.
+/// Prints the marker on stderr (the guest's console) in one write. The
+/// uptime and kernel are for people reading the log: `?` when unknown.
 pub fn announce() -> std::io::Result<()> {
-    let uptime = std::fs::read_to_string("/proc/uptime")?;
+    let uptime = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
     let uptime = uptime.split_whitespace().next().unwrap_or("?");
-    let release = nix::sys::utsname::uname()?;
-    let text = line(uptime, &release.release().to_string_lossy());
-    std::io::stderr().lock().write_all(text.as_bytes())
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "?".into());
+    std::io::stderr()
+        .lock()
+        .write_all(line(uptime, &release).as_bytes())
 }
 
 #[cfg(test)]

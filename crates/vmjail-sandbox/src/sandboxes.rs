@@ -542,7 +542,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         if state.vmm.is_none() {
             return Ok(());
         }
-        self.ask_agent_to_power_off(state);
+        let timeout = self.power_off_through_agent(state, timeout);
         self.drive(state, "stopping the VMM", |hv| hv.stop(timeout))
     }
 

@@ -28,10 +28,8 @@ impl<F: HypervisorFactory> Sandboxes<F> {
     /// sandbox is no longer running, or `deadline` passed — whichever is
     /// first; the caller dials then and reports what it finds.
     pub(super) fn wait_guest_ready(&self, id: &SandboxId, deadline: Instant) {
-        let dir = self.store.dir(id);
-        let (log, rotated) = (dir.join(console::LOG), dir.join(console::ROTATED));
         while Instant::now() < deadline {
-            if rotated.exists() || shows_ready(&log) {
+            if self.guest_said_ready(id) {
                 return;
             }
             match self.store.load(id) {
@@ -41,9 +39,7 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             std::thread::sleep(POLL);
         }
     }
-}
 
-impl<F: HypervisorFactory> Sandboxes<F> {
     /// Whether sandbox `id`'s guest has said it is up (its log holds the
     /// marker, or rotated).
     pub(super) fn guest_said_ready(&self, id: &SandboxId) -> bool {

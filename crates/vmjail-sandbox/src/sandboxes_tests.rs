@@ -1080,3 +1080,37 @@ fn a_pods_later_containers_are_added_and_removed_over_the_share() {
     sandboxes.delete(&sid("p2"), true, T).unwrap();
     f.assert_gone("p2");
 }
+
+#[test]
+fn a_stop_asks_only_a_ready_qemu_agent_guest_and_keeps_the_rest_of_the_timeout() {
+    if !root() {
+        return;
+    }
+    let f = Fixture::new();
+    let mut config = f.config.clone();
+    config.hypervisor.use_vsock = true;
+    let sandboxes = Sandboxes::new(&config.jail, f.factory.clone()).with_netns_dir(&f.netns_dir);
+    let id = sid("p1");
+    sandboxes.create(&id, &config, None).unwrap();
+    sandboxes.start(&id, T).unwrap();
+    let state = f.on_disk("p1");
+    let timeout = Duration::from_secs(30);
+    // No marker yet, so perhaps not vmjail's guest: not asked, and the
+    // whole timeout left for the ACPI button.
+    assert_eq!(sandboxes.power_off_through_agent(&state, timeout), timeout);
+    // Said it was up, but no agent answers (the double has no vsock): the
+    // powerdown that follows reaches no listener, so only a short grace.
+    let log = f.state_dir.join("p1").join(crate::console::LOG);
+    std::fs::write(&log, "VMJAIL-GUEST-READY uptime=1.0s kernel=test\n").unwrap();
+    let left = sandboxes.power_off_through_agent(&state, timeout);
+    assert!(left <= Duration::from_secs(1), "{left:?}");
+    // Firecracker does not end when its guest powers off: never asked.
+    let mut firecracker = state.clone();
+    firecracker.config.hypervisor_kind = vmjail_config::HypervisorKind::Firecracker;
+    assert_eq!(
+        sandboxes.power_off_through_agent(&firecracker, timeout),
+        timeout
+    );
+    sandboxes.delete(&id, true, T).unwrap();
+    f.assert_gone("p1");
+}

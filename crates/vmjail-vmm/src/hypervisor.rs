@@ -108,7 +108,7 @@ pub struct VsockDevice {
 pub const GUEST_CID: u32 = 3;
 
 /// The kernel parameter that tells vmjail's guest init to start the agent
-/// (listening on vsock) before it announces readiness.
+/// (listening on vsock), which announces readiness itself.
 pub const AGENT_KERNEL_PARAM: &str = "vmjail.agent";
 
 /// `params` plus [`AGENT_KERNEL_PARAM`] when the VM has a vsock for the

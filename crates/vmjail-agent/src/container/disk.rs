@@ -29,13 +29,13 @@ pub fn mount_point(id: &str) -> PathBuf {
     Path::new(BUNDLES_DIR).join(id)
 }
 
-/// The `/dev` node of the virtio-blk disk whose serial is `serial`,
+/// The name (`vdX`) of the virtio-blk disk whose serial is `serial`,
 /// waiting up to [`APPEAR_TIMEOUT`] for it to appear.
-fn find(sys_block: &Path, serial: &str) -> Result<PathBuf, String> {
+fn find(sys_block: &Path, serial: &str) -> Result<String, String> {
     let deadline = Instant::now() + APPEAR_TIMEOUT;
     loop {
         if let Some(name) = scan(sys_block, serial)? {
-            return Ok(Path::new("/dev").join(name));
+            return Ok(name);
         }
         if Instant::now() >= deadline {
             return Err(format!(
@@ -76,18 +76,13 @@ fn scan(sys_block: &Path, serial: &str) -> Result<Option<String>, String> {
 /// Read-ahead for a bundle disk, in KiB (the kernel's default is 128).
 const READ_AHEAD_KIB: &str = "4096";
 
-/// Sets `device`'s read-ahead to [`READ_AHEAD_KIB`]: a container's first
-/// exec reads its binaries from this disk, and with the default each
-/// 128 KiB is a virtio request of its own (under TCG a busybox `echo` from
-/// the disk ran 25-30 ms sooner with this). Best effort: only speed is at
-/// stake.
-fn widen_read_ahead(device: &Path) {
-    let Some(name) = device.file_name() else {
-        return;
-    };
-    let knob = Path::new("/sys/block")
-        .join(name)
-        .join("queue/read_ahead_kb");
+/// Sets the read-ahead of `disk` (its `/sys/block` directory) to
+/// [`READ_AHEAD_KIB`]: a container's first exec reads its binaries from
+/// this disk, and with the default each 128 KiB is a virtio request of its
+/// own (under TCG a busybox `echo` from the disk ran 25-30 ms sooner with
+/// this). Best effort: only speed is at stake.
+fn widen_read_ahead(disk: &Path) {
+    let knob = disk.join("queue/read_ahead_kb");
     if let Err(e) = std::fs::write(&knob, READ_AHEAD_KIB) {
         tracing::debug!("setting {}: {e}", knob.display());
     }
@@ -102,8 +97,10 @@ pub fn mount_bundle(id: &str, serial: &str) -> Result<PathBuf, String> {
             serial.chars().take(40).collect::<String>()
         ));
     }
-    let device = find(Path::new("/sys/block"), serial)?;
-    widen_read_ahead(&device);
+    let sys_block = Path::new("/sys/block");
+    let name = find(sys_block, serial)?;
+    widen_read_ahead(&sys_block.join(&name));
+    let device = Path::new("/dev").join(&name);
     let target = mount_point(id);
     std::fs::create_dir_all(&target).map_err(|e| format!("creating {}: {e}", target.display()))?;
     mount(
