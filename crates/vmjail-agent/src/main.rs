@@ -43,7 +43,9 @@ fn main() -> ExitCode {
         .with_ansi(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("VMJAIL_AGENT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // ttrpc's own start-up lines are not worth their console
+                // bytes (each an emulated UART write) before the marker.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,ttrpc=warn")),
         )
         .init();
     // The serving agent, with its threads (see spurious_trap.rs).
