@@ -159,7 +159,7 @@ fi
 #    slow under TCG); the initramfs is vmjail's own build.
 initrd=$outdir/initramfs.cpio.gz
 staging=$outdir/initramfs
-inputs="$repo/guest/init $repo/guest/modules.sh $repo/guest/net.sh $repo/guest/net.modules $repo/guest/agent.modules $busybox $stamp $agent $0"
+inputs="$repo/guest/init $repo/guest/modules.sh $repo/guest/net.sh $repo/guest/net.modules $repo/guest/agent.modules $repo/guest/container.modules $busybox $stamp $agent $0"
 if [ -f "$initrd" ] && [ -z "$(find $inputs -newer "$initrd" 2>/dev/null)" ]; then
     step "have initramfs.cpio.gz"
 else
@@ -177,8 +177,8 @@ else
     # Guest networking from vmjail's kernel parameters, and its modules.
     mkdir -p "$staging/etc/vmjail"
     cp "$repo/guest/modules.sh" "$repo/guest/net.sh" "$repo/guest/net.modules" \
-        "$repo/guest/agent.modules" "$staging/etc/vmjail/"
-    for list in net.modules agent.modules; do
+        "$repo/guest/agent.modules" "$repo/guest/container.modules" "$staging/etc/vmjail/"
+    for list in net.modules agent.modules container.modules; do
         grep -v '^#' "$repo/guest/$list" | while read -r _when mod; do
             [ -n "$mod" ] || continue
             src=$unpacked/lib/modules/$kver/kernel/$mod

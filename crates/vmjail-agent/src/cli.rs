@@ -16,6 +16,10 @@ Options:
       --listen <ADDR>    Where to serve: `vsock:PORT` (any CID) or `unix:PATH` [default: vsock:1024]
       --modules <FILE>   Before anything else, load the kernel modules of this list that the
                          VM needs (`WHEN PATH` lines, as guest/modules.sh reads them)
+      --later-modules <FILE>
+                         Once accepting connections (and announced), load the modules of this
+                         list the VM needs on a thread of their own: a container's disk or
+                         shared filesystem waits for them
       --announce-ready   Once accepting connections, print the guest's ready marker
                          (`VMJAIL-GUEST-READY uptime=…s kernel=…`) on stderr, the guest's
                          console: the host dials only after it has seen it
@@ -39,6 +43,7 @@ pub enum Command {
 pub struct Cli {
     pub listen: ListenAddr,
     pub modules: Option<PathBuf>,
+    pub later_modules: Option<PathBuf>,
     pub announce_ready: bool,
     pub setup_guest: bool,
 }
@@ -49,6 +54,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
     let mut cli = Cli {
         listen: ListenAddr::default(),
         modules: None,
+        later_modules: None,
         announce_ready: false,
         setup_guest: false,
     };
@@ -66,6 +72,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             }
             Long("modules") => {
                 cli.modules = Some(parser.value().map_err(|e| e.to_string())?.into());
+            }
+            Long("later-modules") => {
+                cli.later_modules = Some(parser.value().map_err(|e| e.to_string())?.into());
             }
             Long("announce-ready") => cli.announce_ready = true,
             Long("setup-guest") => cli.setup_guest = true,
@@ -92,6 +101,8 @@ mod tests {
             "vsock:1024",
             "--modules",
             "/etc/vmjail/agent.modules",
+            "--later-modules",
+            "/etc/vmjail/container.modules",
             "--setup-guest",
             "--announce-ready",
         ])
@@ -100,6 +111,10 @@ mod tests {
         };
         assert_eq!(cli.listen, ListenAddr::Vsock(1024));
         assert_eq!(cli.modules, Some("/etc/vmjail/agent.modules".into()));
+        assert_eq!(
+            cli.later_modules,
+            Some("/etc/vmjail/container.modules".into())
+        );
         assert!(cli.setup_guest && cli.announce_ready);
     }
 

@@ -8,7 +8,9 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::kmod::{finit_module, ModuleInitFlags};
@@ -136,6 +138,55 @@ fn load(file_name: &str) -> Result<(), String> {
     }
 }
 
+/// Whether modules are being loaded in the background (see
+/// [`load_listed_in_background`]).
+static LOADING: Mutex<bool> = Mutex::new(false);
+static LOADED: Condvar = Condvar::new();
+
+/// Loads list `path` as [`load_listed`] does, on a thread of its own: the
+/// modules only containers need (their disk, their shared filesystem) are
+/// loaded once the agent has announced it is up, while the host dials.
+/// [`wait_for_background`] holds the calls that need them.
+pub fn load_listed_in_background(path: PathBuf) {
+    *LOADING.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    let shown = path.display().to_string();
+    let spawned = std::thread::Builder::new()
+        .name("modules".into())
+        .spawn(move || {
+            if let Err(e) = load_listed(&path) {
+                tracing::warn!("{e}");
+            }
+            done_loading();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("loading {shown} in the background: {e}");
+        done_loading();
+    }
+}
+
+fn done_loading() {
+    *LOADING.lock().unwrap_or_else(|p| p.into_inner()) = false;
+    LOADED.notify_all();
+}
+
+/// Waits, at most `timeout`, for modules loaded in the background; returns
+/// at once when none are.
+pub fn wait_for_background(timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let mut loading = LOADING.lock().unwrap_or_else(|p| p.into_inner());
+    while *loading {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            tracing::warn!("modules still loading after {timeout:?}");
+            return;
+        }
+        loading = match LOADED.wait_timeout(loading, left) {
+            Ok((guard, _)) => guard,
+            Err(p) => p.into_inner().0,
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +222,16 @@ mod tests {
         assert!(parse_line("always a.ko b.ko").is_err());
         assert!(parse_line("always a.so").unwrap_err().contains("a.so"));
         assert_eq!(parse("sometimes a.ko\nalways\tb.ko\n").len(), 1);
+    }
+
+    #[test]
+    fn waiting_ends_once_the_background_load_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        // A list that is not there: reported, and the load is over.
+        load_listed_in_background(dir.path().join("missing.modules"));
+        let started = Instant::now();
+        wait_for_background(Duration::from_secs(5));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(!*LOADING.lock().unwrap());
     }
 }

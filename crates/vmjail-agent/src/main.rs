@@ -109,6 +109,9 @@ fn serve(cli: &Cli) -> Result<(), String> {
     if cli.announce_ready {
         ready::announce().map_err(|e| format!("announcing readiness: {e}"))?;
     }
+    if let Some(list) = &cli.later_modules {
+        guest_modules::load_listed_in_background(list.clone());
+    }
     // Every container's cgroup needs this parent: made while the host is
     // still dialling, the first container does not wait for it.
     if cli.setup_guest {

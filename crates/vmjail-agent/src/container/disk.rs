@@ -97,6 +97,8 @@ pub fn mount_bundle(id: &str, serial: &str) -> Result<PathBuf, String> {
             serial.chars().take(40).collect::<String>()
         ));
     }
+    // Its driver may still be loading (see guest_modules.rs).
+    crate::guest_modules::wait_for_background(APPEAR_TIMEOUT);
     let sys_block = Path::new("/sys/block");
     let name = find(sys_block, serial)?;
     widen_read_ahead(&sys_block.join(&name));
