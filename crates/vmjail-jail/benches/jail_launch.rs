@@ -205,9 +205,14 @@ fn jailed(setup: &Setup, id: &str) -> (Duration, Duration, Cpu) {
         stdout: ChildIo::Fd(write),
         stderr: ChildIo::Inherit,
     };
-    let pid = jail
-        .launch_with(&mut recorder, stdio)
-        .unwrap_or_else(|e| panic!("launch {id}: {e:?}"));
+    let pid = match jail.launch_with(&mut recorder, stdio) {
+        Ok(pid) => pid,
+        Err(e) => {
+            // The prepared jail (its mounts) is undone before giving up.
+            let _ = teardown(jail.record(), Duration::from_secs(1));
+            panic!("launch {id}: {e:?}");
+        }
+    };
     let exec_at = start.elapsed();
     wait_ready(read);
     let cpu = Cpu {
@@ -259,6 +264,10 @@ fn main() {
         .status()
         .unwrap();
     assert!(ok.success());
+    // Declared after `base`, so dropped (also when a case panics) before it.
+    let _cleanup = Cleanup {
+        netns_name: netns_name.clone(),
+    };
     let netns = PathBuf::from(format!("/var/run/netns/{netns_name}"));
 
     let builtin = Setup {
@@ -431,11 +440,21 @@ fn main() {
         ms(jail_par),
         jail_par.as_secs_f64() / bare_par.as_secs_f64()
     );
+}
 
-    let _ = Command::new("ip")
-        .args(["netns", "del", &netns_name])
-        .status();
-    for controller in ["cpu", "pids", "memory"] {
-        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{controller}/vmjail-bench"));
+/// What the bench made outside its temporary directory, removed when
+/// `main` ends, whether it returns or a case panics.
+struct Cleanup {
+    netns_name: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns_name])
+            .status();
+        for controller in ["cpu", "pids", "memory"] {
+            let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{controller}/vmjail-bench"));
+        }
     }
 }
