@@ -125,8 +125,19 @@ pub fn bind_before_exec(command: &mut Command, binds: &[Bind]) {
 mod tests {
     use super::*;
 
-    fn mount_table() -> String {
-        std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+    /// The host's mounts at or under `dir`: only these are the test's to
+    /// judge (other tests running at the same time pin namespaces and
+    /// mount jails elsewhere).
+    fn mounts_under(dir: &Path) -> Vec<String> {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|line| {
+                let point = line.split(' ').nth(4).unwrap_or("");
+                Path::new(point).starts_with(dir)
+            })
+            .map(str::to_owned)
+            .collect()
     }
 
     #[test]
@@ -142,14 +153,18 @@ mod tests {
             Bind::new(&tree, true, &staging.join("t")).unwrap(),
             Bind::new(&file, false, &staging.join("f")).unwrap(),
         ];
-        let before = mount_table();
+        let before = mounts_under(dir.path());
         let mut cat = Command::new("cat");
         cat.arg(staging.join("t/inside")).arg(staging.join("f"));
         bind_before_exec(&mut cat, &binds);
         let out = cat.output().unwrap();
         assert!(out.status.success(), "{out:?}");
         assert_eq!(out.stdout, b"in the treea file");
-        assert_eq!(mount_table(), before, "nothing mounted on the host");
+        assert_eq!(
+            mounts_under(dir.path()),
+            before,
+            "nothing mounted on the host"
+        );
         assert!(!staging.join("t/inside").exists(), "the places stay empty");
         assert_eq!(std::fs::read(staging.join("f")).unwrap(), b"");
     }
