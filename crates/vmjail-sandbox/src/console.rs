@@ -14,7 +14,7 @@
 //! follows the log across these rotations.
 
 use std::fs::File;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Seek, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -297,8 +297,18 @@ impl ConsoleTail {
     }
 }
 
-/// Copy what `file` holds beyond its offset to `out`.
+/// Copy what `file` holds beyond its offset to `out`; a file truncated
+/// below that offset (not vmjail's pump, which rotates by rename) is read
+/// again from its start.
 fn copy(file: &mut File, path: &Path, out: &mut dyn Write) -> Result<usize, ConsoleError> {
+    let read_err = |source| ConsoleError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let offset = file.stream_position().map_err(read_err)?;
+    if file.metadata().map_err(read_err)?.len() < offset {
+        file.rewind().map_err(read_err)?;
+    }
     let mut buf = [0u8; 16 * 1024];
     let mut total = 0;
     loop {

@@ -6,14 +6,15 @@
 //! So the host dials only once the guest has printed [`GUEST_READY`] on
 //! the console (its agent does so once it accepts connections).
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::Sandboxes;
+use crate::console::{self, ConsoleTail};
 use crate::state::Status;
 use crate::store::Stored;
-use crate::{console, HypervisorFactory, SandboxId};
+use crate::{HypervisorFactory, SandboxId};
 
 /// What vmjail's guest prints on its console once its agent accepts
 /// connections (the agent prints it; see
@@ -35,10 +36,10 @@ impl<F: HypervisorFactory> Sandboxes<F> {
     pub(super) fn wait_guest_ready(&self, id: &SandboxId, deadline: Instant) {
         let dir = self.store.dir(id);
         let (log, rotated) = (dir.join(console::LOG), dir.join(console::ROTATED));
-        let mut scan = LogScan::default();
+        let mut scan = LogScan::new(&log);
         let mut status_read = Instant::now();
         while Instant::now() < deadline {
-            if rotated.exists() || scan.found(&log) {
+            if rotated.exists() || scan.found() {
                 return;
             }
             if status_read.elapsed() >= STATUS_POLL {
@@ -56,49 +57,58 @@ impl<F: HypervisorFactory> Sandboxes<F> {
     /// marker, or rotated).
     pub(super) fn guest_said_ready(&self, id: &SandboxId) -> bool {
         let dir = self.store.dir(id);
-        dir.join(console::ROTATED).exists() || LogScan::default().found(&dir.join(console::LOG))
+        dir.join(console::ROTATED).exists() || LogScan::new(&dir.join(console::LOG)).found()
     }
 }
 
-/// A search of the (bounded, growing) console log for the ready marker
-/// that reads each byte once: it keeps where it got to, and the bytes at
-/// the end that could start a marker split across two looks.
-#[derive(Default)]
+/// A search of the (bounded, growing) console log for the ready marker,
+/// through [`ConsoleTail`] (which reads each byte once, across rotations,
+/// never through a symlink).
 struct LogScan {
-    offset: u64,
-    tail: Vec<u8>,
+    log: ConsoleTail,
+    marker: MarkerSearch,
 }
 
 impl LogScan {
-    /// Whether the marker is in the log as it now is.
-    fn found(&mut self, log: &Path) -> bool {
-        let Ok(mut file) = std::fs::File::open(log) else {
-            return false;
-        };
-        if file.metadata().is_ok_and(|m| m.len() < self.offset) {
-            // Truncated meanwhile: start over.
-            *self = LogScan::default();
+    fn new(log: &Path) -> Self {
+        Self {
+            log: ConsoleTail::new(log),
+            marker: MarkerSearch::default(),
         }
-        if file.seek(SeekFrom::Start(self.offset)).is_err() {
-            return false;
+    }
+
+    /// Whether the marker is in the log as it now is (an unreadable log
+    /// only means "not yet").
+    fn found(&mut self) -> bool {
+        let _ = self.log.pump(&mut self.marker);
+        self.marker.found
+    }
+}
+
+/// Looks for the marker in the bytes written to it, keeping those at the
+/// end that could start a marker split across two writes.
+#[derive(Default)]
+struct MarkerSearch {
+    tail: Vec<u8>,
+    found: bool,
+}
+
+impl Write for MarkerSearch {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if !self.found {
+            self.tail.extend_from_slice(bytes);
+            self.found = self
+                .tail
+                .windows(GUEST_READY.len())
+                .any(|window| window == GUEST_READY);
+            let cut = self.tail.len().saturating_sub(GUEST_READY.len() - 1);
+            self.tail.drain(..cut);
         }
-        let mut added = Vec::new();
-        let Ok(read) = file.read_to_end(&mut added) else {
-            return false;
-        };
-        self.offset += read as u64;
-        self.tail.extend_from_slice(&added);
-        if self
-            .tail
-            .windows(GUEST_READY.len())
-            .any(|window| window == GUEST_READY)
-        {
-            return true;
-        }
-        let keep = GUEST_READY.len() - 1;
-        let cut = self.tail.len().saturating_sub(keep);
-        self.tail.drain(..cut);
-        false
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -110,18 +120,18 @@ mod tests {
     fn the_marker_is_found_anywhere_in_the_log_even_split_across_looks() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("console.log");
-        let mut scan = LogScan::default();
-        assert!(!scan.found(&log), "no log yet");
+        let mut scan = LogScan::new(&log);
+        assert!(!scan.found(), "no log yet");
         std::fs::write(&log, "booting\nACPI: ...\nVMJAIL-GUEST-").unwrap();
-        assert!(!scan.found(&log));
+        assert!(!scan.found());
         std::fs::write(&log, "booting\nACPI: ...\nVMJAIL-GUEST-READY uptime=1.2s\n").unwrap();
-        assert!(scan.found(&log), "split across two looks");
-        assert!(LogScan::default().found(&log), "in one look");
+        assert!(scan.found(), "split across two looks");
+        assert!(LogScan::new(&log).found(), "in one look");
         // Truncated and written again: found again from the start.
-        let mut scan = LogScan::default();
+        let mut scan = LogScan::new(&log);
         std::fs::write(&log, "x".repeat(100)).unwrap();
-        assert!(!scan.found(&log));
+        assert!(!scan.found());
         std::fs::write(&log, "VMJAIL-GUEST-READY\n").unwrap();
-        assert!(scan.found(&log));
+        assert!(scan.found());
     }
 }
