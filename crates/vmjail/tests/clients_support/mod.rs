@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::lifecycle_support::{mounts_under, World};
+use crate::lifecycle_support::{mounts_under, processes_mentioning, World};
 
 /// The image every test runs.
 pub const IMAGE: &str = "vmjail-busybox:latest";
@@ -377,6 +377,18 @@ impl Podman {
 
     pub fn finish(self, ids: &[String]) {
         let _ = self.podman(&["rm", "-af", "-t", "0"]);
+        // conmon, podman's per-container monitor, ends on its own a moment
+        // after `rm` returns (CI once saw it still there): waited for, up
+        // to 10 s, before anything is judged.
+        let dir = self.w.dir.path().to_string_lossy().into_owned();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline
+            && processes_mentioning(&[&dir])
+                .iter()
+                .any(|(_, line)| line.contains("conmon"))
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         assert_nothing_left(&self.w, ids);
     }
 }
