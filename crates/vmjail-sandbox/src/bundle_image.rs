@@ -8,8 +8,9 @@
 //! records their paths before they are made.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vmjail_agent_protocol::bundle_layout::BINDS_DIR;
@@ -193,53 +194,125 @@ pub fn image_size(tree: u64) -> Option<u64> {
 /// `staging` (a new directory, removed again). Both paths must already be
 /// recorded by the caller.
 pub fn make(bundle: &Bundle, staging: &Path, image: &Path) -> Result<(), BundleError> {
+    start(bundle, staging, image)?.finish()
+}
+
+/// Begins [`make`]: stages the tree, creates `image` at its final size and
+/// starts `mke2fs` filling it, then returns while it runs. A VMM may open
+/// the image meanwhile (its size is fixed; nothing is read before the
+/// guest runs): the caller overlaps the tool with the VMM's start-up and
+/// calls [`Making::finish`] before the guest may run.
+pub fn start(bundle: &Bundle, staging: &Path, image: &Path) -> Result<Making, BundleError> {
     let tree = tree_size(&bundle.rootfs, Special::Keep)?.saturating_add(binds_size(bundle)?);
     let size = image_size(tree).ok_or_else(|| BundleError::TooLarge {
         path: bundle.dir.clone(),
     })?;
-    let image_err = |step: &'static str, reason: String| BundleError::Image {
-        path: image.to_path_buf(),
-        step,
-        reason,
+    // From here on, dropped unfinished, it kills the tool and removes what
+    // it made.
+    let mut making = Making {
+        image: image.to_path_buf(),
+        staging: None,
+        image_made: false,
+        tool: None,
     };
-    let mut image_made = false;
-    let made = (|| {
-        std::fs::create_dir(staging)
-            .map_err(|e| image_err("creating the staging directory", e.to_string()))?;
-        let config = serde_json::to_vec_pretty(&bundle.config)
-            .map_err(|e| image_err("writing config.json", e.to_string()))?;
-        std::fs::write(staging.join("config.json"), config)
-            .map_err(|e| image_err("writing config.json", e.to_string()))?;
-        let binds = stage_tree(bundle, staging)
-            .map_err(|r| image_err("staging the rootfs and bind sources", r))?;
-        crate::crash::point("create-container-staged");
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(image)
-            .map_err(|e| image_err("creating the file", e.to_string()))?;
-        image_made = true;
-        file.set_len(size)
-            .map_err(|e| image_err("sizing the file", e.to_string()))?;
-        drop(file);
-        let mut mke2fs = Command::new("mke2fs");
-        mke2fs
-            .args(["-q", "-F", "-t", "ext4", "-m", "0", "-E", "root_owner=0:0"])
-            // No journal: the image lives and dies with its sandbox, so a
-            // journal protects nothing, and without one the guest's mount
-            // starts no journal thread and replays nothing.
-            .args(["-O", "^has_journal"])
-            .arg("-d")
-            .arg(staging)
-            .arg(image);
-        staged_binds::bind_before_exec(&mut mke2fs, &binds);
-        run(mke2fs, "mke2fs").map_err(|r| image_err("mke2fs -d", r))
-    })();
-    let _ = std::fs::remove_dir_all(staging);
-    if made.is_err() && image_made {
-        let _ = std::fs::remove_file(image);
+    std::fs::create_dir(staging)
+        .map_err(|e| making.error("creating the staging directory", e.to_string()))?;
+    making.staging = Some(staging.to_path_buf());
+    let config = serde_json::to_vec_pretty(&bundle.config)
+        .map_err(|e| making.error("writing config.json", e.to_string()))?;
+    std::fs::write(staging.join("config.json"), config)
+        .map_err(|e| making.error("writing config.json", e.to_string()))?;
+    let binds = stage_tree(bundle, staging)
+        .map_err(|r| making.error("staging the rootfs and bind sources", r))?;
+    crate::crash::point("create-container-staged");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(image)
+        .map_err(|e| making.error("creating the file", e.to_string()))?;
+    making.image_made = true;
+    file.set_len(size)
+        .map_err(|e| making.error("sizing the file", e.to_string()))?;
+    drop(file);
+    let mut mke2fs = Command::new("mke2fs");
+    mke2fs
+        .args(["-q", "-F", "-t", "ext4", "-m", "0", "-E", "root_owner=0:0"])
+        // No journal: the image lives and dies with its sandbox, so a
+        // journal protects nothing, and without one the guest's mount
+        // starts no journal thread and replays nothing.
+        .args(["-O", "^has_journal"])
+        .arg("-d")
+        .arg(staging)
+        .arg(image);
+    staged_binds::bind_before_exec(&mut mke2fs, &binds);
+    // It runs while its caller goes on: should the caller die (killed
+    // mid-create), the tool goes with it rather than write on unwatched.
+    // SAFETY: prctl(2) is async-signal-safe and the only call made.
+    unsafe {
+        mke2fs.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
     }
-    made
+    making.tool = Some(Tool::spawn(mke2fs, "mke2fs").map_err(|r| making.error("mke2fs -d", r))?);
+    Ok(making)
+}
+
+/// An image being made by [`start`]; [`Making::finish`] waits for it.
+/// Dropped unfinished (the create failed elsewhere), it kills the tool and
+/// removes the staging directory and the image.
+#[must_use = "the image is not complete until finish() returns"]
+pub struct Making {
+    image: PathBuf,
+    staging: Option<PathBuf>,
+    image_made: bool,
+    tool: Option<Tool>,
+}
+
+impl Making {
+    /// Waits (at most [`TOOL_TIMEOUT`] from its start) until the image is
+    /// complete.
+    pub fn finish(mut self) -> Result<(), BundleError> {
+        let Some(tool) = self.tool.take() else {
+            return Err(self.error("mke2fs -d", "not started".into()));
+        };
+        let waited = tool.wait();
+        self.remove_staging();
+        match waited {
+            Ok(()) => {
+                // Complete: nothing is left for drop to undo.
+                self.image_made = false;
+                Ok(())
+            }
+            Err(reason) => Err(self.error("mke2fs -d", reason)),
+        }
+    }
+
+    fn error(&self, step: &'static str, reason: String) -> BundleError {
+        BundleError::Image {
+            path: self.image.clone(),
+            step,
+            reason,
+        }
+    }
+
+    fn remove_staging(&mut self) {
+        if let Some(staging) = self.staging.take() {
+            let _ = std::fs::remove_dir_all(staging);
+        }
+    }
+}
+
+impl Drop for Making {
+    fn drop(&mut self) {
+        if let Some(tool) = self.tool.take() {
+            tool.kill();
+        }
+        self.remove_staging();
+        if self.image_made {
+            let _ = std::fs::remove_file(&self.image);
+        }
+    }
 }
 
 /// Bytes the bind sources take (as [`tree_size`] counts), refusing a
@@ -284,41 +357,65 @@ fn stage_tree(bundle: &Bundle, staging: &Path) -> Result<Vec<staged_binds::Bind>
     Ok(binds)
 }
 
-/// Runs a tool with no stdin, its stderr kept (at most 4 KiB shown),
-/// bounded by [`TOOL_TIMEOUT`].
-fn run(mut command: Command, what: &str) -> Result<(), String> {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("running {what}: {e}"))?;
-    let stderr = child.stderr.take();
-    let reader = std::thread::spawn(move || {
-        let mut text = Vec::new();
-        if let Some(stderr) = stderr {
-            let _ = stderr.take(4096).read_to_end(&mut text);
-        }
-        String::from_utf8_lossy(&text).trim().to_string()
-    });
-    let deadline = Instant::now() + TOOL_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{what} took more than {}s", TOOL_TIMEOUT.as_secs()));
+/// A tool running with no stdin, its stderr kept (at most 4 KiB shown),
+/// bounded by [`TOOL_TIMEOUT`] from its start.
+struct Tool {
+    what: &'static str,
+    child: Child,
+    stderr: std::thread::JoinHandle<String>,
+    deadline: Instant,
+}
+
+impl Tool {
+    fn spawn(mut command: Command, what: &'static str) -> Result<Tool, String> {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("running {what}: {e}"))?;
+        let stderr = child.stderr.take();
+        let stderr = std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(stderr) = stderr {
+                let _ = stderr.take(4096).read_to_end(&mut text);
             }
-            Err(e) => return Err(format!("waiting for {what}: {e}")),
+            String::from_utf8_lossy(&text).trim().to_string()
+        });
+        Ok(Tool {
+            what,
+            child,
+            stderr,
+            deadline: Instant::now() + TOOL_TIMEOUT,
+        })
+    }
+
+    fn wait(mut self) -> Result<(), String> {
+        let what = self.what;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < self.deadline => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                Ok(None) => {
+                    self.kill();
+                    return Err(format!("{what} took more than {}s", TOOL_TIMEOUT.as_secs()));
+                }
+                Err(e) => return Err(format!("waiting for {what}: {e}")),
+            }
+        };
+        let stderr = self.stderr.join().unwrap_or_default();
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("{what} failed ({status}): {stderr}"))
         }
-    };
-    let stderr = reader.join().unwrap_or_default();
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{what} failed ({status}): {stderr}"))
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -461,6 +558,43 @@ mod tests {
         let config: serde_json::Value = serde_json::from_str(&debugfs("cat /config.json")).unwrap();
         assert_eq!(config["mounts"][0]["source"], "binds/0");
         assert_eq!(config["mounts"][1]["source"], "binds/1");
+    }
+
+    /// Processes whose command line names `path`.
+    fn processes_naming(path: &Path) -> Vec<String> {
+        let needle = path.as_os_str().as_encoded_bytes();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+            .filter(|cmd| cmd.windows(needle.len()).any(|w| w == needle))
+            .map(|cmd| String::from_utf8_lossy(&cmd).replace('\0', " "))
+            .collect()
+    }
+
+    #[test]
+    fn an_image_dropped_unfinished_is_undone_and_its_tool_killed() {
+        let dir = bundle_with(CONFIG);
+        // Enough data that mke2fs is still copying when dropped.
+        let big = vec![0x5au8; 64 << 20];
+        std::fs::write(dir.path().join("rootfs/big"), &big).unwrap();
+        let bundle = load(dir.path()).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let (image, staging) = (out.path().join("bundle.img"), out.path().join("staging"));
+        let making = start(&bundle, &staging, &image).unwrap();
+        assert!(
+            image.is_file(),
+            "the image exists at its size while it is made"
+        );
+        assert!(std::fs::metadata(&image).unwrap().len() > 64 << 20);
+        drop(making);
+        assert!(!image.exists(), "the image is removed");
+        assert!(!staging.exists(), "the staging directory is removed");
+        assert_eq!(processes_naming(&image), Vec::<String>::new());
+        // Finished instead, the same bundle makes a complete image.
+        start(&bundle, &staging, &image).unwrap().finish().unwrap();
+        assert!(image.is_file() && !staging.exists());
+        assert_eq!(processes_naming(&image), Vec::<String>::new());
     }
 
     #[test]

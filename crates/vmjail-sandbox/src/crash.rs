@@ -13,11 +13,12 @@
 //! `create-container-recorded-<n>` (container n recorded, its image not
 //! begun), `create-container-staged` (a bundle's staging copy made, its
 //! image not yet), `create-container-image-<n>` (container n's image
-//! made, no VMM yet),
+//! file made at its size and `mke2fs` filling it, no VMM yet),
 //! `create-vmm-record-<n>` (after the backend's n-th record, n ≥ 1; with
 //! QEMU's vsock these include each step of its jailed helper),
 //! `create-vmm-pid-recorded` (the first record naming the VMM's pid: the
 //! VMM runs, `create` has not finished), `create-vmm-created`,
+//! `create-container-images-made` (the images complete, the VMM created),
 //! `start-locked`, `start-vmm-started`; the runc CLI's `create --bundle`:
 //! `create-monitor-recorded` (its host process recorded, not spawned),
 //! `create-monitor-spawned` (spawned and its pid recorded, the pid file

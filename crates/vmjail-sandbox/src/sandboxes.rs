@@ -225,7 +225,8 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             crash::point("create-ids");
         }
         ensure_chroot_base(&state.config.jail.chroot_base_dir)?;
-        let (boot_drives, shared) = self.make_bundle_images(id, state, bundles)?;
+        // The images are made while the VMM starts (see finish below).
+        let images = self.make_bundle_images(id, state, bundles)?;
         before_vm(&mut BeforeVm {
             store: &self.store,
             state,
@@ -242,9 +243,9 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             .map_err(|source| hv_error(id, "preparing the hypervisor", source))?;
         hv.set_boot_network(boot_network)
             .map_err(|source| hv_error(id, "giving the VM its network", source))?;
-        hv.set_boot_drives(boot_drives)
+        hv.set_boot_drives(images.drives)
             .map_err(|source| hv_error(id, "giving the VM its bundle disks", source))?;
-        if let Some(shared) = shared {
+        if let Some(shared) = images.shared {
             hv.set_shared_dir(shared)
                 .map_err(|source| hv_error(id, "sharing the bundles with the VM", source))?;
         }
@@ -274,6 +275,8 @@ impl<F: HypervisorFactory> Sandboxes<F> {
         created.map_err(|source| hv_error(id, "creating the VMM", source))?;
         crash::point("create-vmm-created");
         state.vmm = Some(record);
+        // The guest has not run: no byte of an image was read yet.
+        self.finish_bundle_images(id, state, images.making)?;
         state.phase = Phase::Created;
         self.store.save(state)
     }

@@ -214,16 +214,28 @@ fn disk_serial(index: usize) -> String {
     format!("vmjail-c{index}")
 }
 
+/// What [`Sandboxes::make_bundle_images`] gives the VM: boot drives whose
+/// images are still being made, or a shared tree.
+#[derive(Default)]
+pub(super) struct BundleImages {
+    pub drives: Vec<BlockDevice>,
+    pub making: Vec<(ContainerSpec, bundle_image::Making)>,
+    pub shared: Option<SharedDir>,
+}
+
 impl<F: HypervisorFactory> Sandboxes<F> {
-    /// Records and makes each bundle's image; returns the boot drives.
-    /// With QEMU's `shared_fs = "virtio-fs"`, records each container and
-    /// returns the tree to share instead (see [`crate::bundle_share`]).
+    /// Records each bundle and starts making its image (see
+    /// [`bundle_image::start`]); returns the boot drives and the images
+    /// being made, for [`Sandboxes::finish_bundle_images`] once the VMM is
+    /// created. With QEMU's `shared_fs = "virtio-fs"`, records each
+    /// container and returns the tree to share instead (see
+    /// [`crate::bundle_share`]).
     pub(super) fn make_bundle_images(
         &self,
         id: &SandboxId,
         state: &mut SandboxState,
         bundles: &[(ContainerSpec, Bundle)],
-    ) -> Result<(Vec<BlockDevice>, Option<SharedDir>), SandboxError> {
+    ) -> Result<BundleImages, SandboxError> {
         if bundle_share::applies(&state.config) && !bundles.is_empty() {
             let dir = self.store.dir(id);
             for (index, (spec, bundle)) in bundles.iter().enumerate() {
@@ -235,30 +247,53 @@ impl<F: HypervisorFactory> Sandboxes<F> {
             state.shares_made = bundles.len();
             self.store.save(state)?;
             crash::point("create-container-shared");
-            return Ok((Vec::new(), Some(bundle_share::shared_dir(bundles))));
+            return Ok(BundleImages {
+                shared: Some(bundle_share::shared_dir(bundles)),
+                ..BundleImages::default()
+            });
         }
         let dir = self.store.dir(id);
-        let mut drives = Vec::new();
+        let mut images = BundleImages::default();
         for (index, (spec, bundle)) in bundles.iter().enumerate() {
             let _step = tracing::debug_span!("bundle_image", container = %spec.id).entered();
             let record = container_record(&dir, index, spec, bundle);
             state.containers.push(record.clone());
             self.store.save(state)?;
             crash::point(&format!("create-container-recorded-{index}"));
-            bundle_image::make(bundle, &record.staging, &record.image)
+            let making = bundle_image::start(bundle, &record.staging, &record.image)
                 .map_err(bundle_err(id, spec))?;
-            if let Some(c) = state.containers.last_mut() {
-                c.status = ContainerStatus::Ready;
-            }
-            self.store.save(state)?;
+            images.making.push((spec.clone(), making));
             crash::point(&format!("create-container-image-{index}"));
-            drives.push(BlockDevice {
+            images.drives.push(BlockDevice {
                 id: record.disk_serial,
                 host_path: record.image,
                 read_only: false,
             });
         }
-        Ok((drives, None))
+        Ok(images)
+    }
+
+    /// Waits until every image [`Sandboxes::make_bundle_images`] started is
+    /// complete and marks its container ready: before the guest may run.
+    pub(super) fn finish_bundle_images(
+        &self,
+        id: &SandboxId,
+        state: &mut SandboxState,
+        making: Vec<(ContainerSpec, bundle_image::Making)>,
+    ) -> Result<(), SandboxError> {
+        if making.is_empty() {
+            return Ok(());
+        }
+        let _step = tracing::debug_span!("bundle_images_finish").entered();
+        for (spec, image) in making {
+            image.finish().map_err(bundle_err(id, &spec))?;
+            if let Some(c) = state.containers.iter_mut().find(|c| c.id == spec.id) {
+                c.status = ContainerStatus::Ready;
+            }
+        }
+        self.store.save(state)?;
+        crash::point("create-container-images-made");
+        Ok(())
     }
 
     /// Removes the recorded images and staging copies (after the VMM and

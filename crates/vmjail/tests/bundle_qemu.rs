@@ -180,6 +180,7 @@ fn a_run_bundle_killed_at_each_new_record_is_cleaned() {
         "create-container-staged",
         "create-container-image-0",
         "create-vmm-created",
+        "create-container-images-made",
     ]
     .iter()
     .enumerate()
@@ -199,7 +200,7 @@ fn a_run_bundle_killed_at_each_new_record_is_cleaned() {
             let recorded = w.stored(&id);
             let state = recorded.as_ref().expect("recorded");
             assert_eq!(state["containers"][0]["id"], id.as_str(), "{step}");
-            if step.starts_with("create-container-image") || *step == "create-vmm-created" {
+            if step.starts_with("create-container-image") || step.starts_with("create-vmm") {
                 let image = state["containers"][0]["image"].as_str().unwrap();
                 assert!(
                     Path::new(image).is_file(),

@@ -284,6 +284,20 @@ impl Qemu {
         accel: Accel,
     ) -> Result<(), Error> {
         let placing = tracing::debug_span!("place_assets").entered();
+        // Launched first, so that its start-up overlaps the placing below;
+        // waited for before QEMU, which connects to it at its start.
+        let vsock_helper = match self.config.hypervisor.use_vsock {
+            true => {
+                let _step = tracing::debug_span!("vsock_helper_launch").entered();
+                Some(vhost_vsock::launch(
+                    &mut self.record,
+                    recorder,
+                    &self.config,
+                    &self.jailer_exe,
+                )?)
+            }
+            false => None,
+        };
         let mut chain = Chain {
             record: &mut self.record,
             outer: recorder,
@@ -330,10 +344,9 @@ impl Qemu {
             })?;
         jail.place_shared_libraries(&mut chain)
             .map_err(|e| Error::Libraries(Box::new(e)))?;
-        if self.config.hypervisor.use_vsock {
-            let _step = tracing::debug_span!("vsock_helper").entered();
-            let helper =
-                vhost_vsock::launch(&mut self.record, recorder, &self.config, &self.jailer_exe)?;
+        if let Some(helper) = vsock_helper {
+            let _step = tracing::debug_span!("vsock_helper_ready").entered();
+            vhost_vsock::wait_ready(&helper)?;
             let mut chain = Chain {
                 record: &mut self.record,
                 outer: recorder,

@@ -50,7 +50,9 @@ impl HelperSocket {
                         .unwrap_or_else(|| "(none)".into()),
                 });
             }
-            std::thread::sleep(Duration::from_millis(5));
+            // Short: the socket appears within milliseconds, each
+            // overslept one delays QEMU's launch.
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 

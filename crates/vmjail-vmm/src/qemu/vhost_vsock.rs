@@ -188,8 +188,13 @@ pub(super) fn launch(
         },
     )
     .map_err(helper_error("launching it"))?;
-    SOCKET.wait_ready(jail.record())?;
     Ok(jail)
+}
+
+/// Waits until the helper [`launch`] started listens: before QEMU, which
+/// connects at its start, is launched.
+pub(super) fn wait_ready(helper: &Jail) -> Result<(), Error> {
+    SOCKET.wait_ready(helper.record())
 }
 
 /// Tear down every helper the record names (idempotent, from the record).
