@@ -1,7 +1,8 @@
-# vmjail guest networking, sourced by guest/init (installed as
+# vmjail guest networking, sourced by guest/init and, in a guest whose init
+# is the agent, run by it before it serves (installed as
 # /etc/vmjail/net.sh). It applies what vmjail put on the kernel command
-# line for a guest without an agent (the Debian cloud kernel has no
-# CONFIG_IP_PNP, so the kernel's own ip= is not available):
+# line (the Debian cloud kernel has no CONFIG_IP_PNP, so the kernel's own
+# ip= is not available):
 #   vmjail.nic=<id>,<mac>,<mtu>      the NIC with that MAC gets that MTU
 #   vmjail.addr=<id>,<ip>/<len>      an address on it
 #   vmjail.route=<id>,<dest>|default,<gateway>|-

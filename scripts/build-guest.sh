@@ -186,7 +186,12 @@ else
             strip --strip-debug -o "$staging/lib/modules/${mod##*/}" "$src"
         done
     done
-    [ -z "$agent" ] || install -m 0755 "$agent" "$staging/sbin/vmjail-agent"
+    if [ -n "$agent" ]; then
+        install -m 0755 "$agent" "$staging/sbin/vmjail-agent"
+        # Under this name the agent is the guest's init (vmjail boots agent
+        # guests with rdinit=/sbin/vmjail-init; guest/init execs it too).
+        ln -s vmjail-agent "$staging/sbin/vmjail-init"
+    fi
     for mod in drivers/acpi/button.ko drivers/input/evdev.ko; do
         src=$unpacked/lib/modules/$kver/kernel/$mod
         [ -f "$src" ] && strip --strip-debug -o "$staging/lib/modules/${mod##*/}" "$src"

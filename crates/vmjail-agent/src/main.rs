@@ -6,6 +6,7 @@
 
 mod cli;
 mod container;
+mod guest_init;
 mod guest_modules;
 mod guest_setup;
 mod info;
@@ -38,6 +39,15 @@ fn main() -> ExitCode {
             .collect();
         return container::exec::main(&words);
     }
+    // Started as the guest's init (see guest_init.rs): the console and the
+    // filesystems first, so that even the first log line is seen.
+    let as_init = guest_init::applies(args.first().map(|a| a.as_os_str()));
+    if as_init {
+        if let Err(e) = guest_init::prepare() {
+            guest_init::power_off(&e);
+        }
+        guest_init::configure_network();
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -50,7 +60,17 @@ fn main() -> ExitCode {
         .init();
     // The serving agent, with its threads (see spurious_trap.rs).
     spurious_trap::survive();
-    let cli = match cli::parse(args.into_iter().skip(1)) {
+    let parsed = match as_init {
+        true => {
+            // The kernel hands init the boot words it does not know.
+            if args.len() > 1 {
+                info!("as init, ignoring the arguments {:?}", &args[1..]);
+            }
+            Ok(Command::Serve(guest_init::command()))
+        }
+        false => cli::parse(args.into_iter().skip(1)),
+    };
+    let cli = match parsed {
         Ok(Command::Serve(cli)) => cli,
         Ok(Command::Help) => {
             print!("{}", cli::HELP);
@@ -66,6 +86,9 @@ fn main() -> ExitCode {
         }
     };
     if let Err(e) = stdio::ensure_open() {
+        if as_init {
+            guest_init::power_off(&e);
+        }
         error!("{e}");
         return ExitCode::FAILURE;
     }
@@ -76,6 +99,7 @@ fn main() -> ExitCode {
     }
     match serve(&cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if as_init => guest_init::power_off(&e),
         Err(e) => {
             error!("{e}");
             ExitCode::FAILURE

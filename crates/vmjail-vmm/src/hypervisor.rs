@@ -111,18 +111,29 @@ pub const GUEST_CID: u32 = 3;
 /// (listening on vsock), which announces readiness itself.
 pub const AGENT_KERNEL_PARAM: &str = "vmjail.agent";
 
-/// `params` plus [`AGENT_KERNEL_PARAM`] when the VM has a vsock for the
-/// agent (and the parameter is not there yet).
+/// The agent under the name that makes it the guest's init, which the
+/// kernel runs instead of the initramfs's `/init` script (`rdinit=`): the
+/// script's start, mounts and checks cost ~0.12 s of a TCG guest's boot.
+pub const AGENT_INIT: &str = "/sbin/vmjail-init";
+
+/// `params` plus [`AGENT_KERNEL_PARAM`] and `rdinit=`[`AGENT_INIT`] when
+/// the VM has a vsock for the agent (each unless the configuration's own
+/// parameters already name it).
 pub fn with_agent_param(
     params: &[vmjail_config::KernelParam],
     use_vsock: bool,
 ) -> Vec<vmjail_config::KernelParam> {
     let mut params = params.to_vec();
-    if use_vsock && !params.iter().any(|p| p.key == AGENT_KERNEL_PARAM) {
-        params.push(vmjail_config::KernelParam {
-            key: AGENT_KERNEL_PARAM.into(),
-            value: None,
-        });
+    if !use_vsock {
+        return params;
+    }
+    for (key, value) in [(AGENT_KERNEL_PARAM, None), ("rdinit", Some(AGENT_INIT))] {
+        if !params.iter().any(|p| p.key == key) {
+            params.push(vmjail_config::KernelParam {
+                key: key.into(),
+                value: value.map(String::from),
+            });
+        }
     }
     params
 }
@@ -263,4 +274,42 @@ pub trait Hypervisor {
     /// The VMM's real host pid (never the jailer's).
     fn pid(&self) -> Option<i32>;
     fn record(&self) -> &VmmRecord;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vmjail_config::KernelParam;
+
+    fn words(params: &[KernelParam]) -> Vec<String> {
+        params
+            .iter()
+            .map(|p| match &p.value {
+                Some(v) => format!("{}={v}", p.key),
+                None => p.key.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_agent_guest_gets_the_agent_as_its_init_unless_configured_otherwise() {
+        let quiet = KernelParam {
+            key: "quiet".into(),
+            value: None,
+        };
+        let quiet = std::slice::from_ref(&quiet);
+        assert_eq!(words(&with_agent_param(quiet, false)), ["quiet"]);
+        assert_eq!(
+            words(&with_agent_param(quiet, true)),
+            ["quiet", "vmjail.agent", "rdinit=/sbin/vmjail-init"]
+        );
+        let own_init = KernelParam {
+            key: "rdinit".into(),
+            value: Some("/init".into()),
+        };
+        assert_eq!(
+            words(&with_agent_param(&[own_init], true)),
+            ["rdinit=/init", "vmjail.agent"]
+        );
+    }
 }

@@ -94,7 +94,7 @@ fn boot_plan_holds_what_firecracker_needs() {
         plan.boot_source.initrd_path.as_deref(),
         Some(layout::INITRD)
     );
-    // vmjail.agent: the guest starts its agent on the vsock.
+    // vmjail.agent: the guest starts its agent on the vsock, as its init.
     for needed in [
         "console=ttyS0",
         "reboot=k",
@@ -102,6 +102,7 @@ fn boot_plan_holds_what_firecracker_needs() {
         "pci=off",
         "quiet",
         "vmjail.agent",
+        "rdinit=/sbin/vmjail-init",
     ] {
         assert!(
             plan.boot_source.boot_args.split(' ').any(|a| a == needed),
