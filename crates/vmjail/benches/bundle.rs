@@ -22,7 +22,16 @@ use vmjail_vmm::qemu::cmdline::{self, Options, Paths};
 use vmjail_vmm::qemu::{probe, Accel};
 
 const MARKER: &str = "VMJAIL-GUEST-READY";
-const ROUNDS: usize = 8;
+/// Rounds per case (`VMJAIL_BENCH_ROUNDS` overrides): a TCG guest's boot
+/// varies by ±0.15 s from one boot to the next on this kind of host, so
+/// a ratio of medians moves by a few hundredths between runs of 8.
+fn rounds() -> usize {
+    std::env::var("VMJAIL_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(8)
+}
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -177,7 +186,8 @@ fn main() {
     // another VM's memory was freed (the host is itself a VM that gives
     // freed pages back), which a fixed order charges to one case.
     let mut times: [Vec<Duration>; 4] = Default::default();
-    for round in 0..ROUNDS {
+    let rounds = rounds();
+    for round in 0..rounds {
         for case in (0..4).map(|k| (k + round) % 4) {
             let took = match case {
                 0 => {
@@ -228,11 +238,38 @@ fn main() {
             times[case].push(took);
         }
     }
+    for (name, samples) in ["bare", "run", "bundle", "virtio-fs"].iter().zip(&times) {
+        let mut sorted = samples.clone();
+        sorted.sort();
+        println!(
+            "{name:>10}: min {:?}, quartiles {:?} / {:?}, max {:?}",
+            sorted[0],
+            sorted[sorted.len() / 4],
+            sorted[sorted.len() * 3 / 4],
+            sorted[sorted.len() - 1]
+        );
+    }
+    // Each round's cases ran back to back: a round's own ratio is spared
+    // the host's drift between rounds (the bare boot's own median moved
+    // between 1.7 and 2.3 s across runs of one afternoon).
+    let per_round = |case: usize| {
+        let mut ratios: Vec<f64> = (0..rounds)
+            .map(|r| times[case][r].as_secs_f64() / times[0][r].as_secs_f64())
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios[rounds / 2]
+    };
+    println!(
+        "median of the rounds' own ratios to bare QEMU: run --bundle {:.2}x, virtio-fs {:.2}x, vmjail run {:.2}x",
+        per_round(2),
+        per_round(3),
+        per_round(1)
+    );
     let [bare, run, bundled, virtio_fs] = times;
     let (bare, run, bundled) = (median(bare), median(run), median(bundled));
     let virtio_fs = median(virtio_fs);
     println!(
-        "bare QEMU to the guest marker:            {bare:?} (median of {ROUNDS}, rotating order)"
+        "bare QEMU to the guest marker:            {bare:?} (median of {rounds}, rotating order)"
     );
     println!("vmjail run to the guest marker:           {run:?}");
     println!("vmjail run --bundle to the first output:  {bundled:?}");
