@@ -164,3 +164,15 @@ fn a_config_whose_kernel_is_missing_creates_nothing() {
     let err = stderr_of(&w, &["delete", "--force", &id], 3);
     assert!(err.contains("no sandbox"), "{err}");
 }
+
+#[test]
+fn worlds_alive_at_once_never_share_a_jail_uid() {
+    // The same tag in the same process seeds the same first slot.
+    let a = World::new("uidblock");
+    let b = World::new("uidblock");
+    let (a, b) = (a.jail_uid, b.jail_uid);
+    assert!(
+        a.abs_diff(b) >= lifecycle_support::ID_RANGE,
+        "blocks {a} and {b} overlap"
+    );
+}

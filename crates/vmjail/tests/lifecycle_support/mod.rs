@@ -51,6 +51,8 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+mod uid_block;
+
 /// How many uid/gid pairs a world's sandboxes are given from (one each).
 pub const ID_RANGE: u32 = 16;
 
@@ -65,6 +67,8 @@ pub struct World {
     /// per world: any process left with one of them is a stray VMM of this
     /// test.
     pub jail_uid: u32,
+    /// The claim that keeps `jail_uid`'s range this world's alone.
+    _uids: uid_block::UidBlock,
 }
 
 impl World {
@@ -91,10 +95,13 @@ impl World {
         let state_dir = dir.path().join("state");
         let chroot_base = dir.path().join("jail");
         let parent_cgroup = format!("vmjail-lt-{tag}-{}", std::process::id());
-        let jail_uid = 31000
-            + (tag.bytes().fold(std::process::id(), |h, b| {
+        let uids = uid_block::UidBlock::claim(
+            tag.bytes().fold(std::process::id(), |h, b| {
                 h.wrapping_mul(31).wrapping_add(b.into())
-            }) % 20000);
+            }),
+            ID_RANGE,
+        );
+        let jail_uid = uids.first;
         let config = dir.path().join("config.toml");
         // The jail expects its base directory to exist.
         std::fs::create_dir(&chroot_base).unwrap();
@@ -138,6 +145,7 @@ parent_cgroup = "{parent_cgroup}"
             parent_cgroup,
             config,
             jail_uid,
+            _uids: uids,
         }
     }
 
