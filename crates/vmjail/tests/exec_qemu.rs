@@ -204,3 +204,60 @@ fn a_vm_killed_under_a_running_exec_is_a_clear_error() {
     w.ok(&["delete", "--force", &id]);
     w.assert_no_leaks(&id, recorded.as_ref());
 }
+
+#[test]
+fn the_agent_is_the_guests_init_directly_or_through_init() {
+    if !require_root() {
+        return;
+    }
+    // vmjail's own rdinit, or the configuration's (`/init`, which hands
+    // PID 1 over): either way the agent is PID 1, on the console, with
+    // /proc and /sys mounted, and the guest stops through it.
+    for (tag, params, runs) in [
+        ("initagent", None, "Run /sbin/vmjail-init as init process"),
+        (
+            "initscript",
+            Some("kernel_params = \"rdinit=/init\"\n"),
+            "Run /init as init process",
+        ),
+    ] {
+        let w = World::new(tag);
+        if let Some(params) = params {
+            let text = std::fs::read_to_string(&w.config).unwrap();
+            let with = text.replacen(
+                "use_vsock = false\n",
+                &format!("use_vsock = false\n{params}"),
+                1,
+            );
+            std::fs::write(&w.config, with).unwrap();
+        }
+        let id = running(&w, tag);
+        w.wait_console(&id, runs, Duration::from_secs(1));
+        let out = exec(
+            &w,
+            &id,
+            &[
+                "--",
+                "sh",
+                "-c",
+                "cat /proc/1/cmdline; echo; readlink /proc/1/fd/1; ls /sys/kernel",
+            ],
+        );
+        assert!(out.status.success(), "{tag}: {out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let mut lines = stdout.lines();
+        let init = lines.next().map(|l| l.trim_end_matches('\0'));
+        assert_eq!(init, Some("/sbin/vmjail-init"), "{tag}: {stdout}");
+        assert_eq!(lines.next(), Some("/dev/console"), "{tag}: {stdout}");
+        assert!(lines.any(|l| l.contains("mm")), "{tag}: no /sys: {stdout}");
+        let recorded = w.stored(&id);
+        w.ok(&["stop", &id]);
+        w.wait_console(
+            &id,
+            "shutdown requested: syncing and powering off",
+            Duration::from_secs(5),
+        );
+        w.ok(&["delete", &id]);
+        w.assert_no_leaks(&id, recorded.as_ref());
+    }
+}
