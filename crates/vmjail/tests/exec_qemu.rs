@@ -155,17 +155,22 @@ fn exec_runs_processes_in_the_guest() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{n}\n"));
     }
 
-    let recorded = w.stored(&id);
-    w.ok(&["stop", &id]);
-    // Stopped through its agent (which syncs and powers the VM off), not
-    // only the ACPI button, which the guest may not listen to yet.
+    stop_through_agent_and_delete(&w, &id);
+}
+
+/// Stops `id` and checks it was stopped through its agent (which syncs
+/// and powers the VM off), not only the ACPI button, which the guest may
+/// not listen to yet; then deletes it and checks nothing is left.
+fn stop_through_agent_and_delete(w: &World, id: &str) {
+    let recorded = w.stored(id);
+    w.ok(&["stop", id]);
     w.wait_console(
-        &id,
+        id,
         "shutdown requested: syncing and powering off",
         Duration::from_secs(5),
     );
-    w.ok(&["delete", &id]);
-    w.assert_no_leaks(&id, recorded.as_ref());
+    w.ok(&["delete", id]);
+    w.assert_no_leaks(id, recorded.as_ref());
 }
 
 #[test]
@@ -250,14 +255,6 @@ fn the_agent_is_the_guests_init_directly_or_through_init() {
         assert_eq!(init, Some("/sbin/vmjail-init"), "{tag}: {stdout}");
         assert_eq!(lines.next(), Some("/dev/console"), "{tag}: {stdout}");
         assert!(lines.any(|l| l.contains("mm")), "{tag}: no /sys: {stdout}");
-        let recorded = w.stored(&id);
-        w.ok(&["stop", &id]);
-        w.wait_console(
-            &id,
-            "shutdown requested: syncing and powering off",
-            Duration::from_secs(5),
-        );
-        w.ok(&["delete", &id]);
-        w.assert_no_leaks(&id, recorded.as_ref());
+        stop_through_agent_and_delete(&w, &id);
     }
 }
