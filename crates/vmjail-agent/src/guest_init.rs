@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use nix::mount::{mount, MsFlags};
-use nix::sys::reboot::{reboot, RebootMode};
 
 use crate::cli::Cli;
 use crate::listen::ListenAddr;
@@ -122,8 +121,7 @@ fn is_mount_point(dir: &Path) -> Result<bool, String> {
 /// Syncs and powers the VM off; never returns (PID 1 must not exit).
 pub fn power_off(why: &str) -> ! {
     eprintln!("vmjail-init: {why}; powering off");
-    nix::unistd::sync();
-    let Err(e) = reboot(RebootMode::RB_POWER_OFF);
+    let e = crate::shutdown::power_off();
     eprintln!("vmjail-init: power off: {e}");
     loop {
         std::thread::park();

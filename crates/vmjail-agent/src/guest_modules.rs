@@ -138,6 +138,9 @@ fn load(file_name: &str) -> Result<(), String> {
     }
 }
 
+/// The longest a call waits for the modules loaded in the background.
+pub const BACKGROUND_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Whether modules are being loaded in the background (see
 /// [`load_listed_in_background`]).
 static LOADING: Mutex<bool> = Mutex::new(false);
@@ -230,7 +233,7 @@ mod tests {
         // A list that is not there: reported, and the load is over.
         load_listed_in_background(dir.path().join("missing.modules"));
         let started = Instant::now();
-        wait_for_background(Duration::from_secs(5));
+        wait_for_background(BACKGROUND_TIMEOUT);
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(!*LOADING.lock().unwrap());
     }

@@ -10,9 +10,15 @@ use nix::sys::reboot::{reboot, RebootMode};
 pub fn power_off_soon() {
     std::thread::spawn(|| {
         std::thread::sleep(Duration::from_millis(100));
-        nix::unistd::sync();
-        // Returns only on failure.
-        let Err(e) = reboot(RebootMode::RB_POWER_OFF);
+        let e = power_off();
         tracing::error!("power off: {e}");
     });
+}
+
+/// Syncs and powers off now; returns only on failure, with the reason.
+pub fn power_off() -> nix::Error {
+    nix::unistd::sync();
+    match reboot(RebootMode::RB_POWER_OFF) {
+        Err(e) => e,
+    }
 }

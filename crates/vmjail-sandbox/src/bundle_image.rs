@@ -246,12 +246,20 @@ pub fn start(bundle: &Bundle, staging: &Path, image: &Path) -> Result<Making, Bu
         .arg(image);
     staged_binds::bind_before_exec(&mut mke2fs, &binds);
     // It runs while its caller goes on: should the caller die (killed
-    // mid-create), the tool goes with it rather than write on unwatched.
-    // SAFETY: prctl(2) is async-signal-safe and the only call made.
+    // mid-create), the tool goes with it rather than write on unwatched;
+    // a caller that died before the signal was set is seen as a new parent.
+    let caller = nix::unistd::getpid();
+    // SAFETY: prctl(2) and getppid(2) are async-signal-safe, and nothing
+    // else is done.
     unsafe {
-        mke2fs.pre_exec(|| {
+        mke2fs.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .map_err(std::io::Error::from)
+                .map_err(std::io::Error::from)?;
+            match nix::unistd::getppid() == caller {
+                true => Ok(()),
+                // ESRCH: the caller is gone (no allocation after fork).
+                false => Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH)),
+            }
         });
     }
     making.tool = Some(Tool::spawn(mke2fs, "mke2fs").map_err(|r| making.error("mke2fs -d", r))?);

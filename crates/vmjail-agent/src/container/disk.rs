@@ -98,7 +98,7 @@ pub fn mount_bundle(id: &str, serial: &str) -> Result<PathBuf, String> {
         ));
     }
     // Its driver may still be loading (see guest_modules.rs).
-    crate::guest_modules::wait_for_background(APPEAR_TIMEOUT);
+    crate::guest_modules::wait_for_background(crate::guest_modules::BACKGROUND_TIMEOUT);
     let sys_block = Path::new("/sys/block");
     let name = find(sys_block, serial)?;
     widen_read_ahead(&sys_block.join(&name));

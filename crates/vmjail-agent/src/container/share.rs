@@ -17,9 +17,6 @@ pub const SHARE_DIR: &str = "/run/vmjail-share";
 /// Whether the share is mounted (mounting twice would stack it).
 static MOUNTED: Mutex<bool> = Mutex::new(false);
 
-/// The longest a first mount waits for the virtiofs module.
-const MODULES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// A container's directory name in the share: 1 to 3 decimal digits.
 pub fn valid_name(name: &str) -> bool {
     (1..=3).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_digit())
@@ -38,7 +35,7 @@ pub fn bundle(name: &str) -> Result<PathBuf, String> {
     let mut mounted = MOUNTED.lock().unwrap_or_else(|p| p.into_inner());
     if !*mounted {
         // virtiofs may still be loading (see guest_modules.rs).
-        crate::guest_modules::wait_for_background(MODULES_TIMEOUT);
+        crate::guest_modules::wait_for_background(crate::guest_modules::BACKGROUND_TIMEOUT);
         std::fs::create_dir_all(SHARE_DIR).map_err(|e| format!("creating {SHARE_DIR}: {e}"))?;
         mount(
             Some(TAG),
