@@ -3,13 +3,13 @@
 //! exec file. A bench binary (`harness = false`): `cargo bench -p vmjail-jail`.
 //!
 //! Beside wall times, the CPU time each launch costs up to "ready": the
-//! launching thread's own (spawning, following the jailer) plus the launched
-//! process's (`/proc/<pid>/schedstat`: the jailer and the probe it became;
+//! launching thread's own (the host side of the jail, spawning, following
+//! the jailer) plus the launched process's (`/proc/<pid>/schedstat`: the
+//! child entering the jail, or the jailer program, and the probe it became;
 //! with a new pid namespace the parent jailer's share is not counted). On a
 //! loaded machine wall times swing by milliseconds, CPU times far less.
 //! Needs root and release builds of `vmjail` and `vmjail-probe`
-//! (`scripts/build-release.sh`). `VMJAIL_BENCH_OTHER_JAILER=<path>` adds
-//! another build of the built-in jailer as a case of its own.
+//! (`scripts/build-release.sh`).
 
 use std::io::{BufRead, BufReader};
 use std::os::fd::OwnedFd;
@@ -322,23 +322,6 @@ fn main() {
             },
         ),
     ];
-    // Another build of the built-in jailer beside this one, in the same
-    // rounds (e.g. main's, to measure a change of the jailer under the
-    // same machine load).
-    if let Some(other) = std::env::var_os("VMJAIL_BENCH_OTHER_JAILER") {
-        cases.insert(
-            1,
-            (
-                "built-in jail, other jailer build",
-                Setup {
-                    jailer: Jailer::BuiltIn {
-                        jailer_exe: other.into(),
-                    },
-                    ..builtin.clone()
-                },
-            ),
-        );
-    }
     // Firecracker's jailer wants "firecracker" in the exec file name.
     let fc_probe_dir = tempfile::tempdir().unwrap();
     match std::env::var_os("VMJAIL_JAILER") {
@@ -388,7 +371,7 @@ fn main() {
     let bare_min = min(&bare_times);
     let bare_median = median(bare_times);
     let (bare_cpu, bare_cpu_split) = cpu_figures(&bare_cpu);
-    println!("exec → probe ready over {} rounds: median (ratio to bare) | min (ratio to bare) | full cycle median = prepare + libraries + launch + teardown | CPU time median (more than bare) = the launching thread's + the launched process's (jailer, then probe)", rounds());
+    println!("exec → probe ready over {} rounds: median (ratio to bare) | min (ratio to bare) | full cycle median = prepare + libraries + launch + teardown | CPU time median (more than bare) = the launching thread's + the launched process's (the jail's entry, then the probe)", rounds());
     println!(
         "  {:<36} {:>11}  1.00x | {:>11}  1.00x | {:>22} | CPU {}",
         "bare exec",

@@ -1,26 +1,25 @@
-//! The built-in jailer: `vmjail jailer <Firecracker jailer args> [vmjail
-//! additions] -- <vmm args>`. A fresh single-threaded process that does every
-//! step in order, then execs the VMM; nothing runs between fork and exec but
-//! the steps below in this process of our own.
+//! The built-in jailer as a program: `vmjail-jailer` (or `vmjail jailer`)
+//! `<Firecracker jailer args> [vmjail additions] -- <vmm args>`. A fresh
+//! single-threaded process that runs the jail's steps (`entry/`) in
+//! order, then execs the VMM. vmjail itself enters most jails without it
+//! (`in_process.rs`); it starts this program for a new pid namespace, and
+//! it serves whoever calls it like Firecracker's jailer.
 
 use std::convert::Infallible;
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
-use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{signal, SigHandler, Signal};
 use nix::sys::stat::Mode;
-use nix::unistd::{dup2, execve, fork, setsid, ForkResult};
+use nix::unistd::{dup2, fork, setsid, ForkResult};
 
-use crate::args::{JailerArgs, DEFAULT_DEVICES};
-use crate::cgroup::{self, CgroupMounts, CgroupPlan};
+use crate::args::JailerArgs;
+use crate::entry::{Entry, Failed};
 use crate::error::JailError;
-use crate::fsat::{self, Owner};
-use crate::{chroot, devices, exec_only, mounts, privileges, rlimits, sys, validate};
+use crate::sys;
 
 /// For the `vmjail jailer` subcommand: parse Firecracker's jailer CLI (+
 /// vmjail additions), run the jail, exec the VMM. Never returns on success;
@@ -102,98 +101,15 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
         std::env::remove_var(key);
     }
 
-    // 2. Validate, each check with its own error.
-    validate::validate_id(&args.id)?;
-    let (exec_file, exec_name) = validate::validate_exec_file(&args.exec_file)?;
-    let base = validate::validate_chroot_base(&args.chroot_base_dir)?;
-    let root = base.join(&exec_name).join(&args.id).join("root");
-    if let Some(sock) = &args.api_sock {
-        validate::validate_socket_path(&root, sock)?;
-    }
-    let parent_cgroup = args
-        .parent_cgroup
-        .clone()
-        .unwrap_or_else(|| exec_name.clone());
-    // Looked up only when there is cgroup work: `mountinfo` is costly on a
-    // host with many mounts, and this is the start-up path of every VMM.
-    let joins_v2_parent =
-        args.cgroup_version == crate::CgroupVersion::V2 && args.parent_cgroup.is_some();
-    let cgroup_mounts = if args.cgroups.is_empty() && !joins_v2_parent {
-        CgroupMounts::default()
-    } else {
-        CgroupMounts::discover()
-    };
-    let plan = CgroupPlan::new(
-        &cgroup_mounts,
-        args.cgroup_version,
-        &args.cgroups,
-        &parent_cgroup,
-        &args.id,
-    )?;
-    let owner = Owner {
-        uid: args.uid,
-        gid: args.gid,
-    };
+    // 2. Validation and the host side: layout, exec file, cgroups (see entry/).
+    let entry = Entry::build(&args)?;
+    let step = |result: Result<(), Failed>| result.map_err(|failed| entry.error(failed));
 
-    // 3. Layout (kept as is when `Jail::prepare` made it).
-    make_layout(&base, &exec_name, &args.id, owner)?;
-
-    // 4. Network namespace (needs the host's view).
-    if let Some(netns) = &args.netns {
-        join_netns(netns)?;
-    }
-    // For stdio the VMM must not keep (see step 6); the jail has no /dev/null.
-    let dev_null = open_dev_null()?;
-
-    // 5. Mount namespace (with IPC and UTS namespaces of its own): the exec
-    //    file and device nodes go in while the host is still visible; then
-    //    pivot_root and the host is gone.
-    chroot::enter_namespaces(&root)?;
-    place_exec_file(&exec_file, &base, &root, &exec_name, args.copy_exec_file)?;
-    // Cgroups only now, with the host's /sys still visible: copying the exec
-    // file (its page cache) from inside a small memory cgroup would charge
-    // it there, and the OOM killer would end the jailer.
-    let me = std::process::id();
-    if plan.leaves.is_empty() && args.cgroup_version == crate::CgroupVersion::V2 {
-        if let Some(parent) = &args.parent_cgroup {
-            cgroup::join_existing_v2_parent(&cgroup_mounts, parent, me)?;
-        }
-    }
-    plan.apply_to_self()?;
-    let wanted: Vec<PathBuf> = match &args.devices {
-        Some(devices) => devices.clone(),
-        None => DEFAULT_DEVICES.iter().map(PathBuf::from).collect(),
-    };
-    let root_fd = fsat::open_dir(&root)?;
-    for dir in ["/dev", "/run"] {
-        let parts: Vec<&OsStr> = Path::new(dir).iter().skip(1).collect();
-        fsat::walk_create(&root_fd, &root, &parts, Some(owner))?;
-    }
-    if !wanted.is_empty() {
-        // The root is `nodev`: device nodes live on a /dev of their own,
-        // which is root's (the VMM cannot add entries) and vanishes with
-        // this mount namespace.
-        let dev = fsat::open_path_nofollow(&root_fd, OsStr::new("dev"), &root.join("dev"))?;
-        mounts::mount_dev_tmpfs(&fsat::proc_fd_path(&dev))?;
-        let wanted: Vec<&Path> = wanted.iter().map(PathBuf::as_path).collect();
-        devices::create(&root, &wanted, owner)?;
-    }
-    chroot::pivot_into(&root)?;
-
-    // 6. Stdio, pid namespace, session, pid file. The VMM never keeps a
-    //    terminal: with the caller's tty as stdio (and in its session) it
-    //    could read the keystrokes or inject input with TIOCSTI into a root
-    //    shell, and it would die with the terminal (SIGHUP). With
-    //    --daemonize every stdio fd goes to /dev/null, else each that is a
-    //    terminal does. setsid comes after the fork so that in a new pid
-    //    namespace the VMM itself leads its session.
-    for fd in 0..=2 {
-        if args.daemonize || nix::unistd::isatty(fd).unwrap_or(false) {
-            dup2(dev_null.as_raw_fd(), fd)
-                .map_err(|e| JailError::sys("redirecting stdio to /dev/null", e))?;
-        }
-    }
-    let pid_file = PathBuf::from(format!("/{exec_name}.pid"));
+    // 3. The jail's view, then stdio, pid namespace, session and pid file.
+    //    setsid comes after the fork so that in a new pid namespace the VMM
+    //    itself leads its session.
+    step(entry.enter())?;
+    step(entry.detach_stdio())?;
     let mut go = None;
     if args.new_pid_ns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)
@@ -210,7 +126,7 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
         match unsafe { fork() }.map_err(|e| JailError::sys("fork into the new pid namespace", e))? {
             ForkResult::Parent { child } => {
                 drop(go_read);
-                let handed_over = write_pid_file(&pid_file, child.as_raw())
+                let handed_over = step(entry.write_pid_file(child.as_raw()))
                     .and_then(|()| report(args.status_fd, &format!("pid {child}")))
                     .and_then(|()| wait_for_pid_recorded(args.status_fd))
                     .and_then(|()| {
@@ -231,41 +147,35 @@ fn run(args: JailerArgs) -> Result<Infallible, JailError> {
                 go = Some(go_read);
             }
         }
+        own_session(&entry)?;
     } else {
-        own_session(&dev_null)?;
-        write_pid_file(&pid_file, std::process::id() as i32)?;
+        own_session(&entry)?;
+        step(entry.write_pid_file(std::process::id() as i32))?;
     }
-    if args.new_pid_ns {
-        own_session(&dev_null)?;
-    }
-    drop(dev_null);
 
-    // 7. Limits, privileges, keyring, seccomp, signals, exec. RLIMIT_FSIZE
-    //    comes this late so that no earlier step of ours (the exec file
-    //    copy) can exceed it. The session keyring is joined as the jail's
-    //    user, so it is that user's alone; the seccomp filter needs
-    //    no_new_privs, set by `drop_all`.
-    rlimits::install(args.rlimit_fsize, args.rlimit_no_file)?;
-    privileges::drop_all(args.uid, args.gid)?;
-    crate::sys::join_new_session_keyring()
-        .map_err(|e| JailError::sys("joining a new session keyring", e))?;
-    crate::seccomp::refuse_user_namespaces()?;
-    reset_signals()?;
+    // 4. Limits, privileges, keyring, seccomp, signals, exec.
+    step(entry.confine())?;
     if let Some(go) = go {
         wait_for_go(go)?;
     }
-    exec(&exec_name, &args.vmm_args, args.status_fd)
+    // `exec` goes on the status pipe just before: EOF without it means this
+    // process died on the way.
+    report(args.status_fd, "exec")?;
+    Err(entry.error(entry.exec()))
 }
 
 /// Lead a new session, without a controlling terminal. `setsid` fails only
 /// for a process-group leader, which a jailer is when a shell started it by
 /// hand (vmjail never does): then a child goes on and this process waits
 /// for it and passes its exit status on, holding nothing of the jail.
-fn own_session(dev_null: &OwnedFd) -> Result<(), JailError> {
-    match setsid() {
-        Ok(_) => return Ok(()),
-        Err(nix::Error::EPERM) => {}
-        Err(e) => return Err(JailError::sys("setsid", e)),
+fn own_session(entry: &Entry) -> Result<(), JailError> {
+    match Entry::own_session() {
+        Ok(()) => return Ok(()),
+        Err(Failed {
+            errno: nix::Error::EPERM,
+            ..
+        }) => {}
+        Err(failed) => return Err(entry.error(failed)),
     }
     // SAFETY: this process is single-threaded; the child continues with the
     // same sequential code and ends in exec.
@@ -274,7 +184,7 @@ fn own_session(dev_null: &OwnedFd) -> Result<(), JailError> {
         ForkResult::Parent { child } => {
             let _ = sys::close_range(3, u32::MAX);
             for fd in 0..=2 {
-                let _ = dup2(dev_null.as_raw_fd(), fd);
+                let _ = dup2(entry.dev_null(), fd);
             }
             let code = match nix::sys::wait::waitpid(child, None) {
                 Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => code,
@@ -373,175 +283,4 @@ fn close_inherited_fds(keep: Option<RawFd>) -> Result<(), JailError> {
         }
         None => close(3, u32::MAX),
     }
-}
-
-fn make_layout(base: &Path, exec_name: &str, id: &str, owner: Owner) -> Result<(), JailError> {
-    let base_fd = fsat::open_dir(base)?;
-    let exec_dir_path = base.join(exec_name);
-    let exec_dir = fsat::ensure_subdir(
-        &base_fd,
-        OsStr::new(exec_name),
-        &exec_dir_path,
-        crate::jail::JAIL_DIR_MODE,
-        None,
-    )?;
-    fsat::check_root_only(&exec_dir, &exec_dir_path)?;
-    let id_path = exec_dir_path.join(id);
-    // root:root like `Jail::prepare` makes it; only `root` is the jail user's.
-    let id_dir = fsat::ensure_subdir(
-        &exec_dir,
-        OsStr::new(id),
-        &id_path,
-        crate::jail::JAIL_DIR_MODE,
-        None,
-    )?;
-    fsat::ensure_subdir(
-        &id_dir,
-        OsStr::new("root"),
-        &id_path.join("root"),
-        0o700,
-        Some(owner),
-    )?;
-    Ok(())
-}
-
-fn join_netns(path: &Path) -> Result<(), JailError> {
-    let ns = File::open(path).map_err(|e| JailError::JoinNetns {
-        path: path.to_path_buf(),
-        source: fsat::errno_of(&e),
-    })?;
-    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|source| {
-        JailError::JoinNetns {
-            path: path.to_path_buf(),
-            source,
-        }
-    })
-}
-
-fn open_dev_null() -> Result<OwnedFd, JailError> {
-    let fd = nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| JailError::fs("opening", "/dev/null", e))?;
-    // SAFETY: freshly opened, owned here.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Put the exec file at `/<exec_name>` in the jail: never through a symlink
-/// at the destination, never onto a file with other hard links; root's and
-/// exec-only for the jail user, which makes the VMM non-dumpable (see
-/// `exec_only`) — a copy of its own, or a read-only bind of the exec-only
-/// copy shared by every jail of this binary under the chroot `base`.
-fn place_exec_file(
-    exec_file: &Path,
-    base: &Path,
-    root: &Path,
-    exec_name: &str,
-    copy: bool,
-) -> Result<(), JailError> {
-    let root_fd = fsat::open_dir(root)?;
-    let name = OsStr::new(exec_name);
-    let shown = root.join(exec_name);
-    let dest = nix::fcntl::openat(
-        Some(root_fd.as_raw_fd()),
-        name,
-        // O_NONBLOCK: a FIFO left there must not hang us (ENXIO instead).
-        OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_WRONLY,
-        Mode::from_bits_truncate(0o700),
-    )
-    .map_err(|e| match e {
-        nix::Error::ELOOP | nix::Error::ENXIO | nix::Error::EISDIR => {
-            JailError::UnexpectedFileType {
-                path: shown.clone(),
-                expected: "regular file",
-            }
-        }
-        e => JailError::fs("creating the exec file", &shown, e),
-    })?;
-    // SAFETY: freshly opened, owned here.
-    let dest = unsafe { OwnedFd::from_raw_fd(dest) };
-    let st = fsat::stat_fd(&dest, &shown)?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return Err(JailError::UnexpectedFileType {
-            path: shown,
-            expected: "regular file",
-        });
-    }
-    if st.st_nlink > 1 {
-        return Err(JailError::HardLinkedDestination {
-            path: shown,
-            links: st.st_nlink,
-        });
-    }
-    if copy {
-        nix::unistd::ftruncate(&dest, 0).map_err(|e| JailError::fs("truncating", &shown, e))?;
-        let mut to = File::from(dest);
-        let mut from = File::open(exec_file).map_err(|e| JailError::ExecFileAccess {
-            path: exec_file.to_path_buf(),
-            source: e,
-        })?;
-        std::io::copy(&mut from, &mut to).map_err(|e| JailError::Copy {
-            source_path: exec_file.to_path_buf(),
-            target: shown.clone(),
-            source: e,
-        })?;
-        nix::sys::stat::fchmod(to.as_raw_fd(), Mode::from_bits_truncate(0o111))
-            .map_err(|e| JailError::fs("chmod", &shown, e))
-    } else {
-        // A read-only bind in our private mount namespace: it vanishes with
-        // the namespace, so there is nothing to record or undo.
-        drop(dest);
-        let target = fsat::open_path_nofollow(&root_fd, name, &shown)?;
-        let (source, source_path) = exec_only::exec_only_copy(base, exec_file, exec_name)?;
-        mounts::bind(&source, &target, &source_path, &shown)?;
-        let mounted = fsat::open_path_nofollow(&root_fd, name, &shown)?;
-        mounts::remount_read_only(&mounted, &shown)
-    }
-}
-
-fn write_pid_file(path: &Path, pid: i32) -> Result<(), JailError> {
-    let fd = nix::fcntl::open(
-        path,
-        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o644),
-    )
-    .map_err(|e| JailError::fs("creating pid file", path, e))?;
-    // SAFETY: freshly opened, owned here.
-    let mut file = unsafe { File::from_raw_fd(fd) };
-    file.write_all(pid.to_string().as_bytes())
-        .map_err(|e| JailError::fs("writing pid file", path, fsat::errno_of(&e)))
-}
-
-/// Rust ignores SIGPIPE, and whoever started us may have ignored or blocked
-/// others; ignored signals stay ignored across exec. Give the VMM default
-/// dispositions for every standard signal and an empty signal mask.
-fn reset_signals() -> Result<(), JailError> {
-    for sig in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
-        // SAFETY: installing SIG_DFL, no handler code runs.
-        unsafe { signal(sig, SigHandler::SigDfl) }
-            .map_err(|e| JailError::sys("resetting a signal", e))?;
-    }
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-        .map_err(|e| JailError::sys("clearing the signal mask", e))
-}
-
-/// Exec `/<exec_name>`. `exec` goes on the status pipe just before: EOF
-/// without it means this process died on the way.
-fn exec(
-    exec_name: &str,
-    vmm_args: &[OsString],
-    status_fd: Option<RawFd>,
-) -> Result<Infallible, JailError> {
-    let nul = |s: &OsStr| {
-        CString::new(s.as_bytes()).map_err(|_| JailError::Argument {
-            arg: s.to_string_lossy().into_owned(),
-            reason: "contains a NUL byte".into(),
-        })
-    };
-    let path = nul(OsStr::new(&format!("/{exec_name}")))?;
-    let mut argv = vec![path.clone()];
-    for arg in vmm_args {
-        argv.push(nul(arg)?);
-    }
-    let env: [CString; 0] = [];
-    report(status_fd, "exec")?;
-    execve(&path, &argv, &env).map_err(|e| JailError::fs("exec", format!("/{exec_name}"), e))
 }

@@ -241,8 +241,7 @@ impl CgroupPlan {
         dirs
     }
 
-    /// Create the cgroups, write the settings, then attach the calling
-    /// process, which must be single-threaded (the built-in jailer is).
+    /// The file a single-threaded process writes `0` to to join a leaf.
     ///
     /// v1: `0` (the calling thread) goes to each leaf's `tasks`, not its
     /// `cgroup.procs`. Moving a whole thread group takes the kernel's global
@@ -253,16 +252,6 @@ impl CgroupPlan {
     /// thread it is the whole process; the VMM it becomes, and a child it
     /// forks, start in the same cgroups. v2 has no `tasks` file: `0` goes
     /// to `cgroup.procs`.
-    pub fn apply_to_self(&self) -> Result<(), JailError> {
-        self.prepare()?;
-        for leaf in &self.leaves {
-            write(&leaf.path.join(self.join_file()), "0", "attaching to")?;
-        }
-        Ok(())
-    }
-
-    /// The file a single-threaded process writes `0` to to join a leaf
-    /// (see [`CgroupPlan::apply_to_self`] for why v1's is `tasks`).
     pub fn join_file(&self) -> &'static str {
         match self.version {
             CgroupVersion::V1 => "tasks",
@@ -288,24 +277,6 @@ impl CgroupPlan {
         }
         Ok(())
     }
-}
-
-/// Firecracker's rule for v2 without settings: join `<unified>/<parent>` if it
-/// exists (the caller prepared it), create nothing.
-pub fn join_existing_v2_parent(
-    mounts: &CgroupMounts,
-    parent: &str,
-    pid: u32,
-) -> Result<(), JailError> {
-    crate::validate::validate_parent_cgroup(parent)?;
-    let Some(hierarchy) = &mounts.v2 else {
-        return Ok(());
-    };
-    let dir = hierarchy.join(parent);
-    if dir.is_dir() {
-        write(&dir.join("cgroup.procs"), &pid.to_string(), "attaching to")?;
-    }
-    Ok(())
 }
 
 /// Kill every process left in the jail's cgroup `dir` (a VMM orphaned by a

@@ -17,7 +17,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{renameat, OFlag};
+use nix::fcntl::{renameat2, OFlag, RenameFlags};
 use nix::sys::stat::Mode;
 
 use crate::error::JailError;
@@ -72,9 +72,9 @@ pub fn exec_only_copy(
 }
 
 /// Removes the copies of earlier binaries of this name: jails running one
-/// keep their bind mount of its inode. A copy another live process is
-/// still making (`<name>.tmp.<pid>` in its key's directory: a jail started
-/// with the old binary while it was being replaced) is left to it.
+/// keep their bind mount of its inode. A copy another live thread is still
+/// making (`<name>.tmp.<tid>` in its key's directory: a jail started with
+/// the old binary while it was being replaced) is left to it.
 fn remove_stale_copies(name_path: &Path, key: &str, exec_name: &str) {
     let Ok(entries) = std::fs::read_dir(name_path) else {
         return;
@@ -89,8 +89,9 @@ fn remove_stale_copies(name_path: &Path, key: &str, exec_name: &str) {
                 e.file_name()
                     .to_str()
                     .and_then(|n| n.strip_prefix(&tmp_prefix))
-                    .and_then(|pid| pid.parse::<u32>().ok())
-                    .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+                    .and_then(|tid| tid.parse::<u32>().ok())
+                    // /proc/<tid> answers for any live thread.
+                    .is_some_and(|tid| Path::new(&format!("/proc/{tid}")).exists())
             })
     };
     for entry in entries.flatten() {
@@ -124,10 +125,11 @@ fn existing(
     Ok(whole.then_some(fd))
 }
 
-/// Copy into a temporary name and rename it into place: a concurrent jailer
-/// never sees half a binary.
+/// Copy into a temporary name and rename it into place: a concurrent
+/// launcher never sees half a binary. The name carries the thread's id,
+/// not the process's: threads of one launcher may make it at once.
 fn make_copy(dir: &OwnedFd, mut source: File, name: &str, shown: &Path) -> Result<(), JailError> {
-    let tmp = format!("{name}.tmp.{}", std::process::id());
+    let tmp = format!("{name}.tmp.{}", nix::unistd::gettid());
     let fd = nix::fcntl::openat(
         Some(dir.as_raw_fd()),
         tmp.as_str(),
@@ -136,7 +138,7 @@ fn make_copy(dir: &OwnedFd, mut source: File, name: &str, shown: &Path) -> Resul
     )
     .map_err(|e| JailError::fs("creating the exec-only copy", shown, e))?;
     let mut to = File::from(fsat::own(fd));
-    let copied = std::io::copy(&mut source, &mut to)
+    let placed = std::io::copy(&mut source, &mut to)
         .map_err(|e| JailError::Copy {
             source_path: shown.to_path_buf(),
             target: shown.to_path_buf(),
@@ -147,22 +149,32 @@ fn make_copy(dir: &OwnedFd, mut source: File, name: &str, shown: &Path) -> Resul
                 .map_err(|e| JailError::fs("chmod", shown, e))
         })
         .and_then(|()| {
-            renameat(
+            // Closed before it is in place: a file open for writing cannot
+            // be exec'd (ETXTBSY), and a jail may exec it at once.
+            drop(to);
+            // Never over another launcher's copy: once in place, a copy
+            // stays the inode every jail entering later checks it against.
+            match renameat2(
                 Some(dir.as_raw_fd()),
                 tmp.as_str(),
                 Some(dir.as_raw_fd()),
                 name,
-            )
-            .map_err(|e| JailError::fs("renaming the exec-only copy to", shown, e))
+                RenameFlags::RENAME_NOREPLACE,
+            ) {
+                Ok(()) => Ok(true),
+                Err(nix::Error::EEXIST) => Ok(false),
+                Err(e) => Err(JailError::fs("renaming the exec-only copy to", shown, e)),
+            }
         });
-    if copied.is_err() {
+    // Not placed (failed, or another launcher's came first): ours goes.
+    if !matches!(placed, Ok(true)) {
         let _ = nix::unistd::unlinkat(
             Some(dir.as_raw_fd()),
             tmp.as_str(),
             nix::unistd::UnlinkatFlags::NoRemoveDir,
         );
     }
-    copied
+    placed.map(drop)
 }
 
 #[cfg(test)]

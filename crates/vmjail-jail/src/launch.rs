@@ -11,8 +11,10 @@ use nix::unistd::Pid;
 
 use crate::args::JailerArgs;
 use crate::cgroup::{CgroupMounts, CgroupPlan};
+use crate::entry::Entry;
 use crate::error::JailError;
 use crate::firecracker_jailer;
+use crate::in_process;
 use crate::jail::Jail;
 use crate::process;
 use crate::spawn::{self, ChildIo};
@@ -139,6 +141,11 @@ impl Jail {
         if !self.builtin() {
             return self.launch_firecracker_jailer(recorder, stdio, &program, &args);
         }
+        if !self.spec.new_pid_ns {
+            return self.launch_in_process(recorder, stdio, &args);
+        }
+        // A new pid namespace takes a fork between the jail's steps and a
+        // parent that hands the VMM's pid over: the `vmjail-jailer` program.
         args.status_fd = Some(STATUS_FD);
         // A socket pair, not a pipe: the caller answers `recorded` to a
         // `pid <n>` line (see status.rs).
@@ -175,6 +182,23 @@ impl Jail {
             self.kill_forked_vmm(jailer_pid);
         }
         result
+    }
+
+    /// The built-in jail entered by a child of this process (`in_process.rs`):
+    /// when this returns, the child has exec'd the VMM under its own pid.
+    fn launch_in_process(
+        &mut self,
+        recorder: &mut dyn Recorder,
+        stdio: LaunchStdio,
+        args: &JailerArgs,
+    ) -> Result<i32, JailError> {
+        let entry = Entry::build(args)?;
+        let vmm = in_process::launch(&entry, [stdio.stdin, stdio.stdout, stdio.stderr])?;
+        if let Err(e) = self.record_vmm(recorder, vmm.as_raw()) {
+            kill_and_reap_pid(vmm);
+            return Err(e);
+        }
+        Ok(vmm.as_raw())
     }
 
     /// Firecracker's jailer, through `Command` (it takes no status socket).

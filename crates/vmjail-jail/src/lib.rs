@@ -1,21 +1,23 @@
 //! A [`JailSpec`] → a confined VMM process.
 //!
-//! Two jailers serve one spec: vmjail's built-in jailer (the small
-//! `vmjail-jailer` binary, also `vmjail jailer`; CLI-compatible with
-//! Firecracker's `jailer`)
-//! and Firecracker's own `jailer` binary. Everything created is recorded in a
+//! Two jailers serve one spec: vmjail's built-in jail (its steps in
+//! `entry/`, run by a child of the caller that execs the VMM —
+//! `in_process.rs` — or, for a new pid namespace, by the small
+//! `vmjail-jailer` binary, also `vmjail jailer`, CLI-compatible with
+//! Firecracker's `jailer`) and Firecracker's own `jailer` binary. Everything created is recorded in a
 //! [`JailRecord`] before it is created, so [`teardown`] can undo it from disk.
 
 mod access;
 pub mod args;
 mod builtin;
 pub mod cgroup;
-mod chroot;
 mod devices;
+mod entry;
 mod error;
 mod exec_only;
 mod firecracker_jailer;
 mod fsat;
+mod in_process;
 mod jail;
 mod launch;
 pub mod libs;
@@ -25,7 +27,6 @@ pub mod oom;
 mod ownership;
 mod privileges;
 pub mod process;
-mod rlimits;
 mod rmtree;
 pub mod scope;
 mod seccomp;

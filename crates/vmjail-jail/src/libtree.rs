@@ -84,10 +84,10 @@ pub fn library_tree(
 }
 
 /// Removes the trees under `dir` other than `key`'s (made for an older
-/// QEMU or loader cache), except the ones another live process is still
-/// building (`<key>.tmp.<pid>`): sandboxes are created in parallel (one
-/// containerd shim each), and removing a builder's half-made tree under it
-/// failed its create.
+/// QEMU or loader cache), except the ones another live thread is still
+/// building (`<key>.tmp.<tid>`): sandboxes are created in parallel (one
+/// containerd shim each, or threads of one process), and removing a
+/// builder's half-made tree under it failed its create.
 fn remove_stale_trees(dir: &Path, key: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -97,8 +97,9 @@ fn remove_stale_trees(dir: &Path, key: &str) {
         let name = name.to_string_lossy();
         let building = name
             .rsplit_once(".tmp.")
-            .and_then(|(_, pid)| pid.parse::<u32>().ok())
-            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            .and_then(|(_, tid)| tid.parse::<u32>().ok())
+            // /proc/<tid> answers for any live thread.
+            .is_some_and(|tid| Path::new(&format!("/proc/{tid}")).exists());
         if name != key && !building {
             let _ = crate::rmtree::remove_tree(&entry.path());
         }
@@ -106,8 +107,10 @@ fn remove_stale_trees(dir: &Path, key: &str) {
 }
 
 /// Copy every library to `<root>/<path in jail>`, then rename into place.
+/// The temporary name carries the thread's id: threads of one process may
+/// build the same tree at once.
 fn build(root: &Path, libraries: &crate::libs::LibraryMap) -> Result<(), JailError> {
-    let tmp = root.with_extension(format!("tmp.{}", std::process::id()));
+    let tmp = root.with_extension(format!("tmp.{}", nix::unistd::gettid()));
     let _ = crate::rmtree::remove_tree(&tmp);
     let made = libraries.iter().try_for_each(|(in_jail, host)| {
         let target = crate::spec::host_path(&tmp, in_jail);

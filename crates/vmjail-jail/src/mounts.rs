@@ -121,24 +121,6 @@ pub fn mount_root_tmpfs(
     })
 }
 
-/// Mount the jail's own /dev at `target` (in the jail's mount namespace,
-/// before `pivot_root`): a small tmpfs, root's, where device nodes work
-/// although the jail root is `nodev`; `nosuid`, `noexec`.
-pub fn mount_dev_tmpfs(target: &Path) -> Result<(), JailError> {
-    mount(
-        Some("tmpfs"),
-        target,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("size=64k,mode=0755"),
-    )
-    .map_err(|source| JailError::Mount {
-        source_path: "tmpfs".into(),
-        target: target.to_path_buf(),
-        source,
-    })
-}
-
 /// Unmount the mount at host path `mount`, which must lie strictly below
 /// `jail_dir`. The path is resolved component by component from an fd of
 /// `jail_dir` with `O_NOFOLLOW`, and the unmount goes through

@@ -1,26 +1,8 @@
-//! The last step before exec: become uid:gid with no supplementary groups,
-//! no capability in any set (bounding and ambient included), no_new_privs.
-
-use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+//! Helpers of root's confined without a jail of their own (the jailed VMM
+//! drops its privileges in `entry/`, through `sys::drop_privileges`).
 
 use crate::error::JailError;
 use crate::sys;
-
-pub fn drop_all(uid: u32, gid: u32) -> Result<(), JailError> {
-    // Bounding-set drops need CAP_SETPCAP: do them while still privileged.
-    sys::drop_bounding_set()
-        .map_err(|e| JailError::sys("dropping the capability bounding set", e))?;
-    sys::clear_ambient().map_err(|e| JailError::sys("clearing ambient capabilities", e))?;
-    setgroups(&[]).map_err(|e| JailError::sys("clearing supplementary groups", e))?;
-    let gid = Gid::from_raw(gid);
-    setresgid(gid, gid, gid).map_err(|e| JailError::sys("setresgid", e))?;
-    let uid = Uid::from_raw(uid);
-    setresuid(uid, uid, uid).map_err(|e| JailError::sys("setresuid", e))?;
-    // setresuid to non-root empties the permitted set; uid 0 keeps it, so
-    // empty every set explicitly either way.
-    sys::clear_capabilities().map_err(|e| JailError::sys("capset (empty sets)", e))?;
-    nix::sys::prctl::set_no_new_privs().map_err(|e| JailError::sys("prctl(PR_SET_NO_NEW_PRIVS)", e))
-}
 
 /// Confine a small helper process of root's (vmjail's console pump) to the
 /// one directory it writes: chroot into `dir`, then give up every

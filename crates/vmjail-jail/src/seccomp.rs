@@ -8,11 +8,10 @@
 //! One BPF program with two answers (EPERM, ENOSYS), written out here:
 //! `seccompiler` builds one action per filter, and two stacked filters cost
 //! the VMM two programs run on every syscall it makes and the jailer two
-//! JIT compilations on every launch. `seccompiler` still installs it.
+//! JIT compilations on every launch. Built before the jail is entered and
+//! installed by `sys::install_seccomp`.
 
-use seccompiler::{apply_filter, sock_filter};
-
-use crate::error::JailError;
+use libc::sock_filter;
 
 /// `AUDIT_ARCH_X86_64`: EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE.
 const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
@@ -43,8 +42,10 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
     sock_filter { code, jt, jf, k }
 }
 
-/// The program. Jump offsets count the instructions skipped.
-fn program() -> Vec<sock_filter> {
+/// The program: `unshare` and `clone` with CLONE_NEWUSER fail with EPERM;
+/// `clone3` (and any x32 syscall) fails with ENOSYS. Jump offsets count the
+/// instructions skipped.
+pub(crate) fn program() -> Vec<sock_filter> {
     let errno = |e: i32| libc::SECCOMP_RET_ERRNO | (e as u32 & libc::SECCOMP_RET_DATA);
     vec![
         // 0-2: another architecture (i386 or x32 entry points) is killed,
@@ -74,15 +75,6 @@ fn program() -> Vec<sock_filter> {
         // 13: ENOSYS.
         stmt(RET, errno(libc::ENOSYS)),
     ]
-}
-
-/// `unshare` and `clone` with CLONE_NEWUSER fail with EPERM; `clone3`
-/// (and any x32 syscall) fails with ENOSYS.
-pub fn refuse_user_namespaces() -> Result<(), JailError> {
-    apply_filter(&program()).map_err(|e| JailError::Seccomp {
-        step: "installing the filter",
-        reason: e.to_string(),
-    })
 }
 
 #[cfg(test)]
@@ -156,7 +148,8 @@ mod tests {
         // syscalls, then _exit.
         match unsafe { nix::unistd::fork() }.unwrap() {
             nix::unistd::ForkResult::Child => {
-                let ok = apply_filter(&program).is_ok()
+                let ok = nix::sys::prctl::set_no_new_privs().is_ok()
+                    && crate::sys::install_seccomp(&program).is_ok()
                     && nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
                         == Err(nix::Error::EPERM)
                     // SAFETY: clone3 with a NULL argument: refused before use.

@@ -73,6 +73,55 @@ pub fn drop_bounding_set_except(keep: &[u32]) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Become `uid`:`gid` with no supplementary groups, no capability in any
+/// set (bounding and ambient included), and no_new_privs.
+///
+/// The kernel's calls, not the C library's: glibc's `setgroups` and
+/// `set*id` apply the change to every thread of the process by signalling
+/// each, and in a child that shares its launcher's memory (`CLONE_VM`, see
+/// `in_process.rs`) the threads it knows of are the launcher's. The system
+/// calls change the calling thread, which in a single-threaded process is
+/// all of it.
+pub fn drop_privileges(uid: u32, gid: u32) -> Result<(), Errno> {
+    // Bounding-set drops need CAP_SETPCAP: done while still privileged.
+    drop_bounding_set()?;
+    clear_ambient()?;
+    // SAFETY: integer arguments and a NULL list of no groups.
+    Errno::result(unsafe {
+        libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>())
+    })?;
+    // SAFETY: integer arguments only.
+    Errno::result(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) })?;
+    // SAFETY: integer arguments only.
+    Errno::result(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) })?;
+    // setresuid to non-root empties the permitted set; uid 0 keeps it, so
+    // empty every set explicitly either way.
+    clear_capabilities()?;
+    // SAFETY: prctl with integer arguments only.
+    Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map(drop)
+}
+
+/// Install the seccomp filter `program` on this thread (no_new_privs must
+/// be set).
+pub fn install_seccomp(program: &[libc::sock_filter]) -> Result<(), Errno> {
+    let len = u16::try_from(program.len()).map_err(|_| Errno::E2BIG)?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: a valid program of `len` instructions, alive for the call
+    // (the kernel copies it).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
 /// Clear the ambient capability set.
 pub fn clear_ambient() -> Result<(), Errno> {
     // SAFETY: prctl with integer arguments only.

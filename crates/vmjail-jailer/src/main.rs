@@ -1,9 +1,11 @@
 //! `vmjail-jailer`: the built-in jailer, CLI-compatible with Firecracker's
 //! `jailer` (plus vmjail's additions; `--help` lists them). The same code
-//! as `vmjail jailer`, in a binary that links nothing but the jail: it is
-//! exec'd on every VMM's start-up path, and loading the whole `vmjail`
-//! binary (its HTTP, async and configuration stacks) cost a millisecond
-//! there. Never returns on success: the process becomes the VMM.
+//! as `vmjail jailer`, in a binary that links nothing but the jail: vmjail
+//! execs it for a VMM in a new pid namespace (the other jails it enters
+//! without a second program, see `vmjail-jail`'s `in_process.rs`), and
+//! loading the whole `vmjail` binary (its HTTP, async and configuration
+//! stacks) cost a millisecond there. Never returns on success: the process
+//! becomes the VMM.
 //!
 //! `no_main`: the C library calls `main` directly, without the Rust
 //! runtime's start-up, whose work this process never needs (a SIGSEGV
