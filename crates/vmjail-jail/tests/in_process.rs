@@ -170,6 +170,16 @@ fn a_step_failing_in_the_child_is_reported_and_leaves_no_process() {
     );
 }
 
+/// Tears the jail recorded so far down when dropped, also when a check
+/// panics.
+struct TeardownOnDrop(Saved);
+
+impl Drop for TeardownOnDrop {
+    fn drop(&mut self) {
+        let _ = vmjail_jail::teardown(&self.0.get(), std::time::Duration::from_millis(500));
+    }
+}
+
 #[test]
 fn threads_of_one_launcher_enter_jails_at_once() {
     if !root_or_skip("in_process_threads") {
@@ -186,6 +196,7 @@ fn threads_of_one_launcher_enter_jails_at_once() {
             let (base, probe, start) = (base.path(), &probe.path, &start);
             s.spawn(move || {
                 let saved = Saved::default();
+                let _teardown = TeardownOnDrop(saved.clone());
                 let mut recorder = saved.recorder();
                 let spec = spec(&unique(&format!("t{n}")), probe, base);
                 let prepared =
@@ -201,7 +212,6 @@ fn threads_of_one_launcher_enter_jails_at_once() {
                     Ok(jail)
                 });
                 let result = launched.map(|jail| wait_report(&jail.root().join("report.json")));
-                let _ = vmjail_jail::teardown(&saved.get(), std::time::Duration::from_millis(500));
                 let report = result.unwrap_or_else(|e| panic!("thread {n}: {e}"));
                 assert_eq!(
                     report["uid"],
