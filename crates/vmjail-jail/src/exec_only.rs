@@ -21,7 +21,7 @@ use nix::fcntl::{renameat2, OFlag, RenameFlags};
 use nix::sys::stat::Mode;
 
 use crate::error::JailError;
-use crate::fsat;
+use crate::{fsat, temp_name};
 
 /// The directory below the chroot base; exec names never start with `.`.
 const CACHE_DIR: &str = ".exec-only";
@@ -64,7 +64,7 @@ pub fn exec_only_copy(
         return Ok((copy, copy_path));
     }
     make_copy(&dir, source, exec_name, &copy_path)?;
-    remove_stale_copies(&name_path, &key, exec_name);
+    remove_stale_copies(&name_path, &key);
     let copy = existing(&dir, exec_name, &copy_path, meta.size())?.ok_or_else(|| {
         JailError::fs("opening the exec-only copy", &copy_path, nix::Error::ENOENT)
     })?;
@@ -75,24 +75,16 @@ pub fn exec_only_copy(
 /// keep their bind mount of its inode. A copy another live thread is still
 /// making (`<name>.tmp.<tid>` in its key's directory: a jail started with
 /// the old binary while it was being replaced) is left to it.
-fn remove_stale_copies(name_path: &Path, key: &str, exec_name: &str) {
+fn remove_stale_copies(name_path: &Path, key: &str) {
     let Ok(entries) = std::fs::read_dir(name_path) else {
         return;
     };
-    let tmp_prefix = format!("{exec_name}.tmp.");
     let being_made = |dir: &Path| {
         std::fs::read_dir(dir)
             .into_iter()
             .flatten()
             .flatten()
-            .any(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(|n| n.strip_prefix(&tmp_prefix))
-                    .and_then(|tid| tid.parse::<u32>().ok())
-                    // /proc/<tid> answers for any live thread.
-                    .is_some_and(|tid| Path::new(&format!("/proc/{tid}")).exists())
-            })
+            .any(|e| e.file_name().to_str().is_some_and(temp_name::maker_alive))
     };
     for entry in entries.flatten() {
         if entry.file_name() != OsStr::new(key) && !being_made(&entry.path()) {
@@ -125,11 +117,9 @@ fn existing(
     Ok(whole.then_some(fd))
 }
 
-/// Copy into a temporary name and rename it into place: a concurrent
-/// launcher never sees half a binary. The name carries the thread's id,
-/// not the process's: threads of one launcher may make it at once.
+/// Copy into a temporary name (see `temp_name`) and rename it into place.
 fn make_copy(dir: &OwnedFd, mut source: File, name: &str, shown: &Path) -> Result<(), JailError> {
-    let tmp = format!("{name}.tmp.{}", nix::unistd::gettid());
+    let tmp = temp_name::of(name);
     let fd = nix::fcntl::openat(
         Some(dir.as_raw_fd()),
         tmp.as_str(),
@@ -215,7 +205,7 @@ mod tests {
             std::fs::write(tmp.path().join(key).join(file), b"").unwrap();
         }
         std::fs::create_dir(tmp.path().join("new")).unwrap();
-        remove_stale_copies(tmp.path(), "new", "vmm");
+        remove_stale_copies(tmp.path(), "new");
         let mut left: Vec<String> = std::fs::read_dir(tmp.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

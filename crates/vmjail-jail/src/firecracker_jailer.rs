@@ -20,8 +20,6 @@
 //!   `<root>/<exec_name>.pid`, written by whichever process runs the VMM
 //!   next — possibly after the jailer has exited.
 
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -30,6 +28,7 @@ use crate::cgroup::{self, CgroupPlan};
 use crate::error::JailError;
 use crate::jail::Jail;
 use crate::launch::wait_with_timeout;
+use crate::pid_file;
 use crate::process;
 use crate::spec::{CgroupVersion, Recorder};
 use crate::status::LAUNCH_TIMEOUT;
@@ -148,7 +147,7 @@ fn wait_for_exec(pid: i32, jailer: &Path) -> Result<(), JailError> {
 fn wait_for_pid_file(path: &Path) -> Result<i32, JailError> {
     let deadline = Instant::now() + LAUNCH_TIMEOUT;
     loop {
-        if let Some(pid) = read_pid_file(path)? {
+        if let Some(pid) = pid_file::read(path)? {
             return Ok(pid);
         }
         if Instant::now() >= deadline {
@@ -161,79 +160,10 @@ fn wait_for_pid_file(path: &Path) -> Result<i32, JailError> {
     }
 }
 
-/// Most bytes a pid file may hold.
-const MAX_PID_FILE: u64 = 32;
-
-/// `<root>/<exec_name>.pid`: `None` while absent or empty. The jail root
-/// belongs to the VMM's user, who may have planted a symlink, a FIFO or a
-/// huge file there: open without following or blocking, require a small
-/// regular file.
-fn read_pid_file(path: &Path) -> Result<Option<i32>, JailError> {
-    let error = |reason: String| JailError::PidFile {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let file = match std::fs::File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(error(e.to_string())),
-    };
-    let meta = file.metadata().map_err(|e| error(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(error("not a regular file".to_owned()));
-    }
-    let mut text = String::new();
-    file.take(MAX_PID_FILE)
-        .read_to_string(&mut text)
-        .map_err(|e| error(e.to_string()))?;
-    if text.is_empty() {
-        return Ok(None);
-    }
-    let pid: i32 = text
-        .trim()
-        .parse()
-        .map_err(|_| error(format!("{text:?} is not a pid")))?;
-    if pid <= 1 {
-        return Err(error(format!("{pid} is not a VMM pid")));
-    }
-    Ok(Some(pid))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::spec::JailSpec;
-
-    #[test]
-    fn a_planted_fifo_or_symlink_pid_file_is_refused_without_blocking() {
-        let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("fifo.pid");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        assert!(read_pid_file(&fifo).is_err());
-        let target = dir.path().join("real.pid");
-        std::fs::write(&target, "1234").unwrap();
-        assert_eq!(read_pid_file(&target).unwrap(), Some(1234));
-        let link = dir.path().join("link.pid");
-        std::os::unix::fs::symlink(&target, &link).unwrap();
-        assert!(read_pid_file(&link).is_err());
-        std::fs::write(&target, "9".repeat(100)).unwrap();
-        assert!(read_pid_file(&target).is_err());
-    }
-
-    #[test]
-    fn an_absent_or_empty_pid_file_is_not_there_yet() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("vmm.pid");
-        assert_eq!(read_pid_file(&path).unwrap(), None);
-        std::fs::write(&path, "").unwrap();
-        assert_eq!(read_pid_file(&path).unwrap(), None);
-        std::fs::write(&path, "1").unwrap();
-        assert!(read_pid_file(&path).is_err(), "pid 1 is never a VMM");
-    }
 
     fn args(version: CgroupVersion, settings: &[(&str, &str)]) -> JailerArgs {
         let spec = JailSpec {

@@ -25,6 +25,7 @@ mod libtree;
 mod mounts;
 pub mod oom;
 mod ownership;
+mod pid_file;
 mod privileges;
 pub mod process;
 mod rmtree;
@@ -35,6 +36,7 @@ pub mod spec;
 mod status;
 mod sys;
 mod teardown;
+mod temp_name;
 pub mod trust;
 mod validate;
 

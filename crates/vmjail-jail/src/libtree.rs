@@ -95,22 +95,17 @@ fn remove_stale_trees(dir: &Path, key: &str) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let building = name
-            .rsplit_once(".tmp.")
-            .and_then(|(_, tid)| tid.parse::<u32>().ok())
-            // /proc/<tid> answers for any live thread.
-            .is_some_and(|tid| Path::new(&format!("/proc/{tid}")).exists());
-        if name != key && !building {
+        if name != key && !crate::temp_name::maker_alive(&name) {
             let _ = crate::rmtree::remove_tree(&entry.path());
         }
     }
 }
 
-/// Copy every library to `<root>/<path in jail>`, then rename into place.
-/// The temporary name carries the thread's id: threads of one process may
-/// build the same tree at once.
+/// Copy every library to `<root>/<path in jail>` under a temporary name
+/// (see `temp_name`), then rename into place.
 fn build(root: &Path, libraries: &crate::libs::LibraryMap) -> Result<(), JailError> {
-    let tmp = root.with_extension(format!("tmp.{}", nix::unistd::gettid()));
+    let key = root.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = root.with_file_name(crate::temp_name::of(&key));
     let _ = crate::rmtree::remove_tree(&tmp);
     let made = libraries.iter().try_for_each(|(in_jail, host)| {
         let target = crate::spec::host_path(&tmp, in_jail);

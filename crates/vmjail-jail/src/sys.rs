@@ -97,8 +97,7 @@ pub fn drop_privileges(uid: u32, gid: u32) -> Result<(), Errno> {
     // setresuid to non-root empties the permitted set; uid 0 keeps it, so
     // empty every set explicitly either way.
     clear_capabilities()?;
-    // SAFETY: prctl with integer arguments only.
-    Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map(drop)
+    nix::sys::prctl::set_no_new_privs()
 }
 
 /// Install the seccomp filter `program` on this thread (no_new_privs must

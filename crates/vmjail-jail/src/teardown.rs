@@ -13,20 +13,23 @@ use crate::cgroup;
 use crate::error::JailError;
 use crate::mounts;
 use crate::ownership;
+use crate::pid_file;
 use crate::process;
 use crate::spec::JailRecord;
 use crate::sys;
 use crate::validate;
 
 /// Kill the VMM by recorded pid (only if its start time matches; SIGTERM,
-/// bounded wait, SIGKILL; pidfd where possible), kill whatever is left in the
+/// bounded wait, SIGKILL; pidfd where possible) — with no pid recorded, the
+/// one the jail's pid file names, if the kernel places it in the jail —,
+/// kill whatever is left in the
 /// jail's leaf cgroups, unmount every recorded mount (reverse order, through
 /// an fd walk that never follows a symlink), give chowned host assets back,
 /// remove recorded cgroups and empty shared parents, remove the jail dir.
 /// A record that names anything outside its jail is refused whole.
 pub fn teardown(record: &JailRecord, kill_timeout: Duration) -> Result<(), JailError> {
     check_record(record)?;
-    if let Some((pid, start)) = record.vmm_process() {
+    if let Some((pid, start)) = record.vmm_process().or_else(|| unrecorded_vmm(record)) {
         // A live process the record names must be the jail's by the
         // kernel's account before it is killed.
         match process::vmm(pid, start, record) {
@@ -63,6 +66,17 @@ pub fn teardown(record: &JailRecord, kill_timeout: Duration) -> Result<(), JailE
         remove_jail_dir(&record.jail_dir)?;
     }
     Ok(())
+}
+
+/// A VMM whose pid never reached the record: its launcher died between the
+/// VMM's start and the record's save. Found through the pid file the jail
+/// wrote before the exec, and only when the kernel places that process in
+/// this jail (the file is in the VMM user's root, so it is not trusted).
+fn unrecorded_vmm(record: &JailRecord) -> Option<(i32, u64)> {
+    let exec_name = record.jail_dir.parent()?.file_name()?.to_str()?;
+    let pid = pid_file::read(&record.root().join(format!("{exec_name}.pid"))).ok()??;
+    let start = process::start_time(pid)?;
+    process::in_jail(pid, record).then_some((pid, start))
 }
 
 fn is_leaf(record: &JailRecord, cgroup: &Path) -> bool {

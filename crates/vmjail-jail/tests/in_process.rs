@@ -222,3 +222,39 @@ fn threads_of_one_launcher_enter_jails_at_once() {
         }
     });
 }
+
+/// Whether `pid` has exited (a zombie not yet reaped by its parent counts).
+fn exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+    }
+}
+
+#[test]
+fn teardown_finds_a_vmm_whose_pid_never_reached_the_record() {
+    if !root_or_skip("in_process_unrecorded") {
+        return;
+    }
+    // Entered in this process, and through the program (new pid namespace).
+    for new_pid_ns in [false, true] {
+        let run = launch(&Kind::BuiltIn, |s| s.new_pid_ns = new_pid_ns).unwrap();
+        run.report();
+        // As a launcher killed between the VMM's start and the record's
+        // save leaves it.
+        let mut record = run.saved.get();
+        record.vmm_pid = None;
+        record.vmm_start_time = None;
+        vmjail_jail::teardown(&record, std::time::Duration::from_millis(500)).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !exited(run.pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(
+            exited(run.pid),
+            "new_pid_ns {new_pid_ns}: the VMM outlived teardown"
+        );
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
@@ -45,12 +45,17 @@ impl Entry {
             nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
                 .map(fsat::own)
                 .map_err(|e| JailError::fs("opening", "/dev/null", e))?;
-        let (exec_place, exec_file_kind) =
-            place_exec_file(&exec_file, &base, &root, &exec_name, args.copy_exec_file)?;
+        let root_fd = fsat::open_dir(&root)?;
+        let (exec_place, exec_file_kind) = place_exec_file(
+            &exec_file,
+            &base,
+            (&root_fd, &root),
+            &exec_name,
+            args.copy_exec_file,
+        )?;
         // Made after the exec file: copying it from inside a small memory
         // cgroup would charge its page cache there.
         let cgroup_joins = prepare_cgroups(args, &exec_name)?;
-        let root_fd = fsat::open_dir(&root)?;
         for dir in ["dev", "run"] {
             fsat::walk_create(&root_fd, &root, &[OsStr::new(dir)], Some(owner))?;
         }
@@ -144,11 +149,10 @@ fn open_netns(path: &Path) -> Result<File, JailError> {
 fn place_exec_file(
     exec_file: &Path,
     base: &Path,
-    root: &Path,
+    (root_fd, root): (&OwnedFd, &Path),
     exec_name: &str,
     copy: bool,
 ) -> Result<((u64, u64), ExecFile), JailError> {
-    let root_fd = fsat::open_dir(root)?;
     let shown = root.join(exec_name);
     let dest = openat(
         Some(root_fd.as_raw_fd()),

@@ -15,6 +15,10 @@ impl Entry {
         let Failed { step, errno } = failed;
         let root = || self.root_shown.clone();
         let exec = || self.exec_shown.clone();
+        let copy = || match &self.exec_file {
+            ExecFile::Bound { source_shown, .. } => source_shown.clone(),
+            ExecFile::Copied => PathBuf::new(),
+        };
         let device = |n: usize| {
             self.devices
                 .get(n)
@@ -36,33 +40,25 @@ impl Entry {
             Step::MakeSlave => JailError::sys("making / a recursive slave", errno),
             Step::BindRoot => JailError::fs("bind-mounting the jail root on itself", root(), errno),
             Step::OpenRoot => JailError::fs("opening directory", root(), errno),
-            Step::OpenExecPlace | Step::OpenExecOnlyCopy if errno == Errno::ELOOP => {
-                JailError::UnexpectedFileType {
-                    path: exec(),
-                    expected: "regular file",
-                }
-            }
+            Step::OpenExecPlace if errno == Errno::ELOOP => JailError::UnexpectedFileType {
+                path: exec(),
+                expected: "regular file",
+            },
             Step::OpenExecPlace => JailError::fs("opening", exec(), errno),
             Step::ExecPlaceChanged => JailError::UnexpectedFileType {
                 path: exec(),
                 expected: "regular file (it was replaced while the jail was entered)",
             },
-            Step::OpenExecOnlyCopy | Step::ExecOnlyCopyChanged => {
-                let source = match &self.exec_file {
-                    ExecFile::Bound { source_shown, .. } => source_shown.clone(),
-                    ExecFile::Copied => PathBuf::new(),
-                };
-                if step == Step::ExecOnlyCopyChanged {
-                    JailError::fs("the exec-only copy was replaced:", source, errno)
-                } else {
-                    JailError::fs("opening the exec-only copy", source, errno)
-                }
+            Step::OpenExecOnlyCopy if errno == Errno::ELOOP => JailError::UnexpectedFileType {
+                path: copy(),
+                expected: "regular file",
+            },
+            Step::OpenExecOnlyCopy => JailError::fs("opening the exec-only copy", copy(), errno),
+            Step::ExecOnlyCopyChanged => {
+                JailError::fs("the exec-only copy was replaced:", copy(), errno)
             }
             Step::BindExecFile => JailError::Mount {
-                source_path: match &self.exec_file {
-                    ExecFile::Bound { source_shown, .. } => source_shown.clone(),
-                    ExecFile::Copied => PathBuf::new(),
-                },
+                source_path: copy(),
                 target: exec(),
                 source: errno,
             },

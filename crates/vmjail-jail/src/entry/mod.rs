@@ -17,6 +17,7 @@ mod error;
 
 use std::ffi::{CStr, CString};
 use std::fs::File;
+use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
@@ -172,7 +173,9 @@ impl Entry {
         }
         for (n, (join, _)) in self.cgroup_joins.iter().enumerate() {
             // `0` is the writer: a single-threaded process (see cgroup.rs).
-            write_all(join.as_raw_fd(), b"0").map_err(at(Step::JoinCgroup(n)))?;
+            (&*join)
+                .write_all(b"0")
+                .map_err(|e| at(Step::JoinCgroup(n))(fsat::errno_of(&e)))?;
         }
         if self.dev_tmpfs {
             self.populate_dev(&root_fd)?;
@@ -250,22 +253,7 @@ impl Entry {
         for (n, device) in self.devices.iter().enumerate() {
             let mut dir = open_at_dir(root, c"dev").map_err(at(Step::OpenDev))?;
             for parent in &device.parents {
-                dir = match open_at_dir(&dir, parent) {
-                    Ok(fd) => fd,
-                    Err(Errno::ENOENT) => {
-                        mkdirat(
-                            Some(dir.as_raw_fd()),
-                            parent.as_c_str(),
-                            Mode::from_bits_truncate(0o700),
-                        )
-                        .map_err(at(Step::MakeDevDir(n)))?;
-                        let made = open_at_dir(&dir, parent).map_err(at(Step::MakeDevDir(n)))?;
-                        fchown(made.as_raw_fd(), owner.0, owner.1)
-                            .map_err(at(Step::MakeDevDir(n)))?;
-                        made
-                    }
-                    Err(e) => return Err(at(Step::MakeDevDir(n))(e)),
-                };
+                dir = open_or_make_dir(&dir, parent, owner).map_err(at(Step::MakeDevDir(n)))?;
             }
             match mknodat(
                 Some(dir.as_raw_fd()),
@@ -316,16 +304,15 @@ impl Entry {
 
     /// `/<exec_name>.pid` in the jail (after `enter`), holding `pid`.
     pub fn write_pid_file(&self, pid: i32) -> Done {
-        let fd = nix::fcntl::open(
+        let mut file = nix::fcntl::open(
             self.pid_file.as_c_str(),
             OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(0o644),
         )
-        .map(fsat::own)
+        .map(|fd| File::from(fsat::own(fd)))
         .map_err(at(Step::PidFile))?;
-        let mut digits = [0u8; 12];
-        write_all(fd.as_raw_fd(), decimal(pid.unsigned_abs(), &mut digits))
-            .map_err(at(Step::PidFile))
+        // std's formatting into a file writes from the stack: no allocation.
+        write!(file, "{pid}").map_err(|e| at(Step::PidFile)(fsat::errno_of(&e)))
     }
 
     /// Limits, privileges, keyring, seccomp, signals. RLIMIT_FSIZE comes
@@ -384,6 +371,23 @@ fn open(path: &CStr, flags: OFlag) -> Result<OwnedFd, Errno> {
     .map(fsat::own)
 }
 
+/// Directory `name` below `dir`, made (0700 under the caller's umask,
+/// `owner`'s) if missing.
+fn open_or_make_dir(
+    dir: &OwnedFd,
+    name: &CStr,
+    owner: (Option<Uid>, Option<Gid>),
+) -> Result<OwnedFd, Errno> {
+    match open_at_dir(dir, name) {
+        Err(Errno::ENOENT) => {}
+        opened => return opened,
+    }
+    mkdirat(Some(dir.as_raw_fd()), name, Mode::from_bits_truncate(0o700))?;
+    let made = open_at_dir(dir, name)?;
+    fchown(made.as_raw_fd(), owner.0, owner.1)?;
+    Ok(made)
+}
+
 /// `name` below `dir` with `flags`, never through a symlink.
 fn open_at(dir: &OwnedFd, name: &CStr, flags: OFlag) -> Result<OwnedFd, Errno> {
     openat(
@@ -415,50 +419,20 @@ fn same_inode(fd: &OwnedFd, id: (u64, u64)) -> Result<(), Errno> {
     }
 }
 
-fn write_all(fd: RawFd, mut bytes: &[u8]) -> Result<(), Errno> {
-    // SAFETY: borrowed for the calls only; the caller keeps `fd` open.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    while !bytes.is_empty() {
-        match nix::unistd::write(fd, bytes) {
-            Ok(0) => return Err(Errno::EIO),
-            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// `n` in decimal, in `buf`.
-fn decimal(mut n: u32, buf: &mut [u8; 12]) -> &[u8] {
-    let mut start = buf.len();
-    loop {
-        start -= 1;
-        buf[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[start..];
-        }
-    }
-}
-
 /// `/proc/self/fd/<n>` on the stack: mounting onto it mounts onto exactly
 /// the inode held open, whatever happens to the path meanwhile.
 struct ProcFd([u8; 32]);
 
 impl ProcFd {
     fn of(fd: &OwnedFd) -> ProcFd {
-        const PREFIX: &[u8] = b"/proc/self/fd/";
         let mut path = [0u8; 32];
-        path[..PREFIX.len()].copy_from_slice(PREFIX);
-        let mut digits = [0u8; 12];
-        let n = decimal(fd.as_raw_fd().unsigned_abs(), &mut digits);
-        path[PREFIX.len()..PREFIX.len() + n.len()].copy_from_slice(n);
+        // At most 24 bytes ("/proc/self/fd/" and 10 digits): it fits, and
+        // the zeroes after it end the string.
+        let _ = write!(&mut path[..], "/proc/self/fd/{}", fd.as_raw_fd());
         ProcFd(path)
     }
 
     fn as_c_str(&self) -> &CStr {
-        // The array is zeroed past the digits, so a NUL is always found.
         CStr::from_bytes_until_nul(&self.0).unwrap_or(c"")
     }
 }
@@ -469,13 +443,15 @@ mod tests {
     use std::os::fd::FromRawFd;
 
     #[test]
-    fn numbers_and_fd_paths_are_written_without_allocating() {
-        let mut buf = [0u8; 12];
-        assert_eq!(decimal(0, &mut buf), b"0");
-        assert_eq!(decimal(4_194_304, &mut buf), b"4194304");
-        assert_eq!(decimal(u32::MAX, &mut buf), b"4294967295");
-        // SAFETY: a number only shown, never used as a descriptor.
-        let fd = std::mem::ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(1_048_575) });
-        assert_eq!(ProcFd::of(&fd).as_c_str(), c"/proc/self/fd/1048575");
+    fn fd_paths_are_written_on_the_stack() {
+        let path = |n| {
+            // SAFETY: a number only shown, never used as a descriptor.
+            let fd = std::mem::ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(n) });
+            ProcFd::of(&fd).as_c_str().to_owned()
+        };
+        assert_eq!(path(0).as_c_str(), c"/proc/self/fd/0");
+        assert_eq!(path(4_194_304).as_c_str(), c"/proc/self/fd/4194304");
+        assert_eq!(path(i32::MAX).as_c_str(), c"/proc/self/fd/2147483647");
+        assert_eq!(path(1_048_575).as_c_str(), c"/proc/self/fd/1048575");
     }
 }
