@@ -206,11 +206,13 @@ mod tests {
     /// A hostile or stuck guest costs the deadline, not more.
     #[test]
     fn silence_ends_at_the_deadline() {
-        let (host, thread) = vmm(b"", Duration::from_secs(2));
+        let hold = Duration::from_secs(2);
+        let (host, thread) = vmm(b"", hold);
         let started = Instant::now();
         let err = handshake(host, AGENT_PORT, soon()).unwrap_err();
         assert!(matches!(err, VsockError::Timeout { .. }), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(1), "{err}");
+        // Ended by our deadline, not by the stand-in closing its end.
+        assert!(started.elapsed() < hold, "{err}");
         thread.join().unwrap();
     }
 

@@ -107,7 +107,7 @@ fn socket_wait_is_bounded_logic_with_api_double() {
     assert!(matches!(err, WaitError::Timeout { .. }), "{err}");
     let took = started.elapsed();
     assert!(
-        took >= Duration::from_millis(200) && took < Duration::from_secs(1),
+        took >= Duration::from_millis(200) && took < Duration::from_secs(3),
         "{took:?}"
     );
 }
@@ -121,7 +121,7 @@ fn socket_wait_stops_when_the_vmm_dies_logic_with_api_double() {
         .wait_for_socket(Duration::from_secs(10), || false)
         .unwrap_err();
     assert!(matches!(err, WaitError::VmmGone { .. }), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[test]

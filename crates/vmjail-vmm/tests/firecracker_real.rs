@@ -18,6 +18,7 @@
 mod firecracker_support;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use firecracker_support::config::runtime_config;
 use firecracker_support::host::{jail_base, jailer_exe, root_or_skip, Netns};
@@ -67,7 +68,14 @@ fn run(tag: &str, jailer: Option<PathBuf>) {
     // carries lines whatever the guest does (at Warning it may stay silent).
     config.hypervisor.enable_debug = true;
     let id = format!("fc-{tag}-{}", std::process::id());
-    full_lifecycle(&config, &jailer_exe(), &id, &netns, &disk);
+    full_lifecycle(
+        &config,
+        &jailer_exe(),
+        &id,
+        &netns,
+        &disk,
+        Duration::from_secs(2),
+    );
 }
 
 #[test]

@@ -14,13 +14,15 @@ use vmjail_vmm::{BlockDevice, Hypervisor, NetInterface, VmState, VmmRecord};
 use super::host::{mounts_under, Netns};
 use super::logs;
 
-/// Returns how long the stop took.
+/// Returns how long the stop took; `stop_timeout` bounds each of its waits
+/// (for the VMM to end after Ctrl-Alt-Del, after SIGTERM, after SIGKILL).
 pub fn full_lifecycle(
     config: &RuntimeConfig,
     jailer_exe: &Path,
     id: &str,
     netns: &Netns,
     disk: &Path,
+    stop_timeout: Duration,
 ) -> Duration {
     logs::capture();
     let saved: RefCell<Vec<VmmRecord>> = RefCell::new(Vec::new());
@@ -149,7 +151,7 @@ pub fn full_lifecycle(
     // Another process stops it from the saved record.
     let mut other = Firecracker::from_record(fc.record().clone(), config, jailer_exe);
     let stopping = std::time::Instant::now();
-    other.stop(Duration::from_secs(2)).unwrap();
+    other.stop(stop_timeout).unwrap();
     let stopped_after = stopping.elapsed();
     // Gone, or at most a zombie its reaper has not collected yet.
     let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
