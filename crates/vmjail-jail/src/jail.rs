@@ -199,7 +199,7 @@ impl Jail {
 
     /// Host path of `<jail root>/<exec_name>.pid`.
     pub fn pid_file(&self) -> PathBuf {
-        self.root().join(format!("{}.pid", self.exec_name))
+        crate::pid_file::path(&self.root(), &self.exec_name)
     }
 
     /// Copy the exec file into the jail instead of bind-mounting it read-only

@@ -4,8 +4,9 @@
 //! `entry/`, run by a child of the caller that execs the VMM —
 //! `in_process.rs` — or, for a new pid namespace, by the small
 //! `vmjail-jailer` binary, also `vmjail jailer`, CLI-compatible with
-//! Firecracker's `jailer`) and Firecracker's own `jailer` binary. Everything created is recorded in a
-//! [`JailRecord`] before it is created, so [`teardown`] can undo it from disk.
+//! Firecracker's `jailer`) and Firecracker's own `jailer` binary.
+//! Everything created is recorded in a [`JailRecord`] before it is created,
+//! so [`teardown`] can undo it from disk.
 
 mod access;
 pub mod args;

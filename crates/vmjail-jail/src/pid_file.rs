@@ -4,9 +4,15 @@
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::JailError;
+
+/// `<root>/<exec_name>.pid`: on the host below the jail root, or `/` inside
+/// the jail.
+pub fn path(root: &Path, exec_name: &str) -> PathBuf {
+    root.join(format!("{exec_name}.pid"))
+}
 
 /// Most bytes a pid file may hold.
 const MAX_PID_FILE: u64 = 32;

@@ -42,17 +42,7 @@ pub fn clear_capabilities() -> Result<(), Errno> {
 /// Drop every capability from the bounding set (needs CAP_SETPCAP), so that
 /// no later exec can regain one.
 pub fn drop_bounding_set() -> Result<(), Errno> {
-    for cap in 0..=63 {
-        // SAFETY: prctl with integer arguments only.
-        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
-        match Errno::result(rc) {
-            Ok(_) => {}
-            // Past the kernel's last capability.
-            Err(Errno::EINVAL) => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+    drop_bounding_set_except(&[])
 }
 
 /// Drop every capability but those in `keep` from the bounding set
@@ -66,6 +56,7 @@ pub fn drop_bounding_set_except(keep: &[u32]) -> Result<(), Errno> {
         let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
         match Errno::result(rc) {
             Ok(_) => {}
+            // Past the kernel's last capability.
             Err(Errno::EINVAL) => break,
             Err(e) => return Err(e),
         }

@@ -20,12 +20,12 @@ use crate::sys;
 use crate::validate;
 
 /// Kill the VMM by recorded pid (only if its start time matches; SIGTERM,
-/// bounded wait, SIGKILL; pidfd where possible) — with no pid recorded, the
-/// one the jail's pid file names, if the kernel places it in the jail —,
-/// kill whatever is left in the
-/// jail's leaf cgroups, unmount every recorded mount (reverse order, through
-/// an fd walk that never follows a symlink), give chowned host assets back,
-/// remove recorded cgroups and empty shared parents, remove the jail dir.
+/// bounded wait, SIGKILL; pidfd where possible), or with no pid recorded
+/// the one the jail's pid file names if the kernel places it in the jail;
+/// kill whatever is left in the jail's leaf cgroups, unmount every recorded
+/// mount (reverse order, through an fd walk that never follows a symlink),
+/// give chowned host assets back, remove recorded cgroups and empty shared
+/// parents, remove the jail dir.
 /// A record that names anything outside its jail is refused whole.
 pub fn teardown(record: &JailRecord, kill_timeout: Duration) -> Result<(), JailError> {
     check_record(record)?;
@@ -74,7 +74,7 @@ pub fn teardown(record: &JailRecord, kill_timeout: Duration) -> Result<(), JailE
 /// this jail (the file is in the VMM user's root, so it is not trusted).
 fn unrecorded_vmm(record: &JailRecord) -> Option<(i32, u64)> {
     let exec_name = record.jail_dir.parent()?.file_name()?.to_str()?;
-    let pid = pid_file::read(&record.root().join(format!("{exec_name}.pid"))).ok()??;
+    let pid = pid_file::read(&pid_file::path(&record.root(), exec_name)).ok()??;
     let start = process::start_time(pid)?;
     process::in_jail(pid, record).then_some((pid, start))
 }

@@ -87,7 +87,7 @@ impl Entry {
             rlimit_fsize: args.rlimit_fsize.unwrap_or(libc::RLIM_INFINITY),
             rlimit_no_file: args.rlimit_no_file,
             seccomp: seccomp::program(),
-            pid_file: cstring(OsStr::new(&format!("/{exec_name}.pid")))?,
+            pid_file: c(&crate::pid_file::path(Path::new("/"), &exec_name))?,
             exec_path,
             _argv: vmm_argv,
             argv_ptrs,
