@@ -287,8 +287,20 @@ state = "{state}"
         let mut cmd = Command::new("ctr");
         cmd.arg("--address")
             .arg(&self.address)
-            .args(["--namespace", self.namespace])
-            .args(args);
+            .args(["--namespace", self.namespace]);
+        // A task's IO FIFOs go under /run/containerd/fifo unless ctr is
+        // told otherwise, and stay there when its shim dies: the test's
+        // own dir instead, removed with it.
+        let subcommand = match args {
+            ["run", ..] => 1,
+            ["task" | "t", "start" | "exec", ..] => 2,
+            _ => 0,
+        };
+        cmd.args(&args[..subcommand]);
+        if subcommand > 0 {
+            cmd.arg("--fifo-dir").arg(self.dir.path().join("fifo"));
+        }
+        cmd.args(&args[subcommand..]);
         cmd
     }
 
@@ -410,11 +422,33 @@ state = "{state}"
         {
             assert!(
                 Instant::now() < deadline,
-                "{id}: never cleaned up\n{}",
+                "{id}: never cleaned up\n{}\n{}",
+                self.leftovers(id, &socket),
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// What is left of task `id`, for a failure's message: its shim
+    /// socket (and whether anything still accepts on it), the sandbox
+    /// states, and the processes that name the task or the state dir (a
+    /// shim, or a `delete` still running).
+    fn leftovers(&self, id: &str, socket: &Path) -> String {
+        let accepting = std::os::unix::net::UnixStream::connect(socket).is_ok();
+        let states: Vec<String> = std::fs::read_dir(&self.state_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let mut processes = processes_mentioning(&format!("-id {id} "));
+        processes.extend(processes_mentioning(&self.state_dir.to_string_lossy()));
+        format!(
+            "shim socket {}: exists {}, accepting {accepting}\nstate dir: {states:?}\nprocesses: {processes:#?}",
+            socket.display(),
+            socket.exists(),
+        )
     }
 
     /// Nothing of task `id` is left: no container, shim, shim socket,
