@@ -127,10 +127,36 @@ fn socket_of(bundle: &std::path::Path) -> Option<PathBuf> {
     Some(PathBuf::from(path))
 }
 
-/// Whether a shim accepts connections on the bundle's socket (a killed
-/// one leaves the file, refusing them).
+/// How long a connection to the bundle's socket must stay up, unanswered
+/// and not reset, for a shim to count as serving there.
+const ALIVE_WAIT: u16 = 500; // ms
+
+/// Whether a shim serves on the bundle's socket. A killed one leaves the
+/// file, refusing connections, but not at once: containerd may run
+/// `delete` as soon as its own connection to a killed shim closes, while
+/// the shim's listener still queues ours (seen in the killed-shim test,
+/// about one run in ten). Closing that listener resets the queued
+/// connection, whereas a live shim's server accepts it and waits, silent,
+/// for a request: only a connection still up and quiet after
+/// [`ALIVE_WAIT`] counts.
 fn shim_alive(bundle: &std::path::Path) -> bool {
-    socket_of(bundle).is_some_and(|p| std::os::unix::net::UnixStream::connect(p).is_ok())
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let Some(Ok(stream)) = socket_of(bundle).map(std::os::unix::net::UnixStream::connect) else {
+        return false;
+    };
+    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, PollTimeout::from(ALIVE_WAIT)) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            // Connected but not to be watched: as before, it counts.
+            Err(_) => return true,
+            Ok(_) => {
+                let reset = PollFlags::POLLHUP | PollFlags::POLLERR;
+                return !fds[0].revents().is_some_and(|r| r.intersects(reset));
+            }
+        }
+    }
 }
 
 /// Removes the dead shim's socket; a shim that ends normally removes its
